@@ -1,0 +1,501 @@
+// Behaviour of the ws4redis.js client, driven through a fake WebSocket and
+// node:test's mocked timers.  Run with: node --test tests/js/
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { afterEach, beforeEach, describe, mock, test } from 'node:test';
+
+const require = createRequire(import.meta.url);
+const WS4Redis = require('../../django_bridge/static/django_bridge/js/ws4redis.js');
+
+const URI = 'ws://example.test/ws/foobar?subscribe-broadcast';
+
+class FakeWebSocket {
+  static instances = [];
+  static throwOnConstruct = 0; // how many upcoming constructions throw
+
+  constructor(url) {
+    if (FakeWebSocket.throwOnConstruct > 0) {
+      FakeWebSocket.throwOnConstruct--;
+      throw new SyntaxError('cannot connect');
+    }
+    this.url = url;
+    this.readyState = 0;
+    this.binaryType = 'blob';
+    this.sent = [];
+    this.closeCalls = 0;
+    this.onopen = this.onmessage = this.onerror = this.onclose = null;
+    FakeWebSocket.instances.push(this);
+  }
+
+  // the WebSocket API used by the client
+  send(data) {
+    if (this.readyState === 0) throw new Error('InvalidStateError: still connecting');
+    if (this.readyState === 1) this.sent.push(data); // CLOSING/CLOSED discard silently
+  }
+
+  close() {
+    this.closeCalls++;
+    if (this.readyState < 2) this.readyState = 2;
+  }
+
+  // drivers for the tests, playing the browser's part
+  fireOpen() {
+    this.readyState = 1;
+    this.onopen?.({ type: 'open' });
+  }
+
+  fireMessage(data) {
+    this.onmessage?.({ type: 'message', data });
+  }
+
+  fireError() {
+    this.onerror?.({ type: 'error' });
+  }
+
+  fireClose(code = 1006) {
+    this.readyState = 3;
+    const evt = { type: 'close', code, reason: '', wasClean: code !== 1006 };
+    this.onclose?.(evt);
+    return evt;
+  }
+}
+
+const sockets = () => FakeWebSocket.instances;
+const lastSocket = () => sockets().at(-1);
+
+let setTimeoutSpy;
+let consoleWarn;
+
+// Delays the client asked for through setTimeout (its reconnect timers).
+const timeoutDelays = () => setTimeoutSpy.mock.calls.map((call) => call.arguments[1]);
+
+beforeEach(() => {
+  FakeWebSocket.instances = [];
+  FakeWebSocket.throwOnConstruct = 0;
+  mock.timers.enable({ apis: ['setTimeout', 'setInterval'] });
+  setTimeoutSpy = mock.method(globalThis, 'setTimeout');
+  mock.method(console, 'info', () => {});
+  consoleWarn = mock.method(console, 'warn', () => {});
+  mock.method(console, 'log', () => {});
+  mock.method(console, 'error', () => {});
+});
+
+afterEach(() => {
+  mock.restoreAll();
+  mock.timers.reset();
+});
+
+// A client with the fake socket whose callbacks append to `events`.
+function makeClient(options = {}) {
+  const events = [];
+  const client = WS4Redis({
+    uri: URI,
+    WebSocket: FakeWebSocket,
+    connecting: () => events.push(['connecting']),
+    connected: () => events.push(['connected']),
+    receive_message: (data) => events.push(['receive_message', data]),
+    disconnected: (evt) => events.push(['disconnected', evt]),
+    ...options,
+  });
+  const names = () => events.map((e) => e[0]);
+  return { client, events, names };
+}
+
+describe('construction', () => {
+  test('requires a uri', () => {
+    for (const bad of [undefined, {}, { uri: '' }, { WebSocket: FakeWebSocket }]) {
+      assert.throws(() => WS4Redis(bad), { name: 'Error', message: /uri/ });
+    }
+    assert.throws(() => new WS4Redis({ WebSocket: FakeWebSocket }), /uri/);
+    assert.equal(sockets().length, 0);
+  });
+
+  test('is callable with and without new, and connects at once', () => {
+    const a = WS4Redis({ uri: URI, WebSocket: FakeWebSocket });
+    const b = new WS4Redis({ uri: URI, WebSocket: FakeWebSocket });
+    for (const client of [a, b]) {
+      assert.ok(client instanceof WS4Redis);
+      for (const name of [
+        'send_message',
+        'close',
+        'get_state',
+        'is_connecting',
+        'is_connected',
+        'is_closing',
+        'is_closed',
+      ]) {
+        assert.equal(typeof client[name], 'function', name);
+      }
+    }
+    assert.equal(sockets().length, 2);
+    assert.equal(sockets()[0].url, URI);
+    assert.equal(sockets()[0].binaryType, 'arraybuffer');
+  });
+
+  test('fails clearly without any WebSocket implementation', () => {
+    assert.equal(globalThis.WebSocket, undefined, 'Node 20 has no global WebSocket');
+    assert.throws(() => WS4Redis({ uri: URI }), /no WebSocket implementation/);
+  });
+
+  test('uses the global WebSocket by default', () => {
+    const saved = globalThis.WebSocket;
+    globalThis.WebSocket = FakeWebSocket;
+    try {
+      WS4Redis({ uri: URI });
+      assert.equal(sockets().length, 1);
+    } finally {
+      globalThis.WebSocket = saved;
+    }
+  });
+});
+
+describe('callbacks and messages', () => {
+  test('fire in order: connecting, connected, receive_message, disconnected', () => {
+    const { events, names } = makeClient();
+    assert.deepEqual(names(), ['connecting']);
+    const ws = lastSocket();
+    ws.fireOpen();
+    ws.fireMessage('hello');
+    const closeEvt = ws.fireClose(1001);
+    assert.deepEqual(names(), ['connecting', 'connected', 'receive_message', 'disconnected']);
+    assert.equal(events[2][1], 'hello');
+    assert.equal(events[3][1], closeEvt, 'disconnected gets the close event');
+  });
+
+  test('receive_message gets every message except the heartbeat', () => {
+    const { events } = makeClient({ heartbeat_msg: '--heartbeat--' });
+    const ws = lastSocket();
+    ws.fireOpen();
+    const binary = new Uint8Array([1, 2, 3]).buffer;
+    ws.fireMessage('one');
+    ws.fireMessage('--heartbeat--');
+    ws.fireMessage(binary);
+    ws.fireMessage('--heartbeat-- and more');
+    const received = events.filter((e) => e[0] === 'receive_message').map((e) => e[1]);
+    assert.deepEqual(received, ['one', binary, '--heartbeat-- and more']);
+    assert.equal(received[1], binary);
+  });
+
+  test('without heartbeat_msg, a heartbeat-looking message is an ordinary one', () => {
+    const { events } = makeClient();
+    lastSocket().fireOpen();
+    lastSocket().fireMessage('--heartbeat--');
+    assert.deepEqual(events.at(-1), ['receive_message', '--heartbeat--']);
+  });
+
+  test('send_message sends strings and binary data over the socket', () => {
+    const { client } = makeClient();
+    const ws = lastSocket();
+    ws.fireOpen();
+    const buffer = new ArrayBuffer(4);
+    const blob = new Blob(['x']);
+    client.send_message('text');
+    client.send_message(buffer);
+    client.send_message(blob);
+    assert.deepEqual(ws.sent, ['text', buffer, blob]);
+    assert.equal(ws.sent[1], buffer);
+  });
+});
+
+describe('reconnecting', () => {
+  test('after an unexpected close, within the backoff bound, capped (random ~1)', () => {
+    mock.method(Math, 'random', () => 0.999);
+    const { names } = makeClient();
+    lastSocket().fireOpen();
+    lastSocket().fireClose();
+
+    // attempt k waits in [0, min(30000, 1000 * 2^k)); random 0.999 lands at the top
+    const bounds = [1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000];
+    for (const [k, bound] of bounds.entries()) {
+      assert.equal(sockets().length, k + 1);
+      const delay = timeoutDelays().at(-1);
+      assert.equal(timeoutDelays().length, k + 1, 'one timer per close');
+      assert.ok(delay < bound && delay >= 0.99 * bound, `attempt ${k}: ${delay} vs ${bound}`);
+      mock.timers.tick(delay - 1);
+      assert.equal(sockets().length, k + 1, `attempt ${k} too early`);
+      mock.timers.tick(1);
+      assert.equal(sockets().length, k + 2, `attempt ${k} did not reconnect`);
+      lastSocket().fireError();
+      lastSocket().fireClose(); // this attempt fails before opening
+    }
+    assert.equal(names().filter((n) => n === 'connecting').length, bounds.length + 1);
+  });
+
+  test('after an unexpected close, at once when random is 0', () => {
+    mock.method(Math, 'random', () => 0);
+    makeClient();
+    for (let k = 0; k < 8; k++) {
+      lastSocket().fireClose();
+      assert.equal(timeoutDelays().at(-1), 0);
+      mock.timers.tick(0);
+      assert.equal(sockets().length, k + 2);
+    }
+  });
+
+  test('the attempt counter resets on a successful open', () => {
+    mock.method(Math, 'random', () => 0.999);
+    makeClient();
+    for (let k = 0; k < 4; k++) {
+      lastSocket().fireClose();
+      mock.timers.tick(timeoutDelays().at(-1));
+    }
+    assert.ok(timeoutDelays().at(-1) >= 7990, 'backoff grew');
+    lastSocket().fireOpen();
+    lastSocket().fireClose();
+    assert.ok(timeoutDelays().at(-1) < 1000, `reset to the first step: ${timeoutDelays().at(-1)}`);
+  });
+
+  test('reconnect_base_ms and reconnect_max_ms override the defaults', () => {
+    mock.method(Math, 'random', () => 0.999);
+    makeClient({ reconnect_base_ms: 100, reconnect_max_ms: 500 });
+    for (let k = 0; k < 6; k++) {
+      lastSocket().fireClose();
+      mock.timers.tick(timeoutDelays().at(-1));
+    }
+    const delays = timeoutDelays();
+    const bounds = [100, 200, 400, 500, 500, 500];
+    assert.equal(delays.length, bounds.length);
+    delays.forEach((d, k) => assert.ok(d < bounds[k] && d >= 0.99 * bounds[k], `${k}: ${d}`));
+  });
+
+  test('when the very first `new WebSocket()` throws', () => {
+    FakeWebSocket.throwOnConstruct = 2;
+    const { client, events, names } = makeClient();
+    assert.equal(sockets().length, 0);
+    assert.ok(client.is_closed());
+    assert.equal(client.get_state(), 3);
+    assert.throws(() => client.send_message('x'), /not connected/);
+    assert.deepEqual(names(), ['connecting', 'disconnected']);
+    assert.equal(events[1][1].code, 1006);
+    assert.ok(events[1][1].error instanceof SyntaxError);
+    assert.equal(timeoutDelays().length, 1, 'a reconnect is scheduled');
+
+    mock.timers.tick(1000); // the second attempt throws as well
+    assert.equal(sockets().length, 0);
+    assert.equal(timeoutDelays().length, 2);
+    mock.timers.tick(2000);
+    assert.equal(sockets().length, 1);
+    lastSocket().fireOpen();
+    assert.ok(client.is_connected());
+    assert.equal(names().filter((n) => n === 'connecting').length, 3);
+    assert.equal(names().at(-1), 'connected');
+  });
+
+  test('when the very first connection fails with error and close before open', () => {
+    const { client, names } = makeClient();
+    lastSocket().fireError();
+    lastSocket().fireClose();
+    assert.deepEqual(names(), ['connecting', 'disconnected']);
+    mock.timers.tick(1000);
+    assert.equal(sockets().length, 2);
+    lastSocket().fireOpen();
+    assert.ok(client.is_connected());
+  });
+
+  test('never more than one pending reconnect timer', () => {
+    makeClient();
+    const ws = lastSocket();
+    ws.fireClose();
+    ws.fireClose();
+    assert.equal(timeoutDelays().length, 1);
+    mock.timers.tick(30000);
+    assert.equal(sockets().length, 2);
+  });
+});
+
+describe('close()', () => {
+  test('stops a pending reconnect', () => {
+    const { client, names } = makeClient();
+    lastSocket().fireClose();
+    assert.equal(timeoutDelays().length, 1, 'a reconnect is pending');
+    client.close();
+    mock.timers.tick(10 * 60 * 1000);
+    assert.equal(sockets().length, 1);
+    assert.deepEqual(names(), ['connecting', 'disconnected']);
+  });
+
+  test('closes an open socket, reports the close and never reconnects', () => {
+    const { client, names } = makeClient({ heartbeat_msg: 'hb' });
+    const ws = lastSocket();
+    ws.fireOpen();
+    client.close();
+    assert.equal(ws.closeCalls, 1);
+    assert.ok(client.is_closing());
+    ws.fireClose(1000);
+    assert.ok(client.is_closed());
+    mock.timers.tick(10 * 60 * 1000);
+    assert.equal(sockets().length, 1);
+    assert.deepEqual(ws.sent, [], 'the heartbeat interval was cleared');
+    assert.equal(timeoutDelays().length, 0);
+    assert.deepEqual(names(), ['connecting', 'connected', 'disconnected']);
+  });
+
+  test('closes a socket that is still connecting, for good', () => {
+    const { client } = makeClient();
+    const ws = lastSocket();
+    client.close();
+    assert.equal(ws.closeCalls, 1);
+    ws.fireError();
+    ws.fireClose();
+    mock.timers.tick(10 * 60 * 1000);
+    assert.equal(sockets().length, 1);
+  });
+
+  test('called from the connecting callback, prevents the connection', () => {
+    let client = null;
+    let attempts = 0;
+    client = WS4Redis({
+      uri: URI,
+      WebSocket: FakeWebSocket,
+      connecting: () => {
+        if (++attempts === 2) client.close();
+      },
+    });
+    lastSocket().fireClose();
+    mock.timers.tick(1000);
+    assert.equal(attempts, 2);
+    assert.equal(sockets().length, 1);
+    mock.timers.tick(10 * 60 * 1000);
+    assert.equal(attempts, 2);
+  });
+
+  test('called from the disconnected callback, prevents the reconnect', () => {
+    let client = null;
+    client = WS4Redis({
+      uri: URI,
+      WebSocket: FakeWebSocket,
+      disconnected: () => client.close(),
+    });
+    lastSocket().fireClose();
+    mock.timers.tick(10 * 60 * 1000);
+    assert.equal(sockets().length, 1);
+  });
+});
+
+describe('heartbeats', () => {
+  test('three intervals without a server heartbeat close the socket, then reconnect', () => {
+    const { client, events, names } = makeClient({ heartbeat_msg: 'hb' });
+    const ws = lastSocket();
+    ws.fireOpen();
+    mock.timers.tick(4999);
+    assert.deepEqual(ws.sent, []);
+    mock.timers.tick(1);
+    assert.deepEqual(ws.sent, ['hb']);
+    mock.timers.tick(5000);
+    assert.deepEqual(ws.sent, ['hb', 'hb']);
+    assert.equal(ws.closeCalls, 0);
+    assert.equal(timeoutDelays().length, 0);
+
+    mock.timers.tick(5000); // the third missed heartbeat
+    assert.equal(ws.closeCalls, 1);
+    assert.equal(consoleWarn.mock.callCount(), 1);
+    assert.deepEqual(names().at(-1), 'disconnected');
+    assert.equal(events.at(-1)[1].reason, 'missed heartbeats');
+    assert.ok(client.is_closed());
+    assert.equal(timeoutDelays().length, 1, 'a reconnect is scheduled');
+
+    mock.timers.tick(1000);
+    assert.equal(sockets().length, 2);
+    assert.deepEqual(ws.sent, ['hb', 'hb'], 'no heartbeats to the abandoned socket');
+
+    // the abandoned socket finishing its close later changes nothing
+    ws.fireClose();
+    assert.equal(names().filter((n) => n === 'disconnected').length, 1);
+    assert.equal(timeoutDelays().length, 1);
+
+    // the new connection has its own, single heartbeat interval
+    lastSocket().fireOpen();
+    mock.timers.tick(5000);
+    assert.deepEqual(lastSocket().sent, ['hb']);
+  });
+
+  test('a server heartbeat resets the missed-heartbeat counter', () => {
+    const { names } = makeClient({ heartbeat_msg: 'hb' });
+    const ws = lastSocket();
+    ws.fireOpen();
+    mock.timers.tick(10000); // two missed
+    ws.fireMessage('hb');
+    mock.timers.tick(10000); // two missed again, not three
+    assert.equal(ws.closeCalls, 0);
+    assert.deepEqual(ws.sent, ['hb', 'hb', 'hb', 'hb']);
+    ws.fireMessage('hb');
+    mock.timers.tick(10000);
+    assert.equal(ws.closeCalls, 0);
+    mock.timers.tick(5000);
+    assert.equal(ws.closeCalls, 1);
+    assert.ok(!names().includes('receive_message'));
+  });
+
+  test('an answering server keeps the connection open', () => {
+    makeClient({ heartbeat_msg: 'hb', heartbeat_interval_ms: 1000 });
+    const ws = lastSocket();
+    ws.fireOpen();
+    for (let i = 0; i < 20; i++) {
+      mock.timers.tick(1000);
+      ws.fireMessage('hb');
+    }
+    assert.equal(ws.sent.length, 20, 'heartbeat_interval_ms is honoured');
+    assert.equal(ws.closeCalls, 0);
+  });
+
+  test('no heartbeats without heartbeat_msg', () => {
+    makeClient();
+    const ws = lastSocket();
+    ws.fireOpen();
+    mock.timers.tick(60000);
+    assert.deepEqual(ws.sent, []);
+    assert.equal(ws.closeCalls, 0);
+  });
+
+  test('never more than one heartbeat interval', () => {
+    const setIntervalSpy = mock.method(globalThis, 'setInterval');
+    makeClient({ heartbeat_msg: 'hb' });
+    const ws = lastSocket();
+    ws.fireOpen();
+    ws.fireOpen();
+    assert.equal(setIntervalSpy.mock.callCount(), 1);
+    mock.timers.tick(5000);
+    assert.deepEqual(ws.sent, ['hb']);
+  });
+
+  test('the interval stops when the connection closes', () => {
+    makeClient({ heartbeat_msg: 'hb' });
+    const ws = lastSocket();
+    ws.fireOpen();
+    ws.fireClose();
+    const before = ws.sent.length;
+    mock.timers.tick(500); // the reconnect happens; the new socket never opens
+    mock.timers.tick(60000);
+    assert.equal(ws.sent.length, before);
+    assert.equal(lastSocket().sent.length, 0);
+  });
+});
+
+describe('state predicates', () => {
+  test('follow readyState', () => {
+    const { client } = makeClient();
+    const ws = lastSocket();
+    const flags = () => [
+      client.get_state(),
+      client.is_connecting(),
+      client.is_connected(),
+      client.is_closing(),
+      client.is_closed(),
+    ];
+    assert.deepEqual(flags(), [0, true, false, false, false]);
+    ws.fireOpen();
+    assert.deepEqual(flags(), [1, false, true, false, false]);
+    client.close();
+    assert.deepEqual(flags(), [2, false, false, true, false]);
+    ws.fireClose(1000);
+    assert.deepEqual(flags(), [3, false, false, false, true]);
+  });
+
+  test('report closed before any socket exists', () => {
+    FakeWebSocket.throwOnConstruct = 1;
+    const { client } = makeClient();
+    assert.equal(client.get_state(), 3);
+    assert.ok(client.is_closed());
+    assert.ok(!client.is_connecting() && !client.is_connected() && !client.is_closing());
+  });
+});
