@@ -1,0 +1,160 @@
+"""Command line: ``python -m bench fanout --n 1000,5000,10000 [--repeats 3] [--compare]``.
+
+Only argument handling and the run order live here; see ``runner.py`` for a single run,
+``client.py`` for the load client and ``report.py`` for the tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from bench import procs, venvs
+from bench.redis_server import PrivateRedis
+from bench.registry import DEFAULT, PEERS, TARGETS
+from bench.report import render
+from bench.runner import Plan, run_fanout, run_throughput
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _ints(text: str) -> list[int]:
+    return [int(part.replace("_", "")) for part in text.split(",") if part]
+
+
+def _pick_targets(args: argparse.Namespace) -> list[str]:
+    if args.targets:
+        names = [t for t in args.targets.split(",") if t]
+    else:
+        names = DEFAULT + (PEERS if args.compare else [])
+    unknown = [t for t in names if t not in TARGETS]
+    if unknown:
+        sys.exit(f"unknown target(s) {unknown}; known: {', '.join(TARGETS)}")
+    usable = []
+    for name in names:
+        reason = TARGETS[name].unavailable()
+        if reason:
+            print(f"[skip] {name}: {reason}", flush=True)
+        else:
+            usable.append(name)
+    return usable
+
+
+def _save(path: Path, results: dict[str, Any]) -> None:
+    path.write_text(json.dumps(results, indent=1))
+
+
+def _attempt(label: str, fn: Any, *args: Any) -> dict[str, Any] | None:
+    """Run one measurement; a failure is recorded, not fatal, so the others still run."""
+    started = time.monotonic()
+    try:
+        record = fn(*args)
+    except Exception as exc:  # one broken target must not sink the whole comparison
+        traceback.print_exc()
+        print(f"[fail] {label}: {exc!r}", flush=True)
+        return {"error": repr(exc)}
+    print(f"[done] {label} in {time.monotonic() - started:.1f}s", flush=True)
+    return record
+
+
+def cmd_fanout(args: argparse.Namespace) -> None:
+    limit = procs.raise_nofile()
+    procs.pin_self(procs.LOAD_CPU)
+    plan = Plan.quick() if args.quick else Plan()
+    if args.messages:
+        plan = dataclasses.replace(plan, messages=args.messages)
+    ns = _ints(args.n) if args.n else ([200] if args.quick else [1000, 5000, 10000])
+    repeats = args.repeats or (1 if args.quick else 3)
+    scenarios = set(args.scenarios.split(","))
+    names = _pick_targets(args)
+    if not names:
+        sys.exit("no target to run")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    RESULTS.mkdir(exist_ok=True)
+    log_dir = RESULTS / f"logs-{stamp}"
+    log_dir.mkdir()
+    for venv in sorted({TARGETS[n].venv for n in names if TARGETS[n].venv}):
+        venvs.ensure(venv, log_dir / "setup.log")
+    print(f"[plan] targets={names} N={ns} repeats={repeats} nofile={limit} logs={log_dir}")
+    results: dict[str, Any] = {
+        "command": " ".join(sys.argv),
+        "started": stamp,
+        "targets": names,
+        "ns": ns,
+        "repeats": repeats,
+        "plan": dataclasses.asdict(plan),
+        "fanout": [],
+        "throughput": [],
+    }
+    out = RESULTS / f"fanout-{stamp}.json"
+    redis = PrivateRedis(log_dir)
+    try:
+        requests = 20_000 if args.quick else 300_000
+        results["publish_rate"] = {str(p): redis.publish_rate(requests, p) for p in (1, 16)}
+        for rep in range(repeats):
+            if "s1" in scenarios:
+                for n in ns:
+                    for name in names:  # interleaved: A, B, ..., A, B, ...
+                        label = f"S1 {name} N={n} repeat {rep + 1}/{repeats}"
+                        record = _attempt(label, run_fanout, TARGETS[name], n, plan, redis, log_dir)
+                        results["fanout"].append({"target": name, "n": n, **(record or {})})
+                        _save(out, results)
+            if "s2" in scenarios:
+                for name in names:
+                    label = f"S2 {name} repeat {rep + 1}/{repeats}"
+                    record = _attempt(label, run_throughput, TARGETS[name], plan, redis, log_dir)
+                    results["throughput"].append({"target": name, "n": plan.s2_subscribers, **(record or {})})
+                    _save(out, results)
+    finally:
+        redis.stop()
+        _save(out, results)
+    report = render(results)
+    out.with_suffix(".md").write_text(report + "\n")
+    print()
+    print(report)
+    print(f"\nraw results: {out}")
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    print(render(json.loads(Path(args.results).read_text())))
+
+
+def cmd_setup(args: argparse.Namespace) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    for name in venvs.SPECS:
+        print(venvs.ensure(name, RESULTS / "setup.log"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    fan = sub.add_parser("fanout", help="run S1 (fan-out) and S2 (throughput)")
+    fan.add_argument("--n", help="comma-separated subscriber counts (default 1000,5000,10000)")
+    fan.add_argument("--repeats", type=int, help="interleaved repeats per figure (default 3)")
+    fan.add_argument("--compare", action="store_true", help="add ws4redis 0.6.0 and Channels")
+    fan.add_argument("--targets", help=f"comma-separated subset of: {', '.join(TARGETS)}")
+    fan.add_argument("--quick", action="store_true", help="smoke run: N=200, 1 repeat, short")
+    fan.add_argument("--messages", type=int, help="S1 messages (default 50)")
+    fan.add_argument("--scenarios", default="s1,s2", help="which of s1,s2 to run")
+    fan.set_defaults(func=cmd_fanout)
+
+    rep = sub.add_parser("report", help="re-render a saved results JSON")
+    rep.add_argument("results")
+    rep.set_defaults(func=cmd_report)
+
+    setup = sub.add_parser("setup", help="build the peers' virtualenvs only")
+    setup.set_defaults(func=cmd_setup)
+
+    args = parser.parse_args()
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,398 @@
+"""Load client: N websocket subscribers on one asyncio + uvloop loop.
+
+It runs as its own process (pinned to CPU 1 by the harness) and is driven by JSON lines on
+stdin, answering with one JSON line per command on stdout. It is written so that it is
+never the bottleneck: a raw HTTP upgrade over an asyncio ``Protocol`` (no websocket
+library), and a frame splitter that only reads what it needs, since server frames are
+unmasked. Every phase reports the client's own CPU time so that this can be checked.
+
+It also drives the publisher (a child process fed one sequence number per line), because
+the closed-loop phase has to publish the moment a message has reached everyone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import resource
+import sys
+import time
+from typing import Any
+
+from bench import procstat
+from bench.stats import percentile
+
+monotonic_ns = time.monotonic_ns
+
+# Sequence numbers and send timestamps are at fixed offsets of the payload (see publisher).
+SEQ_END = 8
+TS_START, TS_END = 9, 28
+
+
+def _cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+class Tally:
+    """Delivery accounting for one phase: messages ``first .. first + count - 1``."""
+
+    def __init__(self, first: int, count: int, subscribers: int) -> None:
+        self.first = first
+        self.count = count
+        self.subscribers = subscribers
+        self.received = [0] * count
+        self.last_ns = [0] * count
+        self.sent_ns = [0] * count
+        self.latencies: list[int] = []
+        self.delivered = 0
+        self.stray = 0
+        self.last_any_ns = monotonic_ns()
+
+    def complete(self, index: int) -> bool:
+        return self.received[index] >= self.subscribers
+
+
+class Subscriber(asyncio.Protocol):
+    """One websocket: handshake, then split frames and feed payloads to the client."""
+
+    __slots__ = ("buf", "client", "closed", "handshake", "request", "transport", "upgraded")
+
+    def __init__(self, client: LoadClient, request: bytes) -> None:
+        self.client = client
+        self.request = request
+        self.buf = b""
+        self.upgraded = False
+        self.closed = False
+        self.transport: asyncio.Transport | None = None
+        self.handshake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        transport.write(self.request)  # type: ignore[attr-defined]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if not self.handshake.done():
+            self.handshake.set_exception(exc or ConnectionError("closed during handshake"))
+
+    def data_received(self, data: bytes) -> None:
+        if self.upgraded:
+            self._frames(data)
+            return
+        data = self.buf + data
+        end = data.find(b"\r\n\r\n")
+        if end < 0:
+            self.buf = data
+            return
+        status = data[: data.find(b"\r\n")]
+        self.buf = b""
+        if b" 101 " not in status:
+            self.handshake.set_exception(ConnectionError(status.decode("latin-1")))
+            self.transport.close()  # type: ignore[union-attr]
+            return
+        self.upgraded = True
+        self.handshake.set_result(None)
+        if len(data) > end + 4:
+            self._frames(data[end + 4 :])
+
+    def _frames(self, data: bytes) -> None:
+        now = monotonic_ns()
+        if self.buf:
+            data = self.buf + data
+        size = len(data)
+        i = 0
+        deliver = self.client.deliver
+        while size - i >= 2:
+            length = data[i + 1] & 0x7F
+            head = 2
+            if length == 126:
+                if size - i < 4:
+                    break
+                length = int.from_bytes(data[i + 2 : i + 4], "big")
+                head = 4
+            elif length == 127:
+                if size - i < 10:
+                    break
+                length = int.from_bytes(data[i + 2 : i + 10], "big")
+                head = 10
+            end = i + head + length
+            if end > size:
+                break
+            opcode = data[i] & 0x0F
+            if opcode == 1 or opcode == 2:
+                deliver(data[i + head : end], now)
+            elif opcode == 9:  # ping: answer with a masked pong (all-zero mask key)
+                payload = data[i + head : end]
+                self.transport.write(  # type: ignore[union-attr]
+                    bytes((0x8A, 0x80 | len(payload))) + b"\0\0\0\0" + payload
+                )
+            elif opcode == 8:
+                self.closed = True
+            i = end
+        self.buf = data[i:] if i < size else b""
+
+
+class LoadClient:
+    """Holds the sockets and the publisher, and runs the measured phases."""
+
+    def __init__(self, publisher_cmd: list[str]) -> None:
+        self.publisher_cmd = publisher_cmd
+        self.publisher: asyncio.subprocess.Process | None = None
+        self.subs: list[Subscriber] = []
+        self.tally: Tally | None = None
+        self.next_seq = 1
+        self.on_complete: Any = None  # closed-loop hook, called with the completed index
+
+    # -- publisher -----------------------------------------------------------------------
+    async def start_publisher(self) -> None:
+        self.publisher = await asyncio.create_subprocess_exec(
+            *self.publisher_cmd, stdin=asyncio.subprocess.PIPE
+        )
+
+    def publish(self, seq: int) -> None:
+        self.publisher.stdin.write(b"%d\n" % seq)  # type: ignore[union-attr]
+
+    # -- sockets ---------------------------------------------------------------------------
+    async def connect(self, n: int, port: int, path: str, inflight: int) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        sem = asyncio.Semaphore(inflight)
+        failures: list[str] = []
+
+        async def one(i: int) -> None:
+            key = base64.b64encode(os.urandom(16))
+            request = (
+                b"GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                b"Sec-WebSocket-Version: 13\r\nOrigin: http://127.0.0.1:%d\r\n\r\n"
+            ) % (path.encode(), port, key, port)
+            async with sem:
+                try:
+                    _, proto = await loop.create_connection(
+                        lambda: Subscriber(self, request), "127.0.0.1", port
+                    )
+                    await asyncio.wait_for(proto.handshake, 30)
+                except (TimeoutError, OSError) as exc:
+                    failures.append(repr(exc))
+                    return
+                self.subs.append(proto)
+
+        start = time.perf_counter()
+        cpu0 = _cpu()
+        await asyncio.gather(*(one(i) for i in range(n)))
+        return {
+            "connected": len(self.subs),
+            "failed": len(failures),
+            "failures_sample": failures[:3],
+            "handshake_s": time.perf_counter() - start,
+            "client_cpu_s": _cpu() - cpu0,
+        }
+
+    def close_all(self) -> dict[str, Any]:
+        for sub in self.subs:
+            if sub.transport is not None:
+                sub.transport.abort()
+        count = len(self.subs)
+        self.subs = []
+        return {"closed": count}
+
+    def alive(self) -> int:
+        return sum(1 for s in self.subs if not s.closed)
+
+    # -- delivery --------------------------------------------------------------------------
+    def deliver(self, payload: bytes, now: int) -> None:
+        tally = self.tally
+        if tally is None:
+            return
+        index = int(payload[:SEQ_END]) - tally.first
+        if not 0 <= index < tally.count:
+            tally.stray += 1
+            return
+        sent = tally.sent_ns[index]
+        if not sent:
+            sent = tally.sent_ns[index] = int(payload[TS_START:TS_END])
+        tally.latencies.append(now - sent)
+        tally.received[index] += 1
+        tally.last_ns[index] = now
+        tally.delivered += 1
+        tally.last_any_ns = now
+        if tally.received[index] == tally.subscribers and self.on_complete is not None:
+            self.on_complete(index)
+
+    def _new_tally(self, count: int) -> Tally:
+        tally = Tally(self.next_seq, count, len(self.subs))
+        self.next_seq += count
+        self.tally = tally
+        return tally
+
+    async def _drain(self, tally: Tally, expected: int, idle_s: float, cap_s: float) -> None:
+        """Wait for stragglers: stop when all arrived, when idle, or at the cap."""
+        deadline = time.monotonic() + cap_s
+        while tally.delivered < expected and time.monotonic() < deadline:
+            if (monotonic_ns() - tally.last_any_ns) / 1e9 > idle_s:
+                break
+            await asyncio.sleep(0.05)
+
+    async def warmup(self, tries: int, spacing: float) -> dict[str, Any]:
+        """Publish probes until one reaches every socket, so all subscriptions are live."""
+        for attempt in range(1, tries + 1):
+            tally = self._new_tally(1)
+            self.publish(tally.first)
+            await self._drain(tally, tally.subscribers, idle_s=spacing, cap_s=spacing)
+            if tally.complete(0):
+                self.tally = None
+                return {"probes": attempt, "ready": True}
+        self.tally = None
+        return {"probes": tries, "ready": False, "reached": tally.received[0]}
+
+    async def fanout(
+        self, messages: int, interval: float, server_pid: int, drain_cap: float
+    ) -> dict[str, Any]:
+        """S1: ``messages`` publishes ``interval`` apart to every subscriber."""
+        tally = self._new_tally(messages)
+        expected = tally.subscribers * messages
+        cpu0, srv0 = _cpu(), procstat.cpu_seconds(server_pid)
+        start = time.monotonic()
+        for k in range(messages):
+            self.publish(tally.first + k)
+            delay = start + (k + 1) * interval - time.monotonic()
+            if k < messages - 1 and delay > 0:
+                await asyncio.sleep(delay)
+        await self._drain(tally, expected, idle_s=2.0, cap_s=drain_cap)
+        srv_cpu = procstat.cpu_seconds(server_pid) - srv0
+        wall = time.monotonic() - start
+        self.tally = None
+        completions = [
+            (tally.last_ns[i] - tally.sent_ns[i]) / 1e6 for i in range(messages) if tally.complete(i)
+        ]
+        lat = tally.latencies
+        return {
+            "subscribers": tally.subscribers,
+            "messages": messages,
+            "expected": expected,
+            "delivered": tally.delivered,
+            "lost": expected - tally.delivered,
+            "stray": tally.stray,
+            "complete_messages": len(completions),
+            "completion_p50_ms": percentile(completions, 50),
+            "completion_p99_ms": percentile(completions, 99),
+            "completion_max_ms": max(completions) if completions else None,
+            "latency_p50_ms": _ms(percentile(lat, 50)),
+            "latency_p99_ms": _ms(percentile(lat, 99)),
+            "server_cpu_s": srv_cpu,
+            "server_cpu_us_per_frame": srv_cpu * 1e6 / tally.delivered if tally.delivered else None,
+            "client_cpu_s": _cpu() - cpu0,
+            "wall_s": wall,
+        }
+
+    async def closed_loop(
+        self, window: int, duration: float, server_pid: int, stall_s: float
+    ) -> dict[str, Any]:
+        """S2: keep ``window`` messages in flight; message k done => publish k + window."""
+        capacity = 200_000
+        tally = self._new_tally(capacity)
+        state = {"next": 0, "done": 0, "stalls": 0, "last_done": time.monotonic()}
+        deadline = time.monotonic() + duration
+
+        def publish_next() -> None:
+            if state["next"] < capacity and time.monotonic() < deadline:
+                self.publish(tally.first + state["next"])
+                state["next"] += 1
+
+        def completed(index: int) -> None:
+            state["done"] += 1
+            state["last_done"] = time.monotonic()
+            publish_next()
+
+        cpu0, srv0 = _cpu(), procstat.cpu_seconds(server_pid)
+        start = time.monotonic()
+        self.on_complete = completed
+        for _ in range(window):
+            publish_next()
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+            if time.monotonic() - state["last_done"] > stall_s:
+                # A message that never completes would freeze the window: count and move on.
+                state["stalls"] += 1
+                state["last_done"] = time.monotonic()
+                publish_next()
+        elapsed = time.monotonic() - start
+        done, delivered = state["done"], tally.delivered
+        srv_cpu = procstat.cpu_seconds(server_pid) - srv0
+        client_cpu = _cpu() - cpu0
+        self.on_complete = None
+        published = state["next"]
+        await self._drain(tally, published * tally.subscribers, idle_s=1.0, cap_s=5.0)
+        self.tally = None
+        lat = tally.latencies
+        return {
+            "subscribers": tally.subscribers,
+            "window": window,
+            "duration_s": elapsed,
+            "published": published,
+            "completed_messages": done,
+            "messages_per_s": done / elapsed,
+            "frames_per_s": delivered / elapsed,
+            "stalls": state["stalls"],
+            "server_cpu_s": srv_cpu,
+            "server_cpu_us_per_frame": srv_cpu * 1e6 / delivered if delivered else None,
+            "client_cpu_s": client_cpu,
+            "latency_p50_ms": _ms(percentile(lat, 50)),
+            "latency_p99_ms": _ms(percentile(lat, 99)),
+        }
+
+
+def _ms(ns: float | None) -> float | None:
+    return None if ns is None else ns / 1e6
+
+
+async def serve(client: LoadClient) -> None:
+    """Answer one JSON command per stdin line until EOF or ``quit``."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    await client.start_publisher()
+    try:
+        while line := await reader.readline():
+            cmd = json.loads(line)
+            op = cmd.pop("op")
+            if op == "quit":
+                break
+            if op == "connect":
+                result = await client.connect(**cmd)
+            elif op == "warmup":
+                result = await client.warmup(**cmd)
+            elif op == "fanout":
+                result = await client.fanout(**cmd)
+            elif op == "closed_loop":
+                result = await client.closed_loop(**cmd)
+            elif op == "close":
+                result = client.close_all()
+            elif op == "alive":
+                result = {"alive": client.alive()}
+            else:
+                result = {"error": f"unknown op {op}"}
+            sys.stdout.write(json.dumps(result) + "\n")
+            sys.stdout.flush()
+    finally:
+        client.close_all()
+        if client.publisher is not None:
+            client.publisher.stdin.close()  # type: ignore[union-attr]
+            try:
+                await asyncio.wait_for(client.publisher.wait(), 5)
+            except TimeoutError:
+                client.publisher.kill()
+
+
+def main() -> None:
+    """Entry point: ``python -m bench.client PUBLISHER_CMD_JSON``."""
+    import uvloop
+
+    publisher_cmd = json.loads(sys.argv[1])
+    uvloop.run(serve(LoadClient(publisher_cmd)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""Per-process figures read straight from /proc.
+
+The harness samples the server process from outside, so the measurement costs the server
+nothing and works the same for every target (Tornado, uWSGI, daphne), whatever it runs on.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of ``pid`` (all its threads) in seconds, from /proc/<pid>/stat.
+
+    Field 2 (comm) may contain spaces or parentheses, so split after the last ``)``.
+    """
+    raw = Path(f"/proc/{pid}/stat").read_text()
+    fields = raw[raw.rindex(")") + 2 :].split()
+    # fields[0] is field 3 (state); utime and stime are fields 14 and 15.
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size (VmRSS) of ``pid`` in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def _socket_inodes(pid: int) -> set[int]:
+    inodes: set[int] = set()
+    fd_dir = Path(f"/proc/{pid}/fd")
+    for fd in fd_dir.iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:  # fd closed while we iterate
+            continue
+        if target.startswith("socket:["):
+            inodes.add(int(target[8:-1]))
+    return inodes
+
+
+def tcp_local_ports_to(pid: int, remote_port: int) -> set[int]:
+    """Local ports of ``pid``'s TCP sockets connected to 127.0.0.1:``remote_port``.
+
+    Used to tell which of the private Redis' clients belong to the server under test:
+    Redis reports each client's ``addr`` (its ip:port), which is the server's local port.
+    """
+    inodes = _socket_inodes(pid)
+    ports: set[int] = set()
+    for table in ("tcp", "tcp6"):
+        path = Path(f"/proc/{pid}/net/{table}")
+        if not path.exists():
+            continue
+        for line in path.read_text().splitlines()[1:]:
+            cols = line.split()
+            local, remote, inode = cols[1], cols[2], int(cols[9])
+            if inode in inodes and int(remote.rsplit(":", 1)[1], 16) == remote_port:
+                ports.add(int(local.rsplit(":", 1)[1], 16))
+    return ports
+
+
+def open_fds(pid: int) -> int:
+    """Number of open file descriptors of ``pid``."""
+    return len(os.listdir(f"/proc/{pid}/fd"))

@@ -1,0 +1,188 @@
+"""The named targets: how to start each server, how to publish to it, whether it is there.
+
+Every server listens on ``ws://127.0.0.1:PORT/ws/<facility>?subscribe-broadcast``. Redis
+targets get ``PUBLISH broadcast:<facility>``; Channels targets get ``group_send`` through
+their layer (see ``bench/targets/channels_project/publisher.py`` for why).
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench import venvs
+
+REPO = Path(__file__).resolve().parent.parent
+FACILITY = "bench"
+
+Argv = list[str]
+
+
+@dataclass(frozen=True)
+class Target:
+    """A server under test; ``venv`` names a peer virtualenv built on demand."""
+
+    name: str
+    summary: str
+    server: Callable[[int, str], Argv]  # (port, redis_url) -> argv
+    publisher: Callable[[str], Argv]  # (redis_url) -> argv
+    env: Callable[[str], dict[str, str]] = field(default=lambda url: {})
+    venv: str | None = None
+    stop_signal: int = signal.SIGTERM
+
+    def unavailable(self) -> str | None:
+        """Why this target cannot run here, or ``None`` if it can."""
+        if self.name != "ws4redis_tornado":
+            return None
+        probe = subprocess.run(
+            [sys.executable, "-m", "ws4redis_tornado", "--help"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if probe.returncode != 0:
+            last = (probe.stderr.strip().splitlines() or ["no output"])[-1]
+            return f"`python -m ws4redis_tornado --help` failed: {last}"
+        return None
+
+
+def _project_server(port: int, url: str) -> Argv:
+    return [
+        sys.executable, "-m", "ws4redis_tornado",
+        "--host", "127.0.0.1", "--port", str(port), "--redis", url,
+    ]  # fmt: skip
+
+
+def _lean_server(port: int, url: str) -> Argv:
+    script = REPO / "bench" / "targets" / "lean_tornado.py"
+    return [sys.executable, str(script), "--port", str(port), "--redis", url]
+
+
+def _project_server(port: int, url: str) -> Argv:
+    return [
+        sys.executable, "-m", "ws4redis_tornado",
+        "--host", "127.0.0.1", "--port", str(port), "--redis", url,
+    ]  # fmt: skip
+
+
+def _lean_server(port: int, url: str) -> Argv:
+    script = REPO / "bench" / "targets" / "lean_tornado.py"
+    return [sys.executable, str(script), "--port", str(port), "--redis", url]
+
+
+def _redis_publisher(url: str) -> Argv:
+    return [sys.executable, "-m", "bench.publisher", url, f"broadcast:{FACILITY}"]
+
+
+def _ws4redis_server(port: int, url: str) -> Argv:
+    venv = venvs.path("ws4redis")
+    return [
+        str(venvs.bin_path("ws4redis", "uwsgi")),
+        "--http-socket", f"127.0.0.1:{port}",
+        "--http-websockets",
+        "--gevent", "12000",  # async cores: one per websocket, 10k + headroom
+        "--virtualenv", str(venv),
+        "--chdir", str(REPO),
+        "--pythonpath", str(REPO),
+        "--module", "bench.targets.ws4redis_project.wsgi:application",
+        "--listen", "1024",
+        "--die-on-term",
+        "--disable-logging",
+    ]  # fmt: skip
+
+
+def _ws4redis_env(drain: bool) -> Callable[[str], dict[str, str]]:
+    def env(url: str) -> dict[str, str]:
+        return {
+            "BENCH_REDIS_URL": url,
+            "BENCH_WS4REDIS_DRAIN": "1" if drain else "0",
+            "DJANGO_SETTINGS_MODULE": "bench.targets.ws4redis_project.settings",
+        }
+
+    return env
+
+
+def _daphne_server(port: int, url: str) -> Argv:
+    return [
+        str(venvs.bin_path("channels", "daphne")),
+        "-b", "127.0.0.1",
+        "-p", str(port),
+        "-v", "0",
+        "bench.targets.channels_project.asgi:application",
+    ]  # fmt: skip
+
+
+def _channels_publisher(url: str) -> Argv:
+    python = str(venvs.bin_path("channels", "python"))
+    return [python, "-m", "bench.targets.channels_project.publisher", FACILITY]
+
+
+def _channels_env(layer: str) -> Callable[[str], dict[str, str]]:
+    def env(url: str) -> dict[str, str]:
+        return {
+            "BENCH_REDIS_URL": url,
+            "BENCH_CHANNEL_LAYER": layer,
+            "DJANGO_SETTINGS_MODULE": "bench.targets.channels_project.settings",
+            "PYTHONPATH": str(REPO),
+        }
+
+    return env
+
+
+TARGETS: dict[str, Target] = {
+    t.name: t
+    for t in [
+        Target(
+            "ws4redis_tornado",
+            "this project: python -m ws4redis_tornado",
+            server=_project_server,
+            publisher=_redis_publisher,
+        ),
+        Target(
+            "lean",
+            "lean Tornado reference (bench/targets/lean_tornado.py)",
+            server=_lean_server,
+            publisher=_redis_publisher,
+        ),
+        Target(
+            "ws4redis06",
+            "django-websocket-redis 0.6.0, uWSGI + gevent, 1 worker (stock subscriber)",
+            server=_ws4redis_server,
+            publisher=_redis_publisher,
+            env=_ws4redis_env(drain=False),
+            venv="ws4redis",
+        ),
+        Target(
+            "ws4redis06_drain",
+            "django-websocket-redis 0.6.0 with the buffered-message fix (DrainingSubscriber)",
+            server=_ws4redis_server,
+            publisher=_redis_publisher,
+            env=_ws4redis_env(drain=True),
+            venv="ws4redis",
+        ),
+        Target(
+            "channels_pubsub",
+            "Django Channels 4 on daphne, channels_redis RedisPubSubChannelLayer",
+            server=_daphne_server,
+            publisher=_channels_publisher,
+            env=_channels_env("pubsub"),
+            venv="channels",
+        ),
+        Target(
+            "channels_core",
+            "Django Channels 4 on daphne, channels_redis RedisChannelLayer",
+            server=_daphne_server,
+            publisher=_channels_publisher,
+            env=_channels_env("core"),
+            venv="channels",
+        ),
+    ]
+}
+
+DEFAULT = ["ws4redis_tornado", "lean"]
+PEERS = ["ws4redis06", "ws4redis06_drain", "channels_pubsub", "channels_core"]

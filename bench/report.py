@@ -1,0 +1,172 @@
+"""Turn raw run records into the tables printed by the CLI and pasted into the README.
+
+Each cell is the median over repeats with the min-max range, followed by the ratio to the
+baseline target's median (ws4redis_tornado when it ran): ``x2.00`` means twice the
+baseline's value, whichever direction is better for that figure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from bench.stats import summarize
+
+Record = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Figure:
+    label: str
+    get: Callable[[Record], float | None]
+    digits: int = 2
+
+
+def _dig(*keys: str) -> Callable[[Record], float | None]:
+    def get(record: Record) -> float | None:
+        value: Any = record
+        for key in keys:
+            if not isinstance(value, dict) or key not in value:
+                return None
+            value = value[key]
+        return value
+
+    return get
+
+
+def _client_share(section: str) -> Callable[[Record], float | None]:
+    def get(record: Record) -> float | None:
+        part = record.get(section) or {}
+        wall = part.get("wall_s") or part.get("duration_s")
+        return part["client_cpu_s"] * 100 / wall if wall else None
+
+    return get
+
+
+def _kib(record: Record) -> float | None:
+    value = record.get("rss_per_conn")
+    return None if value is None else value / 1024
+
+
+S1 = [
+    Figure("handshake time for N (s)", _dig("connect", "handshake_s")),
+    Figure("completion p50 (ms)", _dig("s1", "completion_p50_ms"), 1),
+    Figure("completion p99 (ms)", _dig("s1", "completion_p99_ms"), 1),
+    Figure("delivery latency p50 (ms)", _dig("s1", "latency_p50_ms"), 1),
+    Figure("delivery latency p99 (ms)", _dig("s1", "latency_p99_ms"), 1),
+    Figure("lost deliveries", _dig("s1", "lost"), 0),
+    Figure("server CPU per frame (us)", _dig("s1", "server_cpu_us_per_frame"), 1),
+    Figure("RSS per connection (KiB)", _kib, 1),
+    Figure("Redis connections held", _dig("redis_conns"), 0),
+    Figure("load client CPU (% of wall)", _client_share("s1"), 0),
+]
+
+VARIANT = [
+    Figure("1 msg -> N: completion p50 (ms)", _dig("variant", "completion_p50_ms"), 1),
+    Figure("1 msg -> N: completion max (ms)", _dig("variant", "completion_max_ms"), 1),
+    Figure("1 msg -> N: lost deliveries", _dig("variant", "lost"), 0),
+    Figure("1 msg -> N: server CPU per frame (us)", _dig("variant", "server_cpu_us_per_frame"), 1),
+]
+
+S2 = [
+    Figure("messages/s", _dig("s2", "messages_per_s"), 0),
+    Figure("delivered frames/s", _dig("s2", "frames_per_s"), 0),
+    Figure("server CPU per frame (us)", _dig("s2", "server_cpu_us_per_frame"), 1),
+    Figure("delivery latency p50 (ms)", _dig("s2", "latency_p50_ms"), 1),
+    Figure("stalled windows", _dig("s2", "stalls"), 0),
+    Figure("load client CPU (% of wall)", _client_share("s2"), 0),
+]
+
+
+def _fmt(value: float | None, digits: int) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def _cell(values: list[float | None], digits: int, base: float | None, is_base: bool) -> str:
+    s = summarize(values)
+    if s["median"] is None:
+        return "-"
+    text = _fmt(s["median"], digits)
+    if s["n"] > 1:
+        text += f" ({_fmt(s['min'], digits)}-{_fmt(s['max'], digits)})"
+    if not is_base and base:
+        text += f" x{s['median'] / base:.2f}"
+    return text
+
+
+def table(records: Iterable[Record], figures: list[Figure], targets: list[str], baseline: str) -> str:
+    """Markdown table: one row per figure, one column per target."""
+    by_target: dict[str, list[Record]] = {t: [] for t in targets}
+    errors: dict[str, int] = dict.fromkeys(targets, 0)
+    for record in records:
+        if record["target"] in by_target:
+            if "error" in record:
+                errors[record["target"]] += 1
+            else:
+                by_target[record["target"]].append(record)
+    head = "| figure | " + " | ".join(targets) + " |"
+    rows = [head, "|" + "---|" * (len(targets) + 1)]
+    for fig in figures:
+        base_values = [fig.get(r) for r in by_target.get(baseline, [])]
+        base = summarize(base_values)["median"]
+        cells = [_cell([fig.get(r) for r in by_target[t]], fig.digits, base, t == baseline) for t in targets]
+        rows.append(f"| {fig.label} | " + " | ".join(cells) + " |")
+    rows.append("| runs (failed) | " + " | ".join(
+        f"{len(by_target[t])} ({errors[t]})" for t in targets
+    ) + " |")  # fmt: skip
+    return "\n".join(rows)
+
+
+def render(results: dict[str, Any]) -> str:
+    """The whole report as Markdown."""
+    targets: list[str] = results["targets"]
+    baseline = "ws4redis_tornado" if "ws4redis_tornado" in targets else targets[0]
+    out = [
+        f"Targets: {', '.join(targets)}; ratios are vs {baseline}. "
+        f"Cells: median (min-max) over {results['repeats']} interleaved repeat(s).",
+        "",
+    ]
+    if results.get("publish_rate"):
+        rate = results["publish_rate"]
+        out += [
+            "redis-benchmark PUBLISH (100-byte message, 50 clients, private Redis on CPU 1): "
+            + ", ".join(f"pipeline {p}: {v:,.0f}/s" for p, v in rate.items()),
+            "",
+        ]
+    fanout = results.get("fanout", [])
+    for n in results.get("ns", []):
+        records = [r for r in fanout if r["n"] == n]
+        if not records:
+            continue
+        plan = results["plan"]
+        out += [
+            f"### S1 fan-out, N = {n:,} ({plan['messages']} messages, "
+            f"{plan['interval'] * 1000:.0f} ms apart)",
+            "",
+            table(records, S1, targets, baseline),
+            "",
+        ]
+        if any("variant" in r for r in records):
+            out += [
+                f"### S1 variant, N = {n:,} (1 message to N, {plan['variant_messages']} "
+                f"messages {plan['variant_interval']:g} s apart)",
+                "",
+                table(records, VARIANT, targets, baseline),
+                "",
+            ]
+    if results.get("throughput"):
+        plan = results["plan"]
+        out += [
+            f"### S2 throughput ({plan['s2_subscribers']} subscribers, closed loop, window "
+            f"{plan['s2_window']}, {plan['s2_duration']:g} s)",
+            "",
+            table(results["throughput"], S2, targets, baseline),
+            "",
+        ]
+    errors = [r for r in fanout + results.get("throughput", []) if "error" in r]
+    for r in errors:
+        out.append(f"- failed run: {r['target']} N={r['n']}: {r['error']}")
+    return "\n".join(out)

@@ -1,0 +1,1 @@
+"""Servers under test. Kept import-free: the peers' own virtualenvs import from here."""
