@@ -49,7 +49,6 @@ class Tally:
         self.latencies: list[int] = []
         self.delivered = 0
         self.stray = 0
-        self.last_any_ns = monotonic_ns()
 
     def complete(self, index: int) -> bool:
         return self.received[index] >= self.subscribers
@@ -145,6 +144,7 @@ class LoadClient:
         self.tally: Tally | None = None
         self.next_seq = 1
         self.on_complete: Any = None  # closed-loop hook, called with the completed index
+        self.last_frame_ns = monotonic_ns()  # any data frame, counted or not
 
     # -- publisher -----------------------------------------------------------------------
     async def start_publisher(self) -> None:
@@ -203,6 +203,7 @@ class LoadClient:
 
     # -- delivery --------------------------------------------------------------------------
     def deliver(self, payload: bytes, now: int) -> None:
+        self.last_frame_ns = now
         tally = self.tally
         if tally is None:
             return
@@ -217,7 +218,6 @@ class LoadClient:
         tally.received[index] += 1
         tally.last_ns[index] = now
         tally.delivered += 1
-        tally.last_any_ns = now
         if tally.received[index] == tally.subscribers and self.on_complete is not None:
             self.on_complete(index)
 
@@ -228,24 +228,48 @@ class LoadClient:
         return tally
 
     async def _drain(self, tally: Tally, expected: int, idle_s: float, cap_s: float) -> None:
-        """Wait for stragglers: stop when all arrived, when idle, or at the cap."""
+        """Wait for stragglers: stop when all arrived, at the cap, or when no frame at all
+        (not even a late one from an earlier phase) came for ``idle_s``: a slow server that
+        is still working through a backlog is not idle."""
         deadline = time.monotonic() + cap_s
         while tally.delivered < expected and time.monotonic() < deadline:
-            if (monotonic_ns() - tally.last_any_ns) / 1e9 > idle_s:
+            if (monotonic_ns() - self.last_frame_ns) / 1e9 > idle_s:
                 break
             await asyncio.sleep(0.05)
 
-    async def warmup(self, tries: int, spacing: float) -> dict[str, Any]:
-        """Publish probes until one reaches every socket, so all subscriptions are live."""
+    async def quiesce(self, idle_s: float, cap_s: float) -> dict[str, Any]:
+        """Let a backlog from the previous phase play out before the next one starts."""
+        start = time.monotonic()
+        self.last_frame_ns = monotonic_ns()
+        while time.monotonic() - start < cap_s:
+            if (monotonic_ns() - self.last_frame_ns) / 1e9 > idle_s:
+                break
+            await asyncio.sleep(0.05)
+        return {"waited_s": time.monotonic() - start}
+
+    async def warmup(self, tries: int, idle_s: float, cap_s: float) -> dict[str, Any]:
+        """Publish probes until one reaches every socket, so all subscriptions are live.
+
+        Servers may answer the handshake before their Redis subscription exists (ws4redis
+        subscribes after the upgrade), and slow ones take seconds per message at 10k
+        sockets, so wait for a probe to complete rather than for a fixed time.
+        """
+        start = time.monotonic()
         for attempt in range(1, tries + 1):
             tally = self._new_tally(1)
+            self.last_frame_ns = monotonic_ns()
             self.publish(tally.first)
-            await self._drain(tally, tally.subscribers, idle_s=spacing, cap_s=spacing)
+            await self._drain(tally, tally.subscribers, idle_s=idle_s, cap_s=cap_s)
             if tally.complete(0):
                 self.tally = None
-                return {"probes": attempt, "ready": True}
+                return {"probes": attempt, "ready": True, "wait_s": time.monotonic() - start}
         self.tally = None
-        return {"probes": tries, "ready": False, "reached": tally.received[0]}
+        return {
+            "probes": tries,
+            "ready": False,
+            "reached": tally.received[0],
+            "wait_s": time.monotonic() - start,
+        }
 
     async def fanout(
         self, messages: int, interval: float, server_pid: int, drain_cap: float
@@ -255,12 +279,13 @@ class LoadClient:
         expected = tally.subscribers * messages
         cpu0, srv0 = _cpu(), procstat.cpu_seconds(server_pid)
         start = time.monotonic()
+        self.last_frame_ns = monotonic_ns()
         for k in range(messages):
             self.publish(tally.first + k)
             delay = start + (k + 1) * interval - time.monotonic()
             if k < messages - 1 and delay > 0:
                 await asyncio.sleep(delay)
-        await self._drain(tally, expected, idle_s=2.0, cap_s=drain_cap)
+        await self._drain(tally, expected, idle_s=5.0, cap_s=drain_cap)
         srv_cpu = procstat.cpu_seconds(server_pid) - srv0
         wall = time.monotonic() - start
         self.tally = None
@@ -364,6 +389,8 @@ async def serve(client: LoadClient) -> None:
                 result = await client.connect(**cmd)
             elif op == "warmup":
                 result = await client.warmup(**cmd)
+            elif op == "quiesce":
+                result = await client.quiesce(**cmd)
             elif op == "fanout":
                 result = await client.fanout(**cmd)
             elif op == "closed_loop":

@@ -10,7 +10,7 @@ from pathlib import Path
 import redis
 
 from bench import procstat
-from bench.procs import LOAD_CPU, Managed, free_port, wait_port
+from bench.procs import LOAD_CPU, SERVER_CPU, Managed, free_port, wait_port
 
 
 class PrivateRedis:
@@ -57,10 +57,14 @@ class PrivateRedis:
         return count
 
     def publish_rate(self, requests: int, pipeline: int) -> float:
-        """PUBLISH requests/s from ``redis-benchmark`` on the load CPU (no subscribers)."""
+        """PUBLISH requests/s measured by ``redis-benchmark`` (no subscribers attached).
+
+        Run before any server under test starts, with redis-benchmark on the server CPU so
+        that Redis has the load CPU to itself: this is Redis' own ceiling, not the tool's.
+        """
         out = subprocess.run(
             [
-                "taskset", "-c", str(LOAD_CPU), "redis-benchmark",
+                "taskset", "-c", str(SERVER_CPU), "redis-benchmark",
                 "-p", str(self.port), "-n", str(requests), "-c", "50",
                 "-P", str(pipeline), "-q", "--csv",
                 "PUBLISH", "bench:rate", "x" * 100,

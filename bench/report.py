@@ -60,6 +60,7 @@ S1 = [
     Figure("RSS per connection (KiB)", _kib, 1),
     Figure("Redis connections held", _dig("redis_conns"), 0),
     Figure("load client CPU (% of wall)", _client_share("s1"), 0),
+    Figure("sockets open at the end", _dig("alive_at_end"), 0),
 ]
 
 VARIANT = [
@@ -132,7 +133,7 @@ def render(results: dict[str, Any]) -> str:
     if results.get("publish_rate"):
         rate = results["publish_rate"]
         out += [
-            "redis-benchmark PUBLISH (100-byte message, 50 clients, private Redis on CPU 1): "
+            "redis-benchmark PUBLISH (100-byte message, 50 clients, no subscribers, Redis alone on CPU 1): "
             + ", ".join(f"pipeline {p}: {v:,.0f}/s" for p, v in rate.items()),
             "",
         ]

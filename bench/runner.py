@@ -32,7 +32,10 @@ class Plan:
     variant_messages: int = 6
     variant_interval: float = 2.0
     variant_min_n: int = 5000
-    drain_cap: float = 30.0
+    drain_cap: float = 20.0
+    warmup_tries: int = 3
+    warmup_cap: float = 120.0
+    quiesce_cap: float = 60.0
     s2_subscribers: int = 100
     s2_window: int = 20
     s2_duration: float = 10.0
@@ -48,6 +51,8 @@ class Plan:
             variant_interval=0.5,
             variant_min_n=0,
             drain_cap=5.0,
+            warmup_cap=20.0,
+            quiesce_cap=10.0,
             s2_duration=2.0,
         )
 
@@ -129,8 +134,18 @@ class Session:
         conn = self.client.call(
             "connect", timeout=900, n=n, port=self.port, path=WS_PATH, inflight=plan.inflight
         )
-        conn["warmup"] = self.client.call("warmup", timeout=60, tries=10, spacing=1.0)
+        conn["warmup"] = self.client.call(
+            "warmup",
+            timeout=plan.warmup_tries * plan.warmup_cap + 60,
+            tries=plan.warmup_tries,
+            idle_s=5.0,
+            cap_s=plan.warmup_cap,
+        )
         return conn
+
+    def quiesce(self, plan: Plan) -> dict[str, Any]:
+        assert self.client is not None
+        return self.client.call("quiesce", timeout=plan.quiesce_cap + 30, idle_s=2.0, cap_s=plan.quiesce_cap)
 
 
 def run_fanout(target: Target, n: int, plan: Plan, redis: PrivateRedis, log_dir: Path) -> dict[str, Any]:
@@ -152,15 +167,8 @@ def run_fanout(target: Target, n: int, plan: Plan, redis: PrivateRedis, log_dir:
             "redis_conns": redis.clients_of(s.pid),
             "server_fds": procstat.open_fds(s.pid),
         }
-        timeout = plan.messages * plan.interval + plan.drain_cap + 120
-        result["s1"] = s.client.call(
-            "fanout",
-            timeout=timeout,
-            messages=plan.messages,
-            interval=plan.interval,
-            server_pid=s.pid,
-            drain_cap=plan.drain_cap,
-        )
+        # The one-message variant goes first: a server that cannot keep up with S1 leaves a
+        # backlog that would otherwise spill into it.
         if n >= plan.variant_min_n:
             timeout = plan.variant_messages * plan.variant_interval + plan.drain_cap + 120
             result["variant"] = s.client.call(
@@ -171,6 +179,16 @@ def run_fanout(target: Target, n: int, plan: Plan, redis: PrivateRedis, log_dir:
                 server_pid=s.pid,
                 drain_cap=plan.drain_cap,
             )
+            result["quiesce"] = s.quiesce(plan)
+        timeout = plan.messages * plan.interval + plan.drain_cap + 120
+        result["s1"] = s.client.call(
+            "fanout",
+            timeout=timeout,
+            messages=plan.messages,
+            interval=plan.interval,
+            server_pid=s.pid,
+            drain_cap=plan.drain_cap,
+        )
         result["alive_at_end"] = s.client.call("alive", timeout=30)["alive"]
         return result
 
@@ -180,6 +198,7 @@ def run_throughput(target: Target, plan: Plan, redis: PrivateRedis, log_dir: Pat
     with Session(target, redis, log_dir) as s:
         assert s.client is not None
         conn = s.connect(plan.s2_subscribers, plan)
+        s.quiesce(plan)
         s2 = s.client.call(
             "closed_loop",
             timeout=plan.s2_duration + 120,
