@@ -1,0 +1,69 @@
+"""``python -m ws4redis_tornado``: the websocket-only server, for use without Django."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+from .config import Config
+from .embedded import RedisServer
+from .exceptions import BrokerUnavailable, ConfigurationError
+from .server import serve
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m ws4redis_tornado",
+        description="Serve websockets whose messages travel through Redis pub/sub.",
+    )
+    parser.add_argument("--version", action="version", version=__version__)
+    parser.add_argument("--host", default="", help="address to listen on (default: all)")
+    parser.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--redis", default=Config.redis_url, help="Redis URL (default: %(default)s)")
+    where.add_argument(
+        "--embedded-redis",
+        action="store_true",
+        help="start a private redis-server (from PATH or the 'embedded' extra) for this process",
+    )
+    parser.add_argument("--prefix", default="", help="namespace before every channel key")
+    parser.add_argument("--expire", type=int, default=Config.expire, help="seconds a message stays persisted")
+    parser.add_argument("--heartbeat", default=None, help="heartbeat string sent every few seconds")
+    parser.add_argument("--websocket-url", default=Config.websocket_url, help="URL prefix of the endpoint")
+    parser.add_argument("--demo", action="store_true", help="serve a demo page at /")
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING ...")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    embedded = RedisServer().start() if args.embedded_redis else None
+    try:
+        config = Config(
+            redis_url=embedded.url if embedded else args.redis,
+            prefix=args.prefix,
+            expire=args.expire,
+            heartbeat=args.heartbeat,
+            websocket_url=args.websocket_url,
+        )
+        if embedded:
+            print(f"started an embedded redis-server at {embedded.url}", file=sys.stderr)
+        asyncio.run(serve(config, host=args.host, port=args.port, demo=args.demo))
+    except (ConfigurationError, BrokerUnavailable) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, ConfigurationError) else 1
+    finally:
+        if embedded:
+            embedded.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

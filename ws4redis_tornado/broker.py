@@ -1,0 +1,397 @@
+"""The per-process broker: one Redis pub/sub connection for every socket, plus a small command pool.
+
+Sockets register as listeners on channel keys. The broker subscribes a key in Redis when its first
+listener arrives and unsubscribes it when the last one leaves, reads the pub/sub connection in one
+task and hands each message to the local listeners of its channel. When Redis goes away the sockets
+stay open: the reader logs it, reconnects with capped exponential backoff, subscribes every key
+again and logs the recovery.
+
+The pub/sub connection is a bare redis-py ``Connection`` rather than a ``PubSub`` object: the broker
+owns the list of channels, the reconnection and the resubscription, so they happen exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable, Sequence
+from functools import cached_property
+from typing import Any, Protocol
+
+from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
+from redis.asyncio.connection import AbstractConnection
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from .config import Config
+from .exceptions import BrokerClosed, BrokerUnavailable
+from .messages import RedisMessage, decode_payload, encode_frame
+
+__all__ = ["Broker", "Delivery", "Listener"]
+
+logger = logging.getLogger(__name__)
+
+_FIRST_RETRY_DELAY = 0.05
+_CONFIRM_TIMEOUT = 10.0
+_COMMAND_CONNECTIONS = 2
+_CONNECTION_ERRORS = (RedisError, OSError)
+
+
+class Delivery:
+    """One message read from Redis, shared by every socket it goes to.
+
+    The decoded message and the websocket frame are computed at most once, however many sockets
+    receive them.
+    """
+
+    __slots__ = ("__dict__", "channel", "payload")
+
+    def __init__(self, channel: bytes, payload: bytes) -> None:
+        self.channel = channel
+        self.payload = payload
+
+    @cached_property
+    def message(self) -> RedisMessage:
+        return decode_payload(self.payload)
+
+    @cached_property
+    def frame(self) -> bytes:
+        """The complete websocket frame, ready to be written to any socket."""
+        message = self.message
+        return encode_frame(message, binary=message.binary)
+
+
+class Listener(Protocol):
+    """What a socket offers the broker."""
+
+    def on_broker_message(self, delivery: Delivery) -> None:
+        """Take one message; must not block and must not raise."""
+
+
+class Broker:
+    """Multiplexes every channel of every local socket over one Redis pub/sub connection.
+
+    Use ``await broker.start()`` ... ``await broker.aclose()``, or ``async with Broker(config)``.
+    """
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._listeners: dict[bytes, set[Listener]] = {}
+        # SUBSCRIBE replies still expected per key, and the future its subscribers wait on.
+        self._unconfirmed: dict[bytes, int] = {}
+        self._confirmed: dict[bytes, asyncio.Future[None]] = {}
+        self._lock = asyncio.Lock()
+        self._outbox: list[tuple[Any, ...]] = []
+        self._outbox_ready = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        self._commands: Redis | None = None
+        self._pubsub: AbstractConnection | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._connected = False
+        self._closed = False
+        self._ping_outstanding = False
+        # ws4redis never delivered the heartbeat string as a message; neither does the broker.
+        self._heartbeat = config.heartbeat.encode("utf-8") if config.heartbeat else None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect to Redis and start reading; raise BrokerUnavailable naming the address if down."""
+        if self._closed:
+            raise BrokerClosed("the broker was closed")
+        options = {**self.config.redis_options, "decode_responses": False}
+        command_pool = BlockingConnectionPool.from_url(
+            self.config.redis_url,
+            max_connections=_COMMAND_CONNECTIONS,
+            retry=Retry(NoBackoff(), 1),
+            **options,
+        )
+        self._commands = Redis(connection_pool=command_pool)
+        # The pub/sub read blocks while nothing is published, so it must not time out; the
+        # broker pings on its own instead (see _read). RESP2 keeps messages plain arrays, which
+        # the reader dispatches itself (RESP3 would route them through redis-py's push handlers).
+        pubsub_options = {**options, "socket_timeout": None, "socket_keepalive": True, "protocol": 2}
+        self._pubsub = ConnectionPool.from_url(self.config.redis_url, **pubsub_options).make_connection()
+        try:
+            await self._commands.ping()
+            await self._pubsub.connect()
+        except _CONNECTION_ERRORS as exc:
+            await self._close_connections()
+            raise BrokerUnavailable(f"redis unreachable at {self.config.redis_address}: {exc}") from exc
+        self._connected = True
+        self._reader = asyncio.create_task(self._read_forever(), name="ws4redis-broker-reader")
+        self._writer = asyncio.create_task(self._write_forever(), name="ws4redis-broker-writer")
+        logger.info("connected to redis at %s", self.config.redis_address)
+
+    async def aclose(self) -> None:
+        """Stop reading and close every Redis connection; listeners are dropped."""
+        if self._closed:
+            return
+        self._closed = True
+        for task in (self._reader, self._writer):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        for future in self._confirmed.values():
+            if not future.done():
+                future.set_exception(BrokerClosed("the broker was closed"))
+        self._listeners.clear()
+        self._confirmed.clear()
+        self._unconfirmed.clear()
+        await self._close_connections()
+
+    async def __aenter__(self) -> Broker:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def _close_connections(self) -> None:
+        self._connected = False
+        if self._pubsub is not None:
+            await self._pubsub.disconnect()
+        if self._commands is not None:
+            await self._commands.aclose()
+            await self._commands.connection_pool.disconnect()
+
+    # -- state, for health checks and tests ---------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        """Whether the pub/sub connection is up right now."""
+        return self._connected
+
+    @property
+    def channel_count(self) -> int:
+        """How many channels this process is subscribed to in Redis."""
+        return len(self._listeners)
+
+    def listener_count(self, channel: str) -> int:
+        return len(self._listeners.get(channel.encode(), ()))
+
+    # -- subscriptions ------------------------------------------------------------------------
+
+    async def subscribe(self, listener: Listener, channels: Iterable[str]) -> None:
+        """Register ``listener`` on ``channels`` and return once Redis confirmed every one.
+
+        Raises:
+            BrokerUnavailable: Redis did not confirm in time; the listener is unregistered again.
+        """
+        self._check_open()
+        keys = [channel.encode() for channel in channels]
+        new = [key for key in keys if key not in self._listeners]
+        for key in keys:
+            self._listeners.setdefault(key, set()).add(listener)
+        if new:
+            loop = asyncio.get_running_loop()
+            for key in new:
+                self._confirmed[key] = loop.create_future()
+                self._unconfirmed[key] = self._unconfirmed.get(key, 0) + 1
+            self._queue_command("SUBSCRIBE", new)
+        waiting = [self._confirmed[key] for key in keys if key in self._confirmed]
+        if not waiting:
+            return
+        # asyncio.wait neither cancels the shared futures nor raises on timeout.
+        done, pending = await asyncio.wait(waiting, timeout=_CONFIRM_TIMEOUT)
+        if pending or any(future.exception() is not None for future in done):
+            self.unsubscribe(listener, (key.decode() for key in keys))
+            raise BrokerUnavailable(f"redis at {self.config.redis_address} did not confirm the subscription")
+
+    def unsubscribe(self, listener: Listener, channels: Iterable[str]) -> None:
+        """Remove ``listener`` from ``channels``; a channel nobody listens to is unsubscribed.
+
+        Takes effect at once for local delivery; the UNSUBSCRIBE goes out in the background.
+        """
+        if self._closed:
+            return
+        gone = []
+        for key in (channel.encode() for channel in channels):
+            listeners = self._listeners.get(key)
+            if listeners is None:
+                continue
+            listeners.discard(listener)
+            if not listeners:
+                del self._listeners[key]
+                gone.append(key)
+                self._forget_confirmation(key)
+        if gone:
+            self._queue_command("UNSUBSCRIBE", gone)
+
+    def _queue_command(self, command: str, keys: Sequence[bytes]) -> None:
+        # Commands are queued synchronously, so they reach Redis in the order they were asked
+        # for, and one writer task sends whatever piled up in one packet.
+        self._outbox.append((command, *keys))
+        self._outbox_ready.set()
+
+    async def _write_forever(self) -> None:
+        assert self._pubsub is not None
+        while True:
+            await self._outbox_ready.wait()
+            self._outbox_ready.clear()
+            async with self._lock:
+                commands, self._outbox = self._outbox, []
+                # While disconnected nothing is sent: the reconnection subscribes exactly what
+                # is registered at that moment.
+                if not commands or not self._connected:
+                    continue
+                try:
+                    packed = self._pubsub.pack_commands(commands)
+                    await self._pubsub.send_packed_command(packed, check_health=False)
+                except _CONNECTION_ERRORS as exc:
+                    # The reader sees the same failure and reconnects; nothing to repeat here.
+                    logger.debug("writing to the pub/sub connection failed: %s", exc)
+
+    def _confirm(self, key: bytes) -> None:
+        remaining = self._unconfirmed.get(key, 0) - 1
+        if remaining > 0:
+            self._unconfirmed[key] = remaining
+            return
+        self._forget_confirmation(key)
+
+    def _forget_confirmation(self, key: bytes) -> None:
+        self._unconfirmed.pop(key, None)
+        future = self._confirmed.pop(key, None)
+        if future is not None and not future.done():
+            future.set_result(None)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise BrokerClosed("the broker was closed")
+        if self._pubsub is None:
+            raise BrokerClosed("the broker was not started: await broker.start() first")
+
+    # -- commands -------------------------------------------------------------------------------
+
+    async def publish(self, channels: Sequence[str], payload: bytes, *, expire: int = 0) -> list[int]:
+        """PUBLISH ``payload`` to each channel and, if ``expire`` > 0, persist it there (SETEX).
+
+        All commands go in one pipelined round trip. Returns the receiver count of each channel.
+        """
+        if not channels:
+            return []
+        pipe = self._command_client().pipeline(transaction=False)
+        for channel in channels:
+            pipe.publish(channel, payload)
+            if expire > 0:
+                pipe.set(channel, payload, ex=expire)
+        try:
+            results = await pipe.execute()
+        except _CONNECTION_ERRORS as exc:
+            raise BrokerUnavailable(
+                f"cannot publish: redis unreachable at {self.config.redis_address}"
+            ) from exc
+        step = 2 if expire > 0 else 1
+        return [int(count) for count in results[::step]]
+
+    async def fetch(self, channels: Sequence[str]) -> list[bytes | None]:
+        """Return the persisted message of each channel (None where there is none), in one MGET."""
+        if not channels:
+            return []
+        try:
+            return list(await self._command_client().mget(channels))
+        except _CONNECTION_ERRORS as exc:
+            raise BrokerUnavailable(f"cannot read: redis unreachable at {self.config.redis_address}") from exc
+
+    @property
+    def redis(self) -> Redis:
+        """The command client (at most two connections), for the rare caller that needs more."""
+        return self._command_client()
+
+    def _command_client(self) -> Redis:
+        self._check_open()
+        assert self._commands is not None
+        return self._commands
+
+    # -- the reader -----------------------------------------------------------------------------
+
+    async def _read_forever(self) -> None:
+        delay = _FIRST_RETRY_DELAY
+        while True:
+            try:
+                if not self._connected:
+                    await self._reconnect()
+                    delay = _FIRST_RETRY_DELAY
+                response = await self._read()
+            except asyncio.CancelledError:
+                raise
+            except _CONNECTION_ERRORS as exc:
+                await self._lost(exc, delay)
+                delay = min(delay * 2, self.config.reconnect_max_delay)
+                continue
+            except Exception:
+                logger.exception("unexpected error on the redis pub/sub connection")
+                await self._lost(None, delay)
+                delay = min(delay * 2, self.config.reconnect_max_delay)
+                continue
+            if response is not None:
+                self._dispatch(response)
+
+    async def _read(self) -> Any:
+        """Read one reply; ping when the connection was quiet, and fail if a ping went unanswered."""
+        assert self._pubsub is not None
+        response = await self._pubsub.read_response(timeout=self.config.redis_health_check_interval)
+        if response is not None:
+            self._ping_outstanding = False
+            return response
+        if self._ping_outstanding:
+            raise ConnectionError("redis did not answer a ping")
+        self._ping_outstanding = True
+        self._queue_command("PING", ())
+        return None
+
+    async def _lost(self, exc: BaseException | None, delay: float) -> None:
+        if self._connected:
+            logger.warning(
+                "lost the redis pub/sub connection to %s (%s); %d channels will be resubscribed,"
+                " retrying with backoff up to %.1fs",
+                self.config.redis_address,
+                exc,
+                len(self._listeners),
+                self.config.reconnect_max_delay,
+            )
+        else:
+            logger.debug("redis at %s still unreachable: %s", self.config.redis_address, exc)
+        self._connected = False
+        self._ping_outstanding = False
+        assert self._pubsub is not None
+        await self._pubsub.disconnect()
+        await asyncio.sleep(delay)
+
+    async def _reconnect(self) -> None:
+        assert self._pubsub is not None
+        async with self._lock:
+            await self._pubsub.connect()
+            self._outbox.clear()
+            keys = list(self._listeners)
+            self._unconfirmed = dict.fromkeys(keys, 1)
+            for key in list(self._confirmed):
+                if key not in self._unconfirmed:
+                    self._forget_confirmation(key)
+            if keys:
+                await self._pubsub.send_command("SUBSCRIBE", *keys)
+            self._connected = True
+        logger.info(
+            "reconnected to redis at %s; resubscribed %d channels",
+            self.config.redis_address,
+            len(keys),
+        )
+
+    def _dispatch(self, response: Any) -> None:
+        kind = response[0]
+        if kind == b"message":
+            listeners = self._listeners.get(response[1])
+            if not listeners or response[2] == self._heartbeat:
+                return
+            delivery = Delivery(response[1], response[2])
+            # A listener may leave while we iterate (its socket closed on a failed write).
+            for listener in tuple(listeners):
+                try:
+                    listener.on_broker_message(delivery)
+                except Exception:
+                    logger.exception("listener %r failed to take a message", listener)
+        elif kind == b"subscribe":
+            self._confirm(response[1])

@@ -1,0 +1,139 @@
+"""The one configuration object, validated when it is built and passed down from there.
+
+No other module of the core reads the environment or any framework's settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from .exceptions import ConfigurationError
+
+__all__ = ["Config"]
+
+_REDIS_SCHEMES = ("redis", "rediss", "unix")
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Config:
+    """Settings of the websocket loop.
+
+    Attributes:
+        redis_url: where Redis is (``redis://``, ``rediss://`` or ``unix://``).
+        redis_options: extra keyword arguments for redis-py's connections (e.g. ``password``).
+        prefix: optional namespace before every channel key, without the trailing ``:``.
+        expire: seconds a published message stays persisted; 0 turns persistence off.
+        heartbeat: string sent to every socket every ``heartbeat_interval`` seconds, or None.
+        websocket_url: URL path prefix of the websocket endpoint; the facility follows it.
+        ping_interval: seconds between websocket pings (native ping/pong); 0 turns them off.
+        ping_timeout: seconds without a pong before a peer is closed; None lets Tornado decide.
+        max_message_size: largest message a client may send, in bytes (larger closes with 1009).
+        max_buffered_bytes: outgoing bytes a socket may have queued before it is closed with 1008.
+        reconnect_max_delay: cap, in seconds, of the backoff between Redis reconnection attempts.
+        redis_health_check_interval: seconds of silence on the pub/sub connection before the
+            broker pings Redis; a ping unanswered for as long again counts as a lost connection.
+    """
+
+    redis_url: str = "redis://localhost:6379/0"
+    redis_options: Mapping[str, Any] = field(default_factory=dict)
+    prefix: str = ""
+    expire: int = 3600
+    heartbeat: str | None = None
+    heartbeat_interval: float = 4.0
+    websocket_url: str = "/ws/"
+    ping_interval: float = 20.0
+    ping_timeout: float | None = None
+    max_message_size: int = MIB
+    max_buffered_bytes: int = 4 * MIB
+    reconnect_max_delay: float = 5.0
+    redis_health_check_interval: float = 15.0
+
+    def __post_init__(self) -> None:
+        _check_redis_url(self.redis_url)
+        if not isinstance(self.redis_options, Mapping):
+            _fail("redis_options", self.redis_options, "a mapping of redis-py connection arguments")
+        object.__setattr__(self, "prefix", _normalise_prefix(self.prefix))
+        object.__setattr__(self, "expire", _normalise_expire(self.expire))
+        if self.heartbeat is not None and (not isinstance(self.heartbeat, str) or not self.heartbeat):
+            _fail("heartbeat", self.heartbeat, "a non-empty string, or None to send no heartbeat")
+        _check_number("heartbeat_interval", self.heartbeat_interval, minimum=0.001)
+        if not isinstance(self.websocket_url, str) or not self.websocket_url.startswith("/"):
+            _fail("websocket_url", self.websocket_url, "a path starting with '/', such as '/ws/'")
+        if not self.websocket_url.endswith("/"):
+            object.__setattr__(self, "websocket_url", self.websocket_url + "/")
+        _check_number("ping_interval", self.ping_interval, minimum=0)
+        if self.ping_timeout is not None:
+            _check_number("ping_timeout", self.ping_timeout, minimum=0.001)
+        _check_int("max_message_size", self.max_message_size, minimum=1)
+        _check_int("max_buffered_bytes", self.max_buffered_bytes, minimum=1)
+        _check_number("reconnect_max_delay", self.reconnect_max_delay, minimum=0.01)
+        _check_number("redis_health_check_interval", self.redis_health_check_interval, minimum=0.01)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> Config:
+        """Build a config from a mapping of field names; unknown names are an error."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigurationError(
+                f"unknown setting(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(known))}"
+            )
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Config:
+        """Return a copy with ``changes`` applied and validated."""
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def redis_address(self) -> str:
+        """The Redis URL without its password, for log lines and error messages."""
+        parts = urlsplit(self.redis_url)
+        if parts.password is None:
+            return self.redis_url
+        netloc = parts.netloc.rsplit("@", 1)[1]
+        user = f"{parts.username}:***@" if parts.username else ":***@"
+        return parts._replace(netloc=user + netloc).geturl()
+
+
+def _fail(name: str, value: object, expected: str) -> None:
+    raise ConfigurationError(f"setting {name!r} has value {value!r}; expected {expected}")
+
+
+def _check_redis_url(url: object) -> None:
+    if not isinstance(url, str) or urlsplit(url).scheme not in _REDIS_SCHEMES:
+        _fail("redis_url", url, "a redis://, rediss:// or unix:// URL")
+
+
+def _normalise_prefix(prefix: object) -> str:
+    if prefix is None:
+        return ""
+    if not isinstance(prefix, str) or any(ch.isspace() for ch in prefix):
+        _fail("prefix", prefix, "a string without whitespace, or None")
+    assert isinstance(prefix, str)
+    return prefix.rstrip(":")
+
+
+def _normalise_expire(expire: object) -> int:
+    if expire is None:
+        return 0
+    if isinstance(expire, bool) or not isinstance(expire, int) or expire < 0:
+        _fail("expire", expire, "a whole number of seconds >= 0 (0 or None turns persistence off)")
+    assert isinstance(expire, int)
+    return expire
+
+
+def _check_number(name: str, value: object, *, minimum: float) -> None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < minimum:  # type: ignore[operator]
+        _fail(name, value, f"a number >= {minimum}")
+
+
+def _check_int(name: str, value: object, *, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        _fail(name, value, f"a whole number >= {minimum}")

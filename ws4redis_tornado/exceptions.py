@@ -1,0 +1,56 @@
+"""Exceptions raised by ws4redis-tornado.
+
+The hierarchy::
+
+    Ws4RedisError
+    ├── ConfigurationError (also ValueError)   a setting has a wrong value
+    ├── InvalidFacility (also ValueError)      a facility name cannot be used in a channel key
+    ├── PermissionDenied                       a handshake was refused by a hook
+    └── BrokerError
+        ├── BrokerUnavailable (also ConnectionError)  Redis cannot be reached right now
+        └── BrokerClosed (also RuntimeError)          the broker was used after aclose()
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BrokerClosed",
+    "BrokerError",
+    "BrokerUnavailable",
+    "ConfigurationError",
+    "InvalidFacility",
+    "PermissionDenied",
+    "Ws4RedisError",
+]
+
+
+class Ws4RedisError(Exception):
+    """Base class of every exception raised by this package."""
+
+
+class ConfigurationError(Ws4RedisError, ValueError):
+    """A configuration value is missing or wrong; the message names the setting."""
+
+
+class InvalidFacility(Ws4RedisError, ValueError):
+    """A facility name is empty or contains characters that would make channel keys ambiguous."""
+
+
+class PermissionDenied(Ws4RedisError):
+    """Raised by a ``process_request`` or ``allowed_channels`` hook to refuse a handshake.
+
+    The message is sent to the client as the reason of the 403 answer, so keep it short and free of
+    secrets.
+    """
+
+
+class BrokerError(Ws4RedisError):
+    """Base class of the broker's errors."""
+
+
+class BrokerUnavailable(BrokerError, ConnectionError):
+    """Redis cannot be reached; the message names the address."""
+
+
+class BrokerClosed(BrokerError, RuntimeError):
+    """The broker was used after it was closed."""

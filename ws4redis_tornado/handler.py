@@ -1,0 +1,275 @@
+"""RedisWebSocketHandler: authorises a handshake, then relays between one websocket and the broker."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Iterable, MutableSet
+from concurrent.futures import Executor
+from typing import Any
+
+from tornado.ioloop import IOLoop
+from tornado.iostream import StreamBufferFullError, StreamClosedError
+from tornado.websocket import WebSocketHandler, WebSocketProtocol13, _WebSocketParams
+
+from .broker import Broker, Delivery
+from .channels import Principal, Subscription, parse_subscription, validate_facility
+from .exceptions import BrokerUnavailable, InvalidFacility, PermissionDenied
+from .messages import RedisMessage, encode_frame, is_heartbeat
+from .subscriber import Handshake, RedisSubscriber
+
+__all__ = ["AllowedChannels", "ProcessRequest", "RedisWebSocketHandler"]
+
+logger = logging.getLogger(__name__)
+
+ProcessRequest = Callable[[Any], "Principal | Awaitable[Principal | None] | None"]
+"""Hook: take the Tornado request of a handshake, return who connects (None: anonymous).
+
+Raise :class:`PermissionDenied` to refuse with 403. A plain function runs in a thread pool, a
+coroutine function on the IOLoop.
+"""
+
+AllowedChannels = Callable[[Any, list[str]], "Iterable[str] | Awaitable[Iterable[str] | None] | None"]
+"""Hook: take the request and the asked-for parameters (``subscribe-user`` ...), return the allowed ones.
+
+Returning None keeps them all; raising :class:`PermissionDenied` refuses with 403.
+"""
+
+CLOSE_POLICY_VIOLATION = 1008
+CLOSE_TRY_AGAIN_LATER = 1013
+CLOSE_INVALID_PAYLOAD = 1007
+
+NOT_A_WEBSOCKET = "this URL serves websockets; send a GET with Upgrade: websocket"
+
+
+class RedisWebSocketHandler(WebSocketHandler):
+    """Serves ``<websocket_url><facility>?subscribe-broadcast&publish-user&echo ...``.
+
+    Route it as ``(config.websocket_url + "(.*)", RedisWebSocketHandler, {"broker": broker, ...})``.
+    """
+
+    def initialize(
+        self,
+        *,
+        broker: Broker,
+        process_request: ProcessRequest | None = None,
+        allowed_channels: AllowedChannels | None = None,
+        subscriber_class: type[RedisSubscriber] = RedisSubscriber,
+        sockets: MutableSet[RedisWebSocketHandler] | None = None,
+        executor: Executor | None = None,
+    ) -> None:
+        self.broker = broker
+        self.config = broker.config
+        self.process_request = process_request
+        self.allowed_channels = allowed_channels
+        self.subscriber_class = subscriber_class
+        self.sockets = sockets if sockets is not None else set()
+        self.executor = executor
+        self.subscriber: RedisSubscriber | None = None
+        self._handshake: Handshake | None = None
+        self._subscription = Subscription()
+        # Payload of the last message this socket published, when echo is off.
+        self._last_published: bytes | None = None
+        # While open() sends the persisted messages, live ones wait here to keep their order.
+        self._queue: list[Delivery] | None = None
+        self._persisted_sent: set[tuple[bytes, bytes]] = set()
+        self._closed = False
+
+    # -- settings Tornado asks the handler for --------------------------------------------------
+
+    @property
+    def ping_interval(self) -> float | None:
+        return self.config.ping_interval or None
+
+    @property
+    def ping_timeout(self) -> float | None:
+        return self.config.ping_timeout
+
+    @property
+    def max_message_size(self) -> int:
+        return self.config.max_message_size
+
+    def get_websocket_protocol(self) -> WebSocketProtocol13 | None:
+        if self.request.headers.get("Sec-WebSocket-Version") != "13":
+            return None
+        params = _WebSocketParams(
+            ping_interval=self.ping_interval,
+            ping_timeout=self.ping_timeout,
+            max_message_size=self.max_message_size,
+            compression_options=self.get_compression_options(),
+        )
+        return _StrictUtf8Protocol(self, False, params)
+
+    def select_subprotocol(self, subprotocols: list[str]) -> str | None:
+        """Select the first subprotocol the client offers; none offered, none selected."""
+        return subprotocols[0] if subprotocols else None
+
+    # -- the handshake ----------------------------------------------------------------------------
+
+    async def prepare(self) -> None:
+        if self.request.method != "GET":
+            self.set_header("Allow", "GET")
+            return self._refuse(405, NOT_A_WEBSOCKET)
+        if self.request.headers.get("Upgrade", "").lower() != "websocket":
+            return self._refuse(400, NOT_A_WEBSOCKET)
+        facility = self.path_args[0] if self.path_args else ""
+        try:
+            validate_facility(facility)
+        except InvalidFacility as exc:
+            return self._refuse(400, str(exc))
+        if not self.broker.connected:
+            return self._refuse(503, "redis is unavailable; try again later")
+        try:
+            principal, subscription = await self.authorise(parse_subscription(self.request.query))
+        except PermissionDenied as exc:
+            logger.info("handshake from %s refused: %s", self.request.remote_ip, exc)
+            return self._refuse(403, str(exc) or "forbidden")
+        self._handshake = Handshake(facility=facility, principal=principal)
+        self._subscription = subscription
+
+    async def authorise(self, asked: Subscription) -> tuple[Principal, Subscription]:
+        """Run the ``process_request`` and ``allowed_channels`` hooks; raise PermissionDenied."""
+        principal: Principal | None = None
+        if self.process_request is not None:
+            principal = await self._call_hook(self.process_request, self.request)
+        if principal is None:
+            principal = Principal(request=self.request)
+        if self.allowed_channels is None:
+            return principal, asked
+        request = principal.request if principal.request is not None else self.request
+        allowed = await self._call_hook(self.allowed_channels, request, asked.parameters)
+        return principal, asked if allowed is None else asked.restricted_to(allowed)
+
+    async def _call_hook(self, hook: Callable[..., Any], *args: Any) -> Any:
+        # Hooks may read a session store or a database: never on the IOLoop.
+        if inspect.iscoroutinefunction(hook):
+            return await hook(*args)
+        result = await IOLoop.current().run_in_executor(self.executor, hook, *args)
+        return await result if inspect.isawaitable(result) else result
+
+    def _refuse(self, status: int, text: str) -> None:
+        self.set_status(status, reason=_reason_phrase(text))
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.finish(text + "\n")
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        # Covers what Tornado refuses itself, e.g. an unknown method or a bad Origin.
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.finish(f"{status_code} {self._reason}: {NOT_A_WEBSOCKET}\n")
+
+    # -- the open socket --------------------------------------------------------------------------
+
+    async def open(self, *args: str, **kwargs: str) -> None:
+        assert self._handshake is not None and self.ws_connection is not None
+        self.ws_connection.stream.max_write_buffer_size = self.config.max_buffered_bytes
+        self._queue = []
+        self.subscriber = self.subscriber_class(self.broker, self)
+        try:
+            await self.subscriber.set_pubsub_channels(self._handshake, self._subscription.parameters)
+            if not self._closed:
+                await self.subscriber.send_persisted_messages(self)
+        except BrokerUnavailable as exc:
+            logger.warning("closing %s: %s", self.request.remote_ip, exc)
+            self._queue = None
+            self.subscriber.release()
+            self.close(CLOSE_TRY_AGAIN_LATER, "redis is unavailable; try again later")
+            return
+        if self._closed:
+            self.subscriber.release()
+            return
+        queued, self._queue = self._queue, None
+        for delivery in queued:
+            if (delivery.channel, bytes(delivery.message)) not in self._persisted_sent:
+                self.send_frame(delivery.frame)
+        self._persisted_sent.clear()
+        self.sockets.add(self)
+
+    async def on_message(self, message: str | bytes) -> None:
+        if isinstance(message, str) and is_heartbeat(message, self.config.heartbeat):
+            return
+        subscriber = self.subscriber
+        if subscriber is None or not subscriber.publish_channels:
+            return
+        redis_message = RedisMessage(message, binary=isinstance(message, bytes))
+        if not self._subscription.echo:
+            self._last_published = redis_message.payload
+        try:
+            await subscriber.publish_message(redis_message)
+        except BrokerUnavailable as exc:
+            logger.warning("closing %s: %s", self.request.remote_ip, exc)
+            self.close(CLOSE_TRY_AGAIN_LATER, "redis is unavailable; message not published")
+
+    def on_close(self) -> None:
+        self._closed = True
+        self.sockets.discard(self)
+        if self.subscriber is not None:
+            self.subscriber.release()
+
+    # -- sending ----------------------------------------------------------------------------------
+
+    def on_broker_message(self, delivery: Delivery) -> None:
+        """Take one message from the broker (a :class:`Listener` method)."""
+        if delivery.payload == self._last_published:
+            return
+        if self._queue is not None:
+            self._queue.append(delivery)
+            return
+        self.send_frame(delivery.frame)
+
+    def send_persisted(self, channel: str, message: RedisMessage) -> None:
+        """Send a persisted message while the socket opens (see RedisSubscriber)."""
+        self._persisted_sent.add((channel.encode(), bytes(message)))
+        self.send(message)
+
+    def send(self, message: RedisMessage) -> None:
+        """Send one message as a text or binary frame, per ``message.binary``."""
+        self.send_frame(encode_frame(message, binary=message.binary))
+
+    def send_frame(self, frame: bytes) -> None:
+        """Write a complete websocket frame without creating a task or awaiting anything.
+
+        Frames are sent uncompressed, which permessage-deflate allows, so the same bytes serve
+        every socket. A socket with more than ``max_buffered_bytes`` queued is closed with 1008.
+        """
+        connection = self.ws_connection
+        if connection is None or connection.is_closing():
+            return
+        try:
+            connection.stream.write(frame)
+        except StreamClosedError:
+            pass
+        except StreamBufferFullError:
+            self._close_slow_consumer()
+
+    def _close_slow_consumer(self) -> None:
+        assert self.ws_connection is not None
+        logger.warning(
+            "closing %s: it stopped reading and has more than %d bytes queued",
+            self.request.remote_ip,
+            self.config.max_buffered_bytes,
+        )
+        # Let the close frame through the full buffer; Tornado aborts if the peer never answers.
+        self.ws_connection.stream.max_write_buffer_size = None
+        self.close(CLOSE_POLICY_VIOLATION, "too much data queued: the client is not reading")
+
+
+class _StrictUtf8Protocol(WebSocketProtocol13):
+    """Closes with 1007 on invalid UTF-8 in a text frame, where Tornado drops the TCP connection."""
+
+    def _handle_message(self, opcode: int, data: bytes) -> Any:
+        if opcode != 0x1 or self._frame_compressed or self.client_terminated:
+            return super()._handle_message(opcode, data)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            self.close(CLOSE_INVALID_PAYLOAD, "invalid UTF-8 in a text frame")
+            return None
+        self._message_bytes_in += len(data)
+        return self._run_callback(self.handler.on_message, text)
+
+
+def _reason_phrase(text: str) -> str | None:
+    """Use ``text`` as the HTTP reason phrase when it is short printable ASCII."""
+    if len(text) <= 120 and text.isascii() and text.isprintable():
+        return text
+    return None

@@ -1,0 +1,165 @@
+"""The websocket-only server: the Tornado application and the process lifecycle around it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from pathlib import Path
+from typing import Any
+
+import tornado.web
+from tornado.httpserver import HTTPServer
+
+from .broker import Broker
+from .config import Config
+from .handler import AllowedChannels, ProcessRequest, RedisWebSocketHandler
+from .heartbeat import Heartbeat
+from .subscriber import RedisSubscriber
+
+__all__ = ["CLOSE_GOING_AWAY", "HealthHandler", "WebSocketApplication", "serve"]
+
+logger = logging.getLogger(__name__)
+
+CLOSE_GOING_AWAY = 1001
+_DEMO_PAGE = Path(__file__).with_name("static") / "demo.html"
+
+
+class HealthHandler(tornado.web.RequestHandler):
+    """``GET`` answers 200 with a JSON summary while Redis is reachable, 503 while it is not."""
+
+    def initialize(self, *, application: WebSocketApplication) -> None:
+        self.ws_app = application
+
+    def get(self) -> None:
+        broker = self.ws_app.broker
+        self.set_status(200 if broker.connected else 503)
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "no-store")
+        body = {
+            "redis": "up" if broker.connected else "down",
+            "sockets": len(self.ws_app.sockets),
+            "channels": broker.channel_count,
+        }
+        self.finish(json.dumps(body))
+
+
+class DemoHandler(tornado.web.RequestHandler):
+    """A page that subscribes to the ``demo`` facility and shows what arrives."""
+
+    def initialize(self, *, websocket_url: str) -> None:
+        self.websocket_url = websocket_url
+
+    def get(self) -> None:
+        page = _DEMO_PAGE.read_text(encoding="utf-8")
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.finish(page.replace("{{ websocket_url }}", self.websocket_url))
+
+
+class WebSocketApplication(tornado.web.Application):
+    """A Tornado application serving ``config.websocket_url`` from a started :class:`Broker`.
+
+    ``handlers`` are appended after the websocket route (and ``/health``), so a catch-all route
+    such as Django's WSGI container can come last.
+    """
+
+    def __init__(
+        self,
+        broker: Broker,
+        handlers: Sequence[Any] = (),
+        *,
+        process_request: ProcessRequest | None = None,
+        allowed_channels: AllowedChannels | None = None,
+        subscriber_class: type[RedisSubscriber] = RedisSubscriber,
+        websocket_handler: type[RedisWebSocketHandler] = RedisWebSocketHandler,
+        executor: Executor | None = None,
+        health_url: str | None = "/health",
+        demo: bool = False,
+        **settings: Any,
+    ) -> None:
+        self.broker = broker
+        config = broker.config
+        self.sockets: set[RedisWebSocketHandler] = set()
+        options = {
+            "broker": broker,
+            "process_request": process_request,
+            "allowed_channels": allowed_channels,
+            "subscriber_class": subscriber_class,
+            "sockets": self.sockets,
+            "executor": executor,
+        }
+        routes: list[Any] = [(config.websocket_url + "(.*)", websocket_handler, options)]
+        if health_url:
+            routes.append((health_url, HealthHandler, {"application": self}))
+        if demo:
+            routes.append(("/", DemoHandler, {"websocket_url": config.websocket_url}))
+        routes.extend(handlers)
+        super().__init__(routes, **settings)
+        self.heartbeat = (
+            Heartbeat(config.heartbeat, config.heartbeat_interval, self.sockets) if config.heartbeat else None
+        )
+
+    def start(self) -> None:
+        """Start the process-wide timers (the heartbeat); call once the IOLoop runs."""
+        if self.heartbeat is not None:
+            self.heartbeat.start()
+
+    def stop(self) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
+
+    def close_sockets(self, code: int = CLOSE_GOING_AWAY, reason: str = "server shutting down") -> int:
+        """Close every open websocket (1001 by default, so clients reconnect elsewhere)."""
+        sockets = tuple(self.sockets)
+        for socket in sockets:
+            socket.close(code, reason)
+        return len(sockets)
+
+
+async def serve(
+    config: Config,
+    *,
+    host: str = "",
+    port: int = 8000,
+    demo: bool = False,
+    drain_timeout: float = 10.0,
+    ready: asyncio.Event | None = None,
+) -> None:
+    """Run the websocket-only server until SIGTERM or SIGINT, then drain and return.
+
+    Raises:
+        BrokerUnavailable: Redis cannot be reached at start.
+    """
+    async with Broker(config) as broker:
+        app = WebSocketApplication(broker, demo=demo)
+        server = HTTPServer(app, xheaders=True)
+        server.listen(port, host)
+        app.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        logger.info("serving websockets on %s:%d%s", host or "*", port, config.websocket_url)
+        if ready is not None:
+            ready.set()
+        try:
+            await stop.wait()
+        finally:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
+            await drain(server, app, grace_period=drain_timeout)
+
+
+async def drain(server: HTTPServer, app: WebSocketApplication, *, grace_period: float) -> None:
+    """Stop accepting, close websockets with 1001, and wait (bounded) for connections to end."""
+    server.stop()
+    app.stop()
+    closed = app.close_sockets()
+    logger.info("shutting down: closed %d websockets", closed)
+    try:
+        await asyncio.wait_for(server.close_all_connections(), grace_period)
+    except TimeoutError:
+        logger.warning("connections still open after %.0fs; exiting anyway", grace_period)
