@@ -69,6 +69,8 @@ def cmd_fanout(args: argparse.Namespace) -> None:
     plan = Plan.quick() if args.quick else Plan()
     if args.messages:
         plan = dataclasses.replace(plan, messages=args.messages)
+    if args.profile:
+        plan = dataclasses.replace(plan, profile=args.profile)
     ns = _ints(args.n) if args.n else ([200] if args.quick else [1000, 5000, 10000])
     repeats = args.repeats or (1 if args.quick else 3)
     scenarios = set(args.scenarios.split(","))
@@ -142,6 +144,9 @@ def main() -> None:
     fan.add_argument("--targets", help=f"comma-separated subset of: {', '.join(TARGETS)}")
     fan.add_argument("--quick", action="store_true", help="smoke run: N=200, 1 repeat, short")
     fan.add_argument("--messages", type=int, help="S1 messages (default 50)")
+    fan.add_argument(
+        "--profile", choices=["python", "native"], help="py-spy the server during S1 (adds load)"
+    )
     fan.add_argument("--scenarios", default="s1,s2", help="which of s1,s2 to run")
     fan.set_defaults(func=cmd_fanout)
 

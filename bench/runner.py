@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import procstat
+from bench import procstat, profile
 from bench.procs import LOAD_CPU, SERVER_CPU, Managed, free_port, wait_port
 from bench.redis_server import PrivateRedis
 from bench.registry import FACILITY, REPO, Target
@@ -42,6 +42,7 @@ class Plan:
     s2_stall: float = 1.0
     inflight: int = 32
     settle: float = 0.5
+    profile: str = ""  # "", "python" or "native": py-spy the server during S1
 
     @classmethod
     def quick(cls) -> Plan:
@@ -181,6 +182,11 @@ def run_fanout(target: Target, n: int, plan: Plan, redis: PrivateRedis, log_dir:
             )
             result["quiesce"] = s.quiesce(plan)
         timeout = plan.messages * plan.interval + plan.drain_cap + 120
+        spy_out = log_dir / f"{target.name}-{n}.pyspy.txt"
+        spy = None
+        if plan.profile:
+            duration = plan.messages * plan.interval
+            spy = profile.start(s.pid, duration, spy_out, native=plan.profile == "native")
         result["s1"] = s.client.call(
             "fanout",
             timeout=timeout,
@@ -189,6 +195,10 @@ def run_fanout(target: Target, n: int, plan: Plan, redis: PrivateRedis, log_dir:
             server_pid=s.pid,
             drain_cap=plan.drain_cap,
         )
+        if spy is not None:
+            spy.wait(60)
+            if spy_out.exists():
+                result["profile"] = profile.summarize(spy_out)
         result["alive_at_end"] = s.client.call("alive", timeout=30)["alive"]
         return result
 
