@@ -31,17 +31,16 @@ _DEMO_PAGE = Path(__file__).with_name("static") / "demo.html"
 class HealthHandler(tornado.web.RequestHandler):
     """``GET`` answers 200 with a JSON summary while Redis is reachable, 503 while it is not."""
 
-    def initialize(self, *, application: WebSocketApplication) -> None:
-        self.ws_app = application
-
     def get(self) -> None:
-        broker = self.ws_app.broker
+        app = self.application
+        assert isinstance(app, WebSocketApplication)
+        broker = app.broker
         self.set_status(200 if broker.connected else 503)
         self.set_header("Content-Type", "application/json")
         self.set_header("Cache-Control", "no-store")
         body = {
             "redis": "up" if broker.connected else "down",
-            "sockets": len(self.ws_app.sockets),
+            "sockets": len(app.sockets),
             "channels": broker.channel_count,
         }
         self.finish(json.dumps(body))
@@ -93,7 +92,7 @@ class WebSocketApplication(tornado.web.Application):
         }
         routes: list[Any] = [(config.websocket_url + "(.*)", websocket_handler, options)]
         if health_url:
-            routes.append((health_url, HealthHandler, {"application": self}))
+            routes.append((health_url, HealthHandler))
         if demo:
             routes.append(("/", DemoHandler, {"websocket_url": config.websocket_url}))
         routes.extend(handlers)

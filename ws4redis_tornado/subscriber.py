@@ -7,6 +7,7 @@ connection of its own: it borrows the process's broker, and its methods are coro
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -71,8 +72,26 @@ class RedisSubscriber:
             if payload is not None:
                 websocket.send_persisted(channel, decode_payload(payload))
 
-    # ws4redis spelled it this way; kept so subclasses written for it still override the call.
-    send_persited_messages = send_persisted_messages
+    async def send_persited_messages(self, websocket: PersistedMessageSink) -> None:
+        """Deprecated ws4redis spelling of :meth:`send_persisted_messages`."""
+        warnings.warn(
+            "send_persited_messages() is deprecated; call send_persisted_messages()",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        await self.send_persisted_messages(websocket)
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        # A subclass written for ws4redis overrides the misspelt name; route the call there.
+        super().__init_subclass__(**kwargs)
+        if "send_persited_messages" in vars(cls) and "send_persisted_messages" not in vars(cls):
+            warnings.warn(
+                f"{cls.__qualname__} overrides send_persited_messages(); rename it to"
+                " send_persisted_messages()",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            cls.send_persisted_messages = vars(cls)["send_persited_messages"]  # type: ignore[method-assign]
 
     async def publish_message(self, message: RedisMessage, expire: int | None = None) -> list[int]:
         """Publish ``message`` to this socket's publish channels and persist it for ``expire`` s.

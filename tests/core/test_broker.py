@@ -1,0 +1,124 @@
+"""The broker on its own: reference counting, ordering and errors, against the real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import redis.asyncio as aredis
+
+from ws4redis_tornado import Broker, Config
+from ws4redis_tornado.broker import Delivery
+from ws4redis_tornado.exceptions import BrokerClosed, BrokerUnavailable
+from ws4redis_tornado.embedded import free_port
+
+from ..utils import MS, wait_for
+
+
+class Collector:
+    def __init__(self) -> None:
+        self.received: list[tuple[bytes, bytes]] = []
+
+    def on_broker_message(self, delivery: Delivery) -> None:
+        self.received.append((delivery.channel, delivery.payload))
+
+
+@pytest.fixture
+def client(io_loop, redis_url):
+    client = aredis.Redis.from_url(redis_url)
+    yield client
+    io_loop.run_sync(client.aclose)
+
+
+async def numsub(client, channel: str) -> int:
+    return dict(await client.pubsub_numsub(channel))[channel.encode()]
+
+
+@pytest.mark.gen_test
+async def test_a_channel_is_subscribed_once_and_released_by_its_last_listener(broker, client, prefix):
+    channel = f"{prefix}:broadcast:x"
+    one, two = Collector(), Collector()
+    await broker.subscribe(one, [channel])
+    await broker.subscribe(two, [channel])
+    assert await numsub(client, channel) == 1
+    assert await client.publish(channel, "both") == 1
+    await wait_for(lambda: len(one.received) == 1 and len(two.received) == 1)
+
+    broker.unsubscribe(one, [channel])
+    await client.publish(channel, "only two")
+    await wait_for(lambda: len(two.received) == 2)
+    assert len(one.received) == 1
+    assert await numsub(client, channel) == 1
+
+    broker.unsubscribe(two, [channel])
+    assert broker.channel_count == 0
+    for _ in range(100):
+        if await numsub(client, channel) == 0:
+            break
+        await asyncio.sleep(5 * MS)
+    assert await numsub(client, channel) == 0
+
+
+@pytest.mark.gen_test
+async def test_unsubscribe_then_subscribe_again_keeps_the_channel(broker, client, prefix):
+    channel = f"{prefix}:broadcast:flip"
+    first, second = Collector(), Collector()
+    await broker.subscribe(first, [channel])
+    # Leave and come back before the UNSUBSCRIBE has even been written.
+    broker.unsubscribe(first, [channel])
+    await broker.subscribe(second, [channel])
+    await client.publish(channel, "still here")
+    await wait_for(lambda: second.received == [(channel.encode(), b"still here")])
+    assert await numsub(client, channel) == 1
+
+
+@pytest.mark.gen_test
+async def test_publish_pipelines_publish_and_setex(broker, client, prefix):
+    channels = [f"{prefix}:broadcast:a", f"{prefix}:user:john:a"]
+    listener = Collector()
+    await broker.subscribe(listener, channels[:1])
+    assert await broker.publish(channels, b"payload", expire=100) == [1, 0]
+    assert await client.get(channels[1]) == b"payload"
+    assert 90 < await client.ttl(channels[1]) <= 100
+    assert await broker.fetch(channels + [f"{prefix}:nothing"]) == [b"payload", b"payload", None]
+
+
+@pytest.mark.gen_test
+async def test_start_fails_naming_the_address_when_redis_is_down():
+    port = free_port()
+    broker = Broker(Config(redis_url=f"redis://127.0.0.1:{port}/0"))
+    with pytest.raises(BrokerUnavailable, match=f"127.0.0.1:{port}"):
+        await broker.start()
+    await broker.aclose()
+
+
+@pytest.mark.gen_test
+async def test_a_closed_broker_refuses_work(config):
+    broker = Broker(config)
+    await broker.start()
+    await broker.aclose()
+    with pytest.raises(BrokerClosed):
+        await broker.subscribe(Collector(), ["x"])
+    with pytest.raises(BrokerClosed):
+        await broker.publish(["x"], b"y")
+
+
+@pytest.mark.gen_test
+async def test_an_unstarted_broker_says_so(config):
+    with pytest.raises(BrokerClosed, match="start"):
+        await Broker(config).subscribe(Collector(), ["x"])
+
+
+@pytest.mark.gen_test
+async def test_a_failing_listener_does_not_stop_the_others(broker, client, prefix, caplog):
+    class Broken:
+        def on_broker_message(self, delivery):
+            raise RuntimeError("boom")
+
+    channel = f"{prefix}:broadcast:x"
+    good = Collector()
+    await broker.subscribe(Broken(), [channel])
+    await broker.subscribe(good, [channel])
+    await client.publish(channel, "m")
+    await wait_for(lambda: len(good.received) == 1)
+    assert any("failed to take a message" in r.getMessage() for r in caplog.records)

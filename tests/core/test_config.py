@@ -1,0 +1,63 @@
+"""Config validation: pure, no server."""
+
+import pytest
+
+from ws4redis_tornado import Config
+from ws4redis_tornado.exceptions import ConfigurationError
+
+
+def test_defaults_follow_ws4redis():
+    config = Config()
+    assert config.expire == 3600
+    assert config.prefix == ""
+    assert config.heartbeat is None
+    assert config.websocket_url == "/ws/"
+    assert config.max_message_size == 1024 * 1024
+    assert config.ping_interval > 0
+
+
+def test_normalisation():
+    config = Config(prefix="app:", expire=None, websocket_url="/sockets")
+    assert config.prefix == "app"
+    assert config.expire == 0
+    assert config.websocket_url == "/sockets/"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("redis_url", "http://localhost"),
+        ("redis_url", 6379),
+        ("expire", -1),
+        ("expire", "3600"),
+        ("heartbeat", ""),
+        ("heartbeat_interval", 0),
+        ("websocket_url", "ws/"),
+        ("max_message_size", 0),
+        ("max_buffered_bytes", 1.5),
+        ("ping_interval", float("nan")),
+        ("prefix", "has space"),
+        ("redis_options", ["password"]),
+    ],
+)
+def test_wrong_values_name_the_setting(name, value):
+    with pytest.raises(ConfigurationError, match=name) as info:
+        Config(**{name: value})
+    assert isinstance(info.value, ValueError)
+
+
+def test_from_mapping_refuses_unknown_names():
+    with pytest.raises(ConfigurationError, match="'expyre'"):
+        Config.from_mapping({"expyre": 10})
+    assert Config.from_mapping({"expire": 10}).expire == 10
+
+
+def test_redis_address_hides_the_password():
+    config = Config(redis_url="redis://:s3cret@localhost:6379/0")
+    assert "s3cret" not in config.redis_address
+    assert "localhost:6379" in config.redis_address
+
+
+def test_replace_validates():
+    with pytest.raises(ConfigurationError):
+        Config().replace(expire=-5)

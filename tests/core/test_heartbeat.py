@@ -1,0 +1,64 @@
+"""The heartbeat: one process-wide timer, never published, never delivered as a message."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import redis.asyncio as aredis
+import websockets
+
+from ws4redis_tornado.heartbeat import Heartbeat
+
+from ..utils import MS, within
+
+HEARTBEAT = "--heartbeat--"
+
+
+@pytest.mark.gen_test(timeout=30)
+@pytest.mark.parametrize("config_options", [{"heartbeat": HEARTBEAT, "heartbeat_interval": 0.05}])
+async def test_every_socket_gets_heartbeats_from_one_timer(ws_url, app):
+    assert isinstance(app.heartbeat, Heartbeat) and app.heartbeat.running
+    timers_before = _periodic_callbacks()
+    async with (
+        websockets.connect(ws_url("a", "subscribe-broadcast")) as first,
+        websockets.connect(ws_url("b", "subscribe-broadcast")) as second,
+    ):
+        # Opening sockets adds no timer of its own.
+        assert _periodic_callbacks() == timers_before
+        for ws in (first, second):
+            beats = [await within(ws.recv(), 2000 * MS) for _ in range(3)]
+            assert beats == [HEARTBEAT] * 3
+
+
+def _periodic_callbacks() -> int:
+    import gc
+
+    from tornado.ioloop import PeriodicCallback
+
+    return sum(1 for obj in gc.get_objects() if type(obj) is PeriodicCallback and obj.is_running())
+
+
+@pytest.mark.gen_test(timeout=30)
+@pytest.mark.parametrize("config_options", [{"heartbeat": HEARTBEAT, "heartbeat_interval": 60}])
+async def test_heartbeats_are_neither_published_nor_delivered(ws_url, config):
+    channel = f"{config.prefix}:broadcast:room"
+    client = aredis.Redis.from_url(config.redis_url)
+    try:
+        async with websockets.connect(ws_url("room", "subscribe-broadcast&publish-broadcast&echo")) as ws:
+            await ws.send(HEARTBEAT)  # what ws4redis' JavaScript client sends
+            await ws.send("a real message")
+            assert await within(ws.recv()) == "a real message"
+            assert await client.get(channel) == b"a real message"
+            # A heartbeat string published by someone else is not a message either.
+            await client.publish(channel, HEARTBEAT)
+            await client.publish(channel, "after")
+            assert await within(ws.recv()) == "after"
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.gen_test
+async def test_no_heartbeat_configured_means_no_timer(app):
+    assert app.heartbeat is None
+    await asyncio.sleep(0)
