@@ -32,7 +32,8 @@ class Config:
         heartbeat: string sent to every socket every ``heartbeat_interval`` seconds, or None.
         websocket_url: URL path prefix of the websocket endpoint; the facility follows it.
         ping_interval: seconds between websocket pings (native ping/pong); 0 turns them off.
-        ping_timeout: seconds without a pong before a peer is closed; None lets Tornado decide.
+        ping_timeout: seconds without a pong before a peer is closed, at most ``ping_interval``;
+            None means ``ping_interval``.
         max_message_size: largest message a client may send, in bytes (larger closes with 1009).
         max_buffered_bytes: outgoing bytes a socket may have queued before it is closed with 1008.
         reconnect_max_delay: cap, in seconds, of the backoff between Redis reconnection attempts.
@@ -70,6 +71,9 @@ class Config:
         _check_number("ping_interval", self.ping_interval, minimum=0)
         if self.ping_timeout is not None:
             _check_number("ping_timeout", self.ping_timeout, minimum=0.001)
+            if self.ping_interval and self.ping_timeout > self.ping_interval:
+                # Tornado would silently shorten it to the interval.
+                _fail("ping_timeout", self.ping_timeout, f"at most ping_interval ({self.ping_interval})")
         _check_int("max_message_size", self.max_message_size, minimum=1)
         _check_int("max_buffered_bytes", self.max_buffered_bytes, minimum=1)
         _check_number("reconnect_max_delay", self.reconnect_max_delay, minimum=0.01)

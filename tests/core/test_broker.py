@@ -9,8 +9,8 @@ import redis.asyncio as aredis
 
 from ws4redis_tornado import Broker, Config
 from ws4redis_tornado.broker import Delivery
-from ws4redis_tornado.exceptions import BrokerClosed, BrokerUnavailable
 from ws4redis_tornado.embedded import free_port
+from ws4redis_tornado.exceptions import BrokerClosed, BrokerUnavailable
 
 from ..utils import MS, wait_for
 
@@ -80,7 +80,7 @@ async def test_publish_pipelines_publish_and_setex(broker, client, prefix):
     assert await broker.publish(channels, b"payload", expire=100) == [1, 0]
     assert await client.get(channels[1]) == b"payload"
     assert 90 < await client.ttl(channels[1]) <= 100
-    assert await broker.fetch(channels + [f"{prefix}:nothing"]) == [b"payload", b"payload", None]
+    assert await broker.fetch([*channels, f"{prefix}:nothing"]) == [b"payload", b"payload", None]
 
 
 @pytest.mark.gen_test

@@ -61,3 +61,9 @@ def test_redis_address_hides_the_password():
 def test_replace_validates():
     with pytest.raises(ConfigurationError):
         Config().replace(expire=-5)
+
+
+def test_ping_timeout_may_not_exceed_the_interval():
+    with pytest.raises(ConfigurationError, match="ping_timeout"):
+        Config(ping_interval=5, ping_timeout=10)
+    assert Config(ping_interval=0, ping_timeout=10).ping_timeout == 10

@@ -13,7 +13,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from ws4redis_tornado import Principal
 from ws4redis_tornado.exceptions import PermissionDenied
 
-from ..utils import MS, within
+from ..rawws import client_frame, handshake, read_frame
+from ..utils import MS, wait_for, within
 
 
 @pytest.fixture
@@ -82,7 +83,10 @@ async def test_persisted_messages_are_sent_on_connect(ws_url, publisher, prefix,
 @pytest.mark.gen_test
 async def test_messages_flow_both_ways_between_sockets(ws_url):
     query = "subscribe-broadcast&publish-broadcast"
-    async with websockets.connect(ws_url("room", query)) as alice, websockets.connect(ws_url("room", query)) as bob:
+    async with (
+        websockets.connect(ws_url("room", query)) as alice,
+        websockets.connect(ws_url("room", query)) as bob,
+    ):
         await alice.send("hi bob")
         assert await recv(bob) == "hi bob"
         await bob.send("hi alice")
@@ -92,7 +96,10 @@ async def test_messages_flow_both_ways_between_sockets(ws_url):
 @pytest.mark.gen_test
 async def test_without_echo_a_socket_does_not_get_its_own_message_back(ws_url):
     query = "subscribe-broadcast&publish-broadcast"
-    async with websockets.connect(ws_url("room", query)) as sender, websockets.connect(ws_url("room", query)) as other:
+    async with (
+        websockets.connect(ws_url("room", query)) as sender,
+        websockets.connect(ws_url("room", query)) as other,
+    ):
         await sender.send("ping")
         assert await recv(other) == "ping"
         await assert_silent(sender)
@@ -121,7 +128,9 @@ async def test_binary_frames_stay_binary_end_to_end(ws_url, publisher, prefix):
 
 @pytest.mark.gen_test
 async def test_first_offered_subprotocol_is_selected(ws_url):
-    async with websockets.connect(ws_url("p", "subscribe-broadcast"), subprotocols=["chat", "superchat"]) as ws:
+    async with websockets.connect(
+        ws_url("p", "subscribe-broadcast"), subprotocols=["chat", "superchat"]
+    ) as ws:
         assert ws.subprotocol == "chat"
     async with websockets.connect(ws_url("p", "subscribe-broadcast")) as ws:
         assert ws.subprotocol is None
@@ -191,7 +200,9 @@ async def test_coroutine_hooks_are_awaited(ws_url):
 
 @pytest.mark.gen_test
 @pytest.mark.parametrize(("method", "status"), [("GET", 400), ("POST", 405), ("PUT", 405)])
-async def test_plain_http_on_the_websocket_url_is_explained(app, http_server, base_url, config, method, status):
+async def test_plain_http_on_the_websocket_url_is_explained(
+    app, http_server, base_url, config, method, status
+):
     url = f"{base_url}{config.websocket_url}chat?subscribe-broadcast"
     body = b"" if method in ("POST", "PUT") else None
     with pytest.raises(HTTPClientError) as info:
@@ -253,3 +264,39 @@ async def test_health_endpoint(http_server, base_url, broker):
     response = await AsyncHTTPClient().fetch(f"{base_url}/health")
     assert response.code == 200
     assert b'"redis": "up"' in response.body
+
+
+@pytest.mark.gen_test(timeout=20)
+@pytest.mark.parametrize("config_options", [{"ping_interval": 0.1, "ping_timeout": 0.1}])
+async def test_a_peer_that_never_answers_pings_is_closed(app, http_server, http_port, broker):
+    reader, writer = await handshake("127.0.0.1", http_port, "/ws/dead?subscribe-broadcast")
+    try:
+        opcode, _ = await within(read_frame(reader), 2000 * MS)
+        assert opcode == 0x9  # the server pings...
+        # ...and, never answered, closes the connection.
+        opcode, _ = await within(read_frame(reader), 2000 * MS)
+        assert opcode == 0x8
+        await wait_for(lambda: broker.channel_count == 0)
+    finally:
+        writer.close()
+
+
+@pytest.mark.gen_test(timeout=20)
+@pytest.mark.parametrize("config_options", [{"ping_interval": 0.1, "ping_timeout": 0.1}])
+async def test_a_peer_that_answers_pings_stays(app, http_server, http_port, publisher, prefix):
+    reader, writer = await handshake("127.0.0.1", http_port, "/ws/alive?subscribe-broadcast")
+    try:
+        deadline = asyncio.get_running_loop().time() + 0.6
+        while asyncio.get_running_loop().time() < deadline:
+            opcode, payload = await within(read_frame(reader), 2000 * MS)
+            assert opcode == 0x9
+            writer.write(client_frame(0xA, payload))
+        await publisher.publish(f"{prefix}:broadcast:alive", "still here")
+        while True:
+            opcode, payload = await within(read_frame(reader), 2000 * MS)
+            if opcode == 0x1:
+                break
+            writer.write(client_frame(0xA, payload))
+        assert payload == b"still here"
+    finally:
+        writer.close()
