@@ -281,9 +281,7 @@ class Broker:
         try:
             results = await pipe.execute()
         except _CONNECTION_ERRORS as exc:
-            raise BrokerUnavailable(
-                f"cannot publish: redis unreachable at {self.config.redis_address}"
-            ) from exc
+            raise BrokerUnavailable(f"cannot publish: redis unreachable at {self.config.redis_address}") from exc
         step = 2 if expire > 0 else 1
         return [int(count) for count in results[::step]]
 

@@ -142,9 +142,7 @@ def channel_key(audience: Audience, facility: str, ident: str | None = None, *, 
     return f"{head}{audience.value}:{ident}:{facility}"
 
 
-def channel_keys(
-    audiences: Iterable[Audience], facility: str, principal: Principal, *, prefix: str = ""
-) -> list[str]:
+def channel_keys(audiences: Iterable[Audience], facility: str, principal: Principal, *, prefix: str = "") -> list[str]:
     """Return the keys of ``audiences`` for ``principal``, skipping the ones it has no ident for.
 
     An anonymous principal has no user channel, one without a session no session channel.

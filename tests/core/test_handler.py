@@ -128,9 +128,7 @@ async def test_binary_frames_stay_binary_end_to_end(ws_url, publisher, prefix):
 
 @pytest.mark.gen_test
 async def test_first_offered_subprotocol_is_selected(ws_url):
-    async with websockets.connect(
-        ws_url("p", "subscribe-broadcast"), subprotocols=["chat", "superchat"]
-    ) as ws:
+    async with websockets.connect(ws_url("p", "subscribe-broadcast"), subprotocols=["chat", "superchat"]) as ws:
         assert ws.subprotocol == "chat"
     async with websockets.connect(ws_url("p", "subscribe-broadcast")) as ws:
         assert ws.subprotocol is None
@@ -200,9 +198,7 @@ async def test_coroutine_hooks_are_awaited(ws_url):
 
 @pytest.mark.gen_test
 @pytest.mark.parametrize(("method", "status"), [("GET", 400), ("POST", 405), ("PUT", 405)])
-async def test_plain_http_on_the_websocket_url_is_explained(
-    app, http_server, base_url, config, method, status
-):
+async def test_plain_http_on_the_websocket_url_is_explained(app, http_server, base_url, config, method, status):
     url = f"{base_url}{config.websocket_url}chat?subscribe-broadcast"
     body = b"" if method in ("POST", "PUT") else None
     with pytest.raises(HTTPClientError) as info:

@@ -27,9 +27,7 @@ assert loop is None, "an event loop was created at import"
 
 
 def test_importing_every_module_starts_nothing_and_never_imports_django():
-    result = subprocess.run(
-        [sys.executable, "-c", CHECK, *MODULES], capture_output=True, text=True, timeout=60
-    )
+    result = subprocess.run([sys.executable, "-c", CHECK, *MODULES], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
 
 

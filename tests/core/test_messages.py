@@ -20,9 +20,7 @@ def test_bytes_are_text_when_valid_utf8_as_ws4redis_published_them():
     assert RedisMessage(b"\xff\x00").binary is True
 
 
-@pytest.mark.parametrize(
-    "data", [b"plain ascii", b"\x00\x01\x02\xff", b"", BINARY_MARKER + b"tricky", "é".encode()]
-)
+@pytest.mark.parametrize("data", [b"plain ascii", b"\x00\x01\x02\xff", b"", BINARY_MARKER + b"tricky", "é".encode()])
 def test_binary_messages_round_trip_through_redis_payloads(data):
     message = RedisMessage(data, binary=True)
     decoded = decode_payload(message.payload)
