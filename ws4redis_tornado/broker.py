@@ -19,13 +19,13 @@ from collections.abc import Iterable, Sequence
 from functools import cached_property
 from typing import Any, Protocol
 
-from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import AbstractConnection
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from .config import Config
+from .connections import RedisTopology
 from .exceptions import BrokerClosed, BrokerUnavailable
 from .messages import RedisMessage, decode_payload, encode_frame
 
@@ -78,6 +78,9 @@ class Broker:
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        self._topology = RedisTopology(config)
+        # At most this many commands in flight: the pool never opens more connections than that.
+        self._command_slots = asyncio.Semaphore(_COMMAND_CONNECTIONS)
         self._listeners: dict[bytes, set[Listener]] = {}
         # SUBSCRIBE replies still expected per key, and the future its subscribers wait on.
         self._unconfirmed: dict[bytes, int] = {}
@@ -86,7 +89,7 @@ class Broker:
         self._outbox: list[tuple[Any, ...]] = []
         self._outbox_ready = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
-        self._commands: Redis | None = None
+        self._commands: Redis | RedisCluster | None = None
         self._pubsub: AbstractConnection | None = None
         self._reader: asyncio.Task[None] | None = None
         self._connected = False
@@ -101,19 +104,8 @@ class Broker:
         """Connect to Redis and start reading; raise BrokerUnavailable naming the address if down."""
         if self._closed:
             raise BrokerClosed("the broker was closed")
-        options = {**self.config.redis_options, "decode_responses": False}
-        command_pool = BlockingConnectionPool.from_url(
-            self.config.redis_url,
-            max_connections=_COMMAND_CONNECTIONS,
-            retry=Retry(NoBackoff(), 1),
-            **options,
-        )
-        self._commands = Redis(connection_pool=command_pool)
-        # The pub/sub read blocks while nothing is published, so it must not time out; the
-        # broker pings on its own instead (see _read). RESP2 keeps messages plain arrays, which
-        # the reader dispatches itself (RESP3 would route them through redis-py's push handlers).
-        pubsub_options = {**options, "socket_timeout": None, "socket_keepalive": True, "protocol": 2}
-        self._pubsub = ConnectionPool.from_url(self.config.redis_url, **pubsub_options).make_connection()
+        self._commands = self._topology.command_client(_COMMAND_CONNECTIONS)
+        self._pubsub = self._topology.pubsub_connection()
         try:
             await self._commands.ping()
             await self._pubsub.connect()
@@ -156,7 +148,9 @@ class Broker:
             await self._pubsub.disconnect()
         if self._commands is not None:
             await self._commands.aclose()
-            await self._commands.connection_pool.disconnect()
+            if isinstance(self._commands, Redis):
+                # aclose() leaves a pool it was handed open.
+                await self._commands.connection_pool.disconnect()
 
     # -- state, for health checks and tests ---------------------------------------------------
 
@@ -279,7 +273,8 @@ class Broker:
             if expire > 0:
                 pipe.set(channel, payload, ex=expire)
         try:
-            results = await pipe.execute()
+            async with self._command_slots:
+                results = await pipe.execute()
         except _CONNECTION_ERRORS as exc:
             raise BrokerUnavailable(f"cannot publish: redis unreachable at {self.config.redis_address}") from exc
         step = 2 if expire > 0 else 1
@@ -289,17 +284,22 @@ class Broker:
         """Return the persisted message of each channel (None where there is none), in one MGET."""
         if not channels:
             return []
+        client = self._command_client()
         try:
-            return list(await self._command_client().mget(channels))
+            async with self._command_slots:
+                if isinstance(client, RedisCluster):
+                    # Channels hash to different slots; MGET would be refused across them.
+                    return list(await client.mget_nonatomic(channels))
+                return list(await client.mget(channels))
         except _CONNECTION_ERRORS as exc:
             raise BrokerUnavailable(f"cannot read: redis unreachable at {self.config.redis_address}") from exc
 
     @property
-    def redis(self) -> Redis:
+    def redis(self) -> Redis | RedisCluster:
         """The command client (at most two connections), for the rare caller that needs more."""
         return self._command_client()
 
-    def _command_client(self) -> Redis:
+    def _command_client(self) -> Redis | RedisCluster:
         self._check_open()
         assert self._commands is not None
         return self._commands
@@ -360,8 +360,10 @@ class Broker:
         await asyncio.sleep(delay)
 
     async def _reconnect(self) -> None:
-        assert self._pubsub is not None
         async with self._lock:
+            # A fresh connection each time: Sentinel names the current master, a Cluster the
+            # next node.
+            self._pubsub = self._topology.pubsub_connection()
             await self._pubsub.connect()
             self._outbox.clear()
             keys = list(self._listeners)

@@ -39,6 +39,11 @@ class Config:
         reconnect_max_delay: cap, in seconds, of the backoff between Redis reconnection attempts.
         redis_health_check_interval: seconds of silence on the pub/sub connection before the
             broker pings Redis; a ping unanswered for as long again counts as a lost connection.
+        redis_sentinels: ``(host, port)`` of each Redis Sentinel; when given, the master named
+            ``redis_service_name`` is used instead of ``redis_url`` and followed through failovers.
+        redis_sentinel_options: connection arguments for the sentinels themselves (e.g. password).
+        redis_cluster_nodes: ``(host, port)`` startup nodes of a Redis Cluster, used instead of
+            ``redis_url``.
     """
 
     redis_url: str = "redis://localhost:6379/0"
@@ -54,6 +59,10 @@ class Config:
     max_buffered_bytes: int = 4 * MIB
     reconnect_max_delay: float = 5.0
     redis_health_check_interval: float = 15.0
+    redis_sentinels: tuple[tuple[str, int], ...] = ()
+    redis_service_name: str = "mymaster"
+    redis_sentinel_options: Mapping[str, Any] = field(default_factory=dict)
+    redis_cluster_nodes: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
         _check_redis_url(self.redis_url)
@@ -78,6 +87,14 @@ class Config:
         _check_int("max_buffered_bytes", self.max_buffered_bytes, minimum=1)
         _check_number("reconnect_max_delay", self.reconnect_max_delay, minimum=0.01)
         _check_number("redis_health_check_interval", self.redis_health_check_interval, minimum=0.01)
+        object.__setattr__(self, "redis_sentinels", _addresses("redis_sentinels", self.redis_sentinels))
+        object.__setattr__(self, "redis_cluster_nodes", _addresses("redis_cluster_nodes", self.redis_cluster_nodes))
+        if self.redis_sentinels and self.redis_cluster_nodes:
+            _fail("redis_cluster_nodes", self.redis_cluster_nodes, "empty when redis_sentinels is given")
+        if not isinstance(self.redis_service_name, str) or not self.redis_service_name:
+            _fail("redis_service_name", self.redis_service_name, "the name of the master Sentinel monitors")
+        if not isinstance(self.redis_sentinel_options, Mapping):
+            _fail("redis_sentinel_options", self.redis_sentinel_options, "a mapping of connection arguments")
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> Config:
@@ -96,7 +113,12 @@ class Config:
 
     @property
     def redis_address(self) -> str:
-        """The Redis URL without its password, for log lines and error messages."""
+        """Where Redis is, without any password, for log lines and error messages."""
+        if self.redis_sentinels:
+            nodes = ",".join(f"{host}:{port}" for host, port in self.redis_sentinels)
+            return f"sentinel://{nodes}/{self.redis_service_name}"
+        if self.redis_cluster_nodes:
+            return "cluster://" + ",".join(f"{host}:{port}" for host, port in self.redis_cluster_nodes)
         parts = urlsplit(self.redis_url)
         if parts.password is None:
             return self.redis_url
@@ -136,6 +158,24 @@ def _check_number(name: str, value: object, *, minimum: float) -> None:
     ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
     if not ok or value < minimum:  # type: ignore[operator]
         _fail(name, value, f"a number >= {minimum}")
+
+
+def _addresses(name: str, value: object) -> tuple[tuple[str, int], ...]:
+    expected = "a list of (host, port) pairs"
+    if isinstance(value, str | bytes) or not isinstance(value, list | tuple):
+        _fail(name, value, expected)
+    result = []
+    for item in value:  # type: ignore[union-attr]
+        if (
+            not isinstance(item, list | tuple)
+            or len(item) != 2
+            or not isinstance(item[0], str)
+            or isinstance(item[1], bool)
+            or not isinstance(item[1], int)
+        ):
+            _fail(name, value, expected)
+        result.append((item[0], item[1]))
+    return tuple(result)
 
 
 def _check_int(name: str, value: object, *, minimum: int) -> None:

@@ -66,14 +66,12 @@ class RedisWebSocketHandler(WebSocketHandler):
         self.sockets = sockets if sockets is not None else set()
         self.executor = executor
         self.subscriber: RedisSubscriber | None = None
-        self._handshake: Handshake | None = None
         self._subscription = Subscription()
         # Payload of the last message this socket published, when echo is off.
         self._last_published: bytes | None = None
-        # While open() sends the persisted messages, live ones wait here to keep their order.
+        # Until open() has sent the persisted messages, live ones wait here to keep their order.
         self._queue: list[Delivery] | None = None
-        self._persisted_sent: set[tuple[bytes, bytes]] = set()
-        self._closed = False
+        self._persisted: list[tuple[bytes, RedisMessage]] | None = None
 
     # -- settings Tornado asks the handler for --------------------------------------------------
 
@@ -119,13 +117,33 @@ class RedisWebSocketHandler(WebSocketHandler):
             return self._refuse(400, str(exc))
         if not self.broker.connected:
             return self._refuse(503, "redis is unavailable; try again later")
+        origin = self.request.headers.get("Origin")
+        if origin is not None and not self.check_origin(origin):
+            # Tornado checks too, but only after prepare(): refuse before any work is done.
+            return self._refuse(403, "cross-origin websocket refused")
         try:
             principal, subscription = await self.authorise(parse_subscription(self.request.query))
         except PermissionDenied as exc:
             logger.info("handshake from %s refused: %s", self.request.remote_ip, exc)
             return self._refuse(403, str(exc) or "forbidden")
-        self._handshake = Handshake(facility=facility, principal=principal)
         self._subscription = subscription
+        try:
+            await self.subscribe(Handshake(facility=facility, principal=principal))
+        except BrokerUnavailable as exc:
+            logger.warning("handshake from %s refused: %s", self.request.remote_ip, exc)
+            self.release()
+            return self._refuse(503, "redis is unavailable; try again later")
+
+    async def subscribe(self, handshake: Handshake) -> None:
+        """Subscribe and fetch the persisted messages, before the handshake is answered.
+
+        So once a client sees its socket open, it receives everything published from then on.
+        What arrives meanwhile is queued and sent, after the persisted messages, by open().
+        """
+        self._queue = []
+        self.subscriber = self.subscriber_class(self.broker, self)
+        await self.subscriber.set_pubsub_channels(handshake, self._subscription.parameters)
+        await self.subscriber.send_persisted_messages(self)
 
     async def authorise(self, asked: Subscription) -> tuple[Principal, Subscription]:
         """Run the ``process_request`` and ``allowed_channels`` hooks; raise PermissionDenied."""
@@ -159,29 +177,18 @@ class RedisWebSocketHandler(WebSocketHandler):
 
     # -- the open socket --------------------------------------------------------------------------
 
-    async def open(self, *args: str, **kwargs: str) -> None:
-        assert self._handshake is not None and self.ws_connection is not None
+    def open(self, *args: str, **kwargs: str) -> None:
+        assert self.ws_connection is not None
         self.ws_connection.stream.max_write_buffer_size = self.config.max_buffered_bytes
-        self._queue = []
-        self.subscriber = self.subscriber_class(self.broker, self)
-        try:
-            await self.subscriber.set_pubsub_channels(self._handshake, self._subscription.parameters)
-            if not self._closed:
-                await self.subscriber.send_persisted_messages(self)
-        except BrokerUnavailable as exc:
-            logger.warning("closing %s: %s", self.request.remote_ip, exc)
-            self._queue = None
-            self.subscriber.release()
-            self.close(CLOSE_TRY_AGAIN_LATER, "redis is unavailable; try again later")
-            return
-        if self._closed:
-            self.subscriber.release()
-            return
-        queued, self._queue = self._queue, None
+        persisted, self._persisted = self._persisted or [], None
+        for _, message in persisted:
+            self.send(message)
+        queued, self._queue = self._queue or [], None
+        # A message published and persisted while subscribing went out with the persisted ones.
+        already_sent = {(channel, bytes(message)) for channel, message in persisted}
         for delivery in queued:
-            if (delivery.channel, bytes(delivery.message)) not in self._persisted_sent:
+            if (delivery.channel, bytes(delivery.message)) not in already_sent:
                 self.send_frame(delivery.frame)
-        self._persisted_sent.clear()
         self.sockets.add(self)
 
     async def on_message(self, message: str | bytes) -> None:
@@ -200,7 +207,16 @@ class RedisWebSocketHandler(WebSocketHandler):
             self.close(CLOSE_TRY_AGAIN_LATER, "redis is unavailable; message not published")
 
     def on_close(self) -> None:
-        self._closed = True
+        self.release()
+
+    def on_finish(self) -> None:
+        # Called with 101 when the upgrade succeeds, and with an error status when it does not.
+        if self.get_status() != 101:
+            self.release()
+
+    def release(self) -> None:
+        """Leave every channel and the set of open sockets; safe to call more than once."""
+        self._queue = None
         self.sockets.discard(self)
         if self.subscriber is not None:
             self.subscriber.release()
@@ -217,9 +233,10 @@ class RedisWebSocketHandler(WebSocketHandler):
         self.send_frame(delivery.frame)
 
     def send_persisted(self, channel: str, message: RedisMessage) -> None:
-        """Send a persisted message while the socket opens (see RedisSubscriber)."""
-        self._persisted_sent.add((channel.encode(), bytes(message)))
-        self.send(message)
+        """Take a persisted message during the handshake; open() sends it first (see RedisSubscriber)."""
+        if self._persisted is None:
+            self._persisted = []
+        self._persisted.append((channel.encode(), message))
 
     def send(self, message: RedisMessage) -> None:
         """Send one message as a text or binary frame, per ``message.binary``."""
@@ -254,7 +271,18 @@ class RedisWebSocketHandler(WebSocketHandler):
 
 
 class _StrictUtf8Protocol(WebSocketProtocol13):
-    """Closes with 1007 on invalid UTF-8 in a text frame, where Tornado drops the TCP connection."""
+    """Tornado's protocol, with two changes.
+
+    It closes with 1007 on invalid UTF-8 in a text frame, where Tornado drops the TCP connection.
+    And once it sends a close frame it releases the socket's channels at once: nothing may follow
+    a close frame, and a dead peer never answers it (Tornado waits 5 s before dropping it).
+    """
+
+    handler: RedisWebSocketHandler
+
+    def close(self, code: int | None = None, reason: str | None = None) -> None:
+        super().close(code, reason)
+        self.handler.release()
 
     def _handle_message(self, opcode: int, data: bytes) -> Any:
         if opcode != 0x1 or self._frame_compressed or self.client_terminated:

@@ -296,3 +296,21 @@ async def test_a_peer_that_answers_pings_stays(app, http_server, http_port, publ
         assert payload == b"still here"
     finally:
         writer.close()
+
+
+@pytest.mark.gen_test
+async def test_an_open_socket_is_already_subscribed(ws_url, publisher, prefix):
+    # The handshake is answered only once Redis confirmed the subscription, so a message
+    # published right after the socket opens is never missed.
+    for i in range(20):
+        async with websockets.connect(ws_url(f"fresh{i}", "subscribe-broadcast")) as ws:
+            assert await publisher.publish(f"{prefix}:broadcast:fresh{i}", f"m{i}") == 1
+            assert await recv(ws) == f"m{i}"
+
+
+@pytest.mark.gen_test
+async def test_a_cross_origin_handshake_is_refused(ws_url, broker):
+    with pytest.raises(InvalidStatus) as info:
+        await websockets.connect(ws_url("chat", "subscribe-broadcast"), origin="http://evil.example")
+    assert info.value.response.status_code == 403
+    assert broker.channel_count == 0
