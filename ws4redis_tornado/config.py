@@ -39,6 +39,9 @@ class Config:
         reconnect_max_delay: cap, in seconds, of the backoff between Redis reconnection attempts.
         redis_health_check_interval: seconds of silence on the pub/sub connection before the
             broker pings Redis; a ping unanswered for as long again counts as a lost connection.
+        publish_rate: messages per second one socket may publish on average; 0 means no limit.
+            A socket that publishes faster is closed with 1008.
+        publish_burst: messages one socket may publish at once before the rate applies.
         redis_sentinels: ``(host, port)`` of each Redis Sentinel; when given, the master named
             ``redis_service_name`` is used instead of ``redis_url`` and followed through failovers.
         redis_sentinel_options: connection arguments for the sentinels themselves (e.g. password).
@@ -59,6 +62,8 @@ class Config:
     max_buffered_bytes: int = 4 * MIB
     reconnect_max_delay: float = 5.0
     redis_health_check_interval: float = 15.0
+    publish_rate: float = 50.0
+    publish_burst: int = 100
     redis_sentinels: tuple[tuple[str, int], ...] = ()
     redis_service_name: str = "mymaster"
     redis_sentinel_options: Mapping[str, Any] = field(default_factory=dict)
@@ -87,6 +92,8 @@ class Config:
         _check_int("max_buffered_bytes", self.max_buffered_bytes, minimum=1)
         _check_number("reconnect_max_delay", self.reconnect_max_delay, minimum=0.01)
         _check_number("redis_health_check_interval", self.redis_health_check_interval, minimum=0.01)
+        _check_number("publish_rate", self.publish_rate, minimum=0)
+        _check_int("publish_burst", self.publish_burst, minimum=1)
         object.__setattr__(self, "redis_sentinels", _addresses("redis_sentinels", self.redis_sentinels))
         object.__setattr__(self, "redis_cluster_nodes", _addresses("redis_cluster_nodes", self.redis_cluster_nodes))
         if self.redis_sentinels and self.redis_cluster_nodes:

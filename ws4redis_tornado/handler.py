@@ -16,6 +16,7 @@ from .broker import Broker, Delivery
 from .channels import Principal, Subscription, parse_subscription, validate_facility
 from .exceptions import BrokerUnavailable, InvalidFacility, PermissionDenied
 from .messages import RedisMessage, encode_frame, is_heartbeat
+from .ratelimit import TokenBucket
 from .subscriber import Handshake, RedisSubscriber
 
 __all__ = ["AllowedChannels", "ProcessRequest", "RedisWebSocketHandler"]
@@ -72,6 +73,7 @@ class RedisWebSocketHandler(WebSocketHandler):
         # Until open() has sent the persisted messages, live ones wait here to keep their order.
         self._queue: list[Delivery] | None = None
         self._persisted: list[tuple[bytes, RedisMessage]] | None = None
+        self._bucket: TokenBucket | None = None
 
     # -- settings Tornado asks the handler for --------------------------------------------------
 
@@ -197,6 +199,12 @@ class RedisWebSocketHandler(WebSocketHandler):
         subscriber = self.subscriber
         if subscriber is None or not subscriber.publish_channels:
             return
+        if not self._may_publish():
+            logger.warning(
+                "closing %s: publishing faster than %s messages/s", self.request.remote_ip, self.config.publish_rate
+            )
+            self.close(CLOSE_POLICY_VIOLATION, "publishing too fast")
+            return
         redis_message = RedisMessage(message, binary=isinstance(message, bytes))
         if not self._subscription.echo:
             self._last_published = redis_message.payload
@@ -205,6 +213,15 @@ class RedisWebSocketHandler(WebSocketHandler):
         except BrokerUnavailable as exc:
             logger.warning("closing %s: %s", self.request.remote_ip, exc)
             self.close(CLOSE_TRY_AGAIN_LATER, "redis is unavailable; message not published")
+
+    def _may_publish(self) -> bool:
+        if not self.config.publish_rate:
+            return True
+        now = IOLoop.current().time()
+        if self._bucket is None:
+            # Created on the first publish: most sockets never publish and never pay for it.
+            self._bucket = TokenBucket(self.config.publish_rate, self.config.publish_burst, now=now)
+        return self._bucket.take(now=now)
 
     def on_close(self) -> None:
         self.release()
