@@ -12,6 +12,7 @@ from . import __version__
 from .config import Config
 from .embedded import RedisServer
 from .exceptions import BrokerUnavailable, ConfigurationError
+from .logs import JsonFormatter
 from .server import serve
 
 
@@ -36,12 +37,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--websocket-url", default=Config.websocket_url, help="URL prefix of the endpoint")
     parser.add_argument("--demo", action="store_true", help="serve a demo page at /")
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING ...")
+    parser.add_argument("--log-format", choices=("text", "json"), default="text", help="json: one object per line")
     return parser.parse_args(argv)
+
+
+def configure_logging(level: str, style: str) -> None:
+    handler = logging.StreamHandler()
+    if style == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level.upper(), handlers=[handler])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(args.log_level, args.log_format)
     embedded = RedisServer().start() if args.embedded_redis else None
     try:
         config = Config(

@@ -115,7 +115,11 @@ class Broker:
         self._connected = True
         self._reader = asyncio.create_task(self._read_forever(), name="ws4redis-broker-reader")
         self._writer = asyncio.create_task(self._write_forever(), name="ws4redis-broker-writer")
-        logger.info("connected to redis at %s", self.config.redis_address)
+        logger.info(
+            "connected to redis at %s",
+            self.config.redis_address,
+            extra=_event("redis_up", address=self.config.redis_address, channels=0),
+        )
 
     async def aclose(self) -> None:
         """Stop reading and close every Redis connection; listeners are dropped."""
@@ -350,6 +354,7 @@ class Broker:
                 exc,
                 len(self._listeners),
                 self.config.reconnect_max_delay,
+                extra=_event("redis_down", address=self.config.redis_address, error=str(exc)),
             )
         else:
             logger.debug("redis at %s still unreachable: %s", self.config.redis_address, exc)
@@ -395,3 +400,8 @@ class Broker:
                     logger.exception("listener %r failed to take a message", listener)
         elif kind == b"subscribe":
             self._confirm(response[1])
+
+
+def _event(name: str, **fields: object) -> dict[str, object]:
+    """``extra`` that lets :class:`~ws4redis_tornado.logs.JsonFormatter` render a record as an event."""
+    return {"event": name, "fields": fields}

@@ -15,6 +15,7 @@ from tornado.websocket import WebSocketHandler, WebSocketProtocol13, _WebSocketP
 from .broker import Broker, Delivery
 from .channels import Principal, Subscription, parse_subscription, validate_facility
 from .exceptions import BrokerUnavailable, InvalidFacility, PermissionDenied
+from .logs import log_event
 from .messages import RedisMessage, encode_frame, is_heartbeat
 from .ratelimit import TokenBucket
 from .subscriber import Handshake, RedisSubscriber
@@ -74,6 +75,8 @@ class RedisWebSocketHandler(WebSocketHandler):
         self._queue: list[Delivery] | None = None
         self._persisted: list[tuple[bytes, RedisMessage]] | None = None
         self._bucket: TokenBucket | None = None
+        self._facility = ""
+        self._opened_at: float | None = None
 
     # -- settings Tornado asks the handler for --------------------------------------------------
 
@@ -126,13 +129,12 @@ class RedisWebSocketHandler(WebSocketHandler):
         try:
             principal, subscription = await self.authorise(parse_subscription(self.request.query))
         except PermissionDenied as exc:
-            logger.info("handshake from %s refused: %s", self.request.remote_ip, exc)
             return self._refuse(403, str(exc) or "forbidden")
         self._subscription = subscription
+        self._facility = facility
         try:
             await self.subscribe(Handshake(facility=facility, principal=principal))
-        except BrokerUnavailable as exc:
-            logger.warning("handshake from %s refused: %s", self.request.remote_ip, exc)
+        except BrokerUnavailable:
             self.release()
             return self._refuse(503, "redis is unavailable; try again later")
 
@@ -168,6 +170,7 @@ class RedisWebSocketHandler(WebSocketHandler):
         return await result if inspect.isawaitable(result) else result
 
     def _refuse(self, status: int, text: str) -> None:
+        log_event("deny", peer=self.request.remote_ip, status=status, reason=text, path=self.request.path)
         self.set_status(status, reason=_reason_phrase(text))
         self.set_header("Content-Type", "text/plain; charset=utf-8")
         self.finish(text + "\n")
@@ -192,6 +195,9 @@ class RedisWebSocketHandler(WebSocketHandler):
             if (delivery.channel, bytes(delivery.message)) not in already_sent:
                 self.send_frame(delivery.frame)
         self.sockets.add(self)
+        self._opened_at = IOLoop.current().time()
+        channels = len(self.subscriber.subscribe_channels) if self.subscriber else 0
+        log_event("connect", peer=self.request.remote_ip, facility=self._facility, channels=channels)
 
     async def on_message(self, message: str | bytes) -> None:
         if isinstance(message, str) and is_heartbeat(message, self.config.heartbeat):
@@ -225,6 +231,14 @@ class RedisWebSocketHandler(WebSocketHandler):
 
     def on_close(self) -> None:
         self.release()
+        if self._opened_at is not None:
+            log_event(
+                "close",
+                peer=self.request.remote_ip,
+                facility=self._facility,
+                code=self.close_code,
+                seconds=round(IOLoop.current().time() - self._opened_at, 3),
+            )
 
     def on_finish(self) -> None:
         # Called with 101 when the upgrade succeeds, and with an error status when it does not.
