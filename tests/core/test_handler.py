@@ -314,3 +314,9 @@ async def test_a_cross_origin_handshake_is_refused(ws_url, broker):
         await websockets.connect(ws_url("chat", "subscribe-broadcast"), origin="http://evil.example")
     assert info.value.response.status_code == 403
     assert broker.channel_count == 0
+
+
+@pytest.mark.gen_test
+async def test_a_same_origin_handshake_is_accepted(ws_url, http_port):
+    async with websockets.connect(ws_url("chat", "subscribe-broadcast"), origin=f"http://127.0.0.1:{http_port}") as ws:
+        assert ws.response.status_code == 101
