@@ -1,0 +1,357 @@
+"""The settings of django_bridge, read from ``django.conf.settings`` when they are used.
+
+Nothing is read at import. Each accessor caches its result until a setting changes: the app
+connects :func:`clear_cache` to ``setting_changed`` in ``ready()``, so ``override_settings`` works.
+A wrong value raises :class:`SettingError`, which names the setting and says how to fix it; the
+system checks (``checks.py``) report the same errors before the server starts.
+
+Settings (defaults as in ws4redis, plus the new ones marked *):
+
+``WEBSOCKET_URL``             ``'/ws/'``
+``WS4REDIS_CONNECTION``       ``{'host': 'localhost', 'port': 6379, 'db': 0, 'password': None}``; give
+                              only the keys that differ (also ``unix_socket_path``, ``ssl`` and
+                              redis-py's connection arguments), or a ``redis://``, ``rediss://`` or
+                              ``unix://`` URL
+``WS4REDIS_EXPIRE``           ``3600`` seconds; 0 or None keeps no message
+``WS4REDIS_PREFIX``           ``None``
+``WS4REDIS_HEARTBEAT``        ``None``
+``WS4REDIS_SUBSCRIBER``       ``'ws4redis_tornado.subscriber.RedisSubscriber'`` (dotted path or class)
+``WS4REDIS_ALLOWED_CHANNELS`` ``None`` (callable or dotted path)
+``WS4REDIS_PROCESS_REQUEST``  ``None`` (callable or dotted path)
+``WS4REDIS_ALLOWED_ORIGINS``  * ``[]``: origins such as ``'https://example.com'`` (or
+                              ``'https://*.example.com'``) whose pages may open websockets
+``WS4REDIS_HEALTH_URL``       * ``'/ws4redis/health'``; None serves no health check
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
+
+from ws4redis_tornado.config import Config
+from ws4redis_tornado.exceptions import ConfigurationError
+from ws4redis_tornado.subscriber import RedisSubscriber
+
+__all__ = [
+    "DEFAULT_CONNECTION",
+    "DEFAULT_HEALTH_URL",
+    "MEMBEROF_SESSION_KEY",
+    "SettingError",
+    "clear_cache",
+    "get_allowed_channels",
+    "get_allowed_origins",
+    "get_config",
+    "get_health_url",
+    "get_process_request",
+    "get_subscriber_class",
+    "normalise_origin",
+    "on_setting_changed",
+    "problems",
+]
+
+DEFAULT_CONNECTION: Mapping[str, Any] = {"host": "localhost", "port": 6379, "db": 0, "password": None}
+DEFAULT_SUBSCRIBER = "ws4redis_tornado.subscriber.RedisSubscriber"
+DEFAULT_HEALTH_URL = "/ws4redis/health"
+
+MEMBEROF_SESSION_KEY = "ws4redis:memberof"
+"""Session key holding the names of the user's groups, written at login (as ws4redis did)."""
+
+_URL_SCHEMES = ("redis", "rediss", "unix")
+_DEFAULT_PORTS = {"http": "80", "https": "443", "ws": "80", "wss": "443"}
+
+_HINTS = {
+    "WEBSOCKET_URL": "Set WEBSOCKET_URL to a path starting with '/', such as '/ws/'.",
+    "WS4REDIS_CONNECTION": (
+        "Set WS4REDIS_CONNECTION to a dict with only the keys that differ from"
+        " {'host': 'localhost', 'port': 6379, 'db': 0, 'password': None} (also 'unix_socket_path',"
+        " 'ssl' and redis-py connection arguments), or to a redis://, rediss:// or unix:// URL."
+    ),
+    "WS4REDIS_EXPIRE": "Set WS4REDIS_EXPIRE to a whole number of seconds; 0 or None keeps no message.",
+    "WS4REDIS_PREFIX": "Set WS4REDIS_PREFIX to a string without whitespace, or to None.",
+    "WS4REDIS_HEARTBEAT": "Set WS4REDIS_HEARTBEAT to a non-empty string, or to None to send no heartbeat.",
+    "WS4REDIS_SUBSCRIBER": (
+        "Set WS4REDIS_SUBSCRIBER to the dotted path of a subclass of"
+        " ws4redis_tornado.RedisSubscriber (its methods are coroutines), or remove it."
+    ),
+    "WS4REDIS_ALLOWED_CHANNELS": (
+        "Set WS4REDIS_ALLOWED_CHANNELS to a function (or its dotted path) taking (request, channels)"
+        " and returning the allowed channels, or to None."
+    ),
+    "WS4REDIS_PROCESS_REQUEST": (
+        "Set WS4REDIS_PROCESS_REQUEST to a function (or its dotted path) taking the request, or to None."
+    ),
+    "WS4REDIS_ALLOWED_ORIGINS": (
+        "Set WS4REDIS_ALLOWED_ORIGINS to a list of origins such as ['https://example.com',"
+        " 'https://*.example.org']: a scheme and a host, with no path."
+    ),
+    "WS4REDIS_HEALTH_URL": (
+        "Set WS4REDIS_HEALTH_URL to a path starting with '/' outside WEBSOCKET_URL, such as"
+        f" {DEFAULT_HEALTH_URL!r}, or to None to serve no health check."
+    ),
+}
+
+
+class SettingError(ImproperlyConfigured):
+    """A setting of django_bridge has a wrong value.
+
+    Attributes:
+        setting: the name of the setting, e.g. ``'WS4REDIS_EXPIRE'``.
+        problem: what is wrong, showing the value.
+        hint: how to fix it.
+    """
+
+    def __init__(self, setting: str, problem: str) -> None:
+        self.setting = setting
+        self.problem = problem
+        self.hint = _HINTS[setting]
+        super().__init__(f"{problem} {self.hint}")
+
+
+# -- the websocket loop's Config -------------------------------------------------------------------
+
+
+# Settings that map one to one onto a Config field: setting -> (field, default).
+_FIELDS: Mapping[str, tuple[str, Any]] = {
+    "WEBSOCKET_URL": ("websocket_url", "/ws/"),
+    "WS4REDIS_PREFIX": ("prefix", None),
+    "WS4REDIS_EXPIRE": ("expire", 3600),
+    "WS4REDIS_HEARTBEAT": ("heartbeat", None),
+}
+
+
+@functools.cache
+def get_config() -> Config:
+    """Return the :class:`~ws4redis_tornado.Config` the settings describe.
+
+    Raises:
+        SettingError: a setting has a wrong value.
+    """
+    redis_url, redis_options = _connection()
+    fields = {_FIELDS[setting][0]: _field(setting) for setting in _FIELDS}
+    return Config(redis_url=redis_url, redis_options=redis_options, **fields)
+
+
+def _field(setting: str) -> Any:
+    """Read ``setting`` and validate it the way Config validates its field."""
+    field, default = _FIELDS[setting]
+    value = getattr(settings, setting, default)
+    try:
+        Config(**{field: value})
+    except ConfigurationError as exc:
+        raise SettingError(setting, f"{setting} = {value!r} is not valid: {exc}.") from exc
+    return value
+
+
+def _connection() -> tuple[str, dict[str, Any]]:
+    """Turn WS4REDIS_CONNECTION into the URL and redis-py options of a Config."""
+    value = getattr(settings, "WS4REDIS_CONNECTION", None)
+    if value is None:
+        value = {}
+    if isinstance(value, str):
+        if urlsplit(value).scheme not in _URL_SCHEMES:
+            raise SettingError("WS4REDIS_CONNECTION", f"WS4REDIS_CONNECTION = {value!r} is not a Redis URL.")
+        return value, {}
+    if not isinstance(value, Mapping):
+        raise SettingError("WS4REDIS_CONNECTION", f"WS4REDIS_CONNECTION = {value!r} is neither a dict nor a URL.")
+    unknown = sorted(str(key) for key in value if key not in _connection_keys())
+    if unknown:
+        raise SettingError("WS4REDIS_CONNECTION", f"WS4REDIS_CONNECTION has unknown key(s) {', '.join(unknown)}.")
+    options = {**DEFAULT_CONNECTION, **value}
+    url = _connection_url(
+        host=options.pop("host"),
+        port=options.pop("port"),
+        db=options.pop("db"),
+        path=options.pop("unix_socket_path", None),
+        ssl=options.pop("ssl", False),
+    )
+    # Passwords stay out of the URL, so they never show in log lines.
+    return url, {key: option for key, option in options.items() if option is not None}
+
+
+def _connection_url(*, host: Any, port: Any, db: Any, path: Any, ssl: Any) -> str:
+    def wrong(key: str, value: Any, expected: str) -> SettingError:
+        return SettingError("WS4REDIS_CONNECTION", f"WS4REDIS_CONNECTION[{key!r}] = {value!r}; expected {expected}.")
+
+    if isinstance(db, bool) or not isinstance(db, int) or db < 0:
+        raise wrong("db", db, "a database number >= 0")
+    if not isinstance(ssl, bool):
+        raise wrong("ssl", ssl, "True or False")
+    if path is not None:
+        if not isinstance(path, str) or not path:
+            raise wrong("unix_socket_path", path, "the path of Redis' socket")
+        if ssl:
+            raise wrong("ssl", ssl, "False with a unix_socket_path")
+        return f"unix://{quote(path)}?db={db}"
+    if not isinstance(host, str) or not host or any(ch.isspace() or ch in "/@?#" for ch in host):
+        raise wrong("host", host, "a host name or address")
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise wrong("port", port, "a TCP port number")
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"{'rediss' if ssl else 'redis'}://{host}:{port}/{db}"
+
+
+@functools.cache
+def _connection_keys() -> frozenset[str]:
+    """Keys WS4REDIS_CONNECTION may hold: ws4redis' own and redis-py's connection arguments."""
+    from redis import connection as sync
+    from redis.asyncio import connection as aio
+
+    classes = (sync.Connection, sync.SSLConnection, sync.UnixDomainSocketConnection, aio.AbstractConnection)
+    classes += (sync.AbstractConnection, aio.Connection, aio.SSLConnection)
+    names = {name for cls in classes for name in inspect.signature(cls.__init__).parameters}
+    names -= {"self", "kwargs", "path"}
+    return frozenset(names | set(DEFAULT_CONNECTION) | {"unix_socket_path", "ssl"})
+
+
+# -- hooks and classes -------------------------------------------------------------------------------
+
+
+@functools.cache
+def get_subscriber_class() -> type[RedisSubscriber]:
+    """Return the class of WS4REDIS_SUBSCRIBER (a subclass of the core's RedisSubscriber)."""
+    value = getattr(settings, "WS4REDIS_SUBSCRIBER", DEFAULT_SUBSCRIBER)
+    cls = _import("WS4REDIS_SUBSCRIBER", value) if isinstance(value, str) else value
+    if not (isinstance(cls, type) and issubclass(cls, RedisSubscriber)):
+        raise SettingError("WS4REDIS_SUBSCRIBER", f"WS4REDIS_SUBSCRIBER = {value!r} is not a RedisSubscriber.")
+    return cls
+
+
+@functools.cache
+def get_allowed_channels() -> Callable[..., Any] | None:
+    """Return the WS4REDIS_ALLOWED_CHANNELS function, or None when it is not set."""
+    return _callable("WS4REDIS_ALLOWED_CHANNELS")
+
+
+@functools.cache
+def get_process_request() -> Callable[..., Any] | None:
+    """Return the WS4REDIS_PROCESS_REQUEST function, or None when it is not set."""
+    return _callable("WS4REDIS_PROCESS_REQUEST")
+
+
+def _callable(setting: str) -> Callable[..., Any] | None:
+    value = getattr(settings, setting, None)
+    if value is None:
+        return None
+    function = _import(setting, value) if isinstance(value, str) else value
+    if not callable(function):
+        raise SettingError(setting, f"{setting} = {value!r} is not callable.")
+    return function
+
+
+def _import(setting: str, path: str) -> Any:
+    try:
+        return import_string(path)
+    except ImportError as exc:
+        raise SettingError(setting, f"{setting} = {path!r} cannot be imported: {exc}.") from exc
+
+
+# -- origins and URLs --------------------------------------------------------------------------------
+
+
+@functools.cache
+def get_allowed_origins() -> tuple[str, ...]:
+    """Return WS4REDIS_ALLOWED_ORIGINS, each normalised by :func:`normalise_origin`."""
+    value = getattr(settings, "WS4REDIS_ALLOWED_ORIGINS", ())
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise SettingError(
+            "WS4REDIS_ALLOWED_ORIGINS", f"WS4REDIS_ALLOWED_ORIGINS = {value!r} is not a list of origins."
+        )
+    origins = []
+    for origin in value:
+        normalised = normalise_origin(origin) if isinstance(origin, str) else None
+        if normalised is None:
+            raise SettingError(
+                "WS4REDIS_ALLOWED_ORIGINS", f"WS4REDIS_ALLOWED_ORIGINS holds {origin!r}, which is not an origin."
+            )
+        origins.append(normalised)
+    return tuple(origins)
+
+
+def normalise_origin(origin: str) -> str | None:
+    """Return ``scheme://host[:port]`` in lower case without a default port, or None if not an origin.
+
+    ``'HTTPS://Example.com:443/'`` becomes ``'https://example.com'``; ``'null'`` is not an origin.
+    """
+    try:
+        parts = urlsplit(origin.strip().lower())
+        port = parts.port
+    except ValueError:
+        return None
+    if not parts.scheme or not parts.hostname or parts.path not in ("", "/") or parts.query or parts.fragment:
+        return None
+    if parts.username is not None or parts.password is not None:
+        return None
+    netloc = parts.netloc
+    if port is not None and str(port) == _DEFAULT_PORTS.get(parts.scheme):
+        netloc = netloc.rsplit(":", 1)[0]
+    return f"{parts.scheme}://{netloc}"
+
+
+@functools.cache
+def get_health_url() -> str | None:
+    """Return WS4REDIS_HEALTH_URL (default ``/ws4redis/health``), or None to serve no health check."""
+    value = getattr(settings, "WS4REDIS_HEALTH_URL", DEFAULT_HEALTH_URL)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.startswith("/"):
+        raise SettingError("WS4REDIS_HEALTH_URL", f"WS4REDIS_HEALTH_URL = {value!r} is not a path.")
+    websocket_url = get_config().websocket_url
+    if value.startswith(websocket_url):
+        raise SettingError(
+            "WS4REDIS_HEALTH_URL",
+            f"WS4REDIS_HEALTH_URL = {value!r} lies under WEBSOCKET_URL ({websocket_url!r}),"
+            " which answers every path below it.",
+        )
+    return value
+
+
+# -- cache -------------------------------------------------------------------------------------------
+
+
+def problems() -> list[SettingError]:
+    """Read every setting and return the errors found, one per wrong setting (for the checks)."""
+    accessors: list[Callable[[], Any]] = [_connection]
+    accessors += [functools.partial(_field, setting) for setting in _FIELDS]
+    accessors += [get_subscriber_class, get_allowed_channels, get_process_request, get_allowed_origins]
+    found = []
+    for accessor in accessors:
+        try:
+            accessor()
+        except SettingError as exc:
+            found.append(exc)
+    # The health URL is judged against WEBSOCKET_URL, so only once that one is right.
+    if not any(error.setting == "WEBSOCKET_URL" for error in found):
+        try:
+            get_health_url()
+        except SettingError as exc:
+            found.append(exc)
+    return found
+
+
+_CACHED = (
+    get_config,
+    get_subscriber_class,
+    get_allowed_channels,
+    get_process_request,
+    get_allowed_origins,
+    get_health_url,
+)
+
+
+def clear_cache() -> None:
+    """Forget every value read so far; the next call reads the settings again."""
+    for accessor in _CACHED:
+        accessor.cache_clear()
+
+
+def on_setting_changed(*, setting: str, **kwargs: Any) -> None:
+    """Receiver of Django's ``setting_changed`` (connected in ``DjangoBridgeConfig.ready()``)."""
+    clear_cache()

@@ -1,0 +1,305 @@
+"""RedisPublisher: send messages to websockets from Django code, and read persisted ones.
+
+Wire-compatible with ws4redis: the same channel keys (see :mod:`ws4redis_tornado.channels`), the
+message PUBLISHed and persisted under the channel's own key.
+
+Connections come from one pool per process and connection setting, created on first use (a
+separate one per event loop for the ``a*`` methods), so ``override_settings`` of
+``WS4REDIS_CONNECTION`` takes effect on the next call. :func:`close_pools` and
+:func:`aclose_pools` release them, e.g. when a server shuts down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import warnings
+import weakref
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import redis
+import redis.asyncio as aredis
+from asgiref.sync import sync_to_async
+from django.http import HttpRequest
+
+from ws4redis_tornado.channels import SELF, Audience, channel_key, validate_facility
+from ws4redis_tornado.config import Config
+from ws4redis_tornado.exceptions import BrokerUnavailable
+from ws4redis_tornado.messages import RedisMessage, decode_payload
+
+from .conf import MEMBEROF_SESSION_KEY, get_config
+
+__all__ = ["SELF", "RedisMessage", "RedisPublisher", "aclose_pools", "close_pools"]
+
+_ANY = "any"
+# fetch_message looks for the most specific audience first, as ws4redis did.
+_FETCH_ORDER = (Audience.SESSION, Audience.USER, Audience.GROUP, Audience.BROADCAST)
+_CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
+
+
+class RedisPublisher:
+    """Publishes to the channels of one facility; the audience is fixed when it is created.
+
+    ``users``, ``groups`` and ``sessions`` are lists of names (user names, group names, session
+    keys); :data:`SELF` in them stands for the ``request``'s user, that user's groups or the
+    request's session. Resolving SELF reads ``request.user`` and ``request.session``, which may
+    query the database: in async code create the publisher through ``sync_to_async``.
+
+    Attributes:
+        publish_channels: the Redis keys :meth:`publish_message` publishes to.
+    """
+
+    def __init__(
+        self,
+        *,
+        facility: str | None = None,
+        broadcast: bool = False,
+        users: Iterable[Any] = (),
+        groups: Iterable[Any] = (),
+        sessions: Iterable[Any] = (),
+        request: HttpRequest | None = None,
+    ) -> None:
+        self.facility = None if facility is None else validate_facility(facility)
+        self.request = request
+        audience = {
+            Audience.BROADCAST: [None] if broadcast else [],
+            Audience.GROUP: _names(groups, "groups", request, _request_groups),
+            Audience.USER: _names(users, "users", request, _request_user),
+            Audience.SESSION: _names(sessions, "sessions", request, _request_session),
+        }
+        self.publish_channels: list[str] = []
+        if facility is None:
+            if any(audience.values()):
+                raise ValueError("a publisher with an audience needs a facility")
+            return
+        prefix = get_config().prefix
+        keys = (
+            channel_key(kind, facility, ident, prefix=prefix) for kind, idents in audience.items() for ident in idents
+        )
+        self.publish_channels = list(dict.fromkeys(keys))
+
+    def publish_message(self, message: RedisMessage | str | bytes, expire: int | None = None) -> int:
+        """Publish ``message`` and persist it for ``expire`` seconds, in one round trip.
+
+        ``expire`` defaults to ``WS4REDIS_EXPIRE``; 0 publishes without persisting. Returns how many
+        subscribers Redis delivered it to, summed over the channels.
+
+        Raises:
+            BrokerUnavailable: Redis cannot be reached.
+        """
+        payload, expire = _prepare(message, expire, get_config())
+        if not self.publish_channels:
+            return 0
+        client = _client()
+        pipe = client.pipeline(transaction=False)
+        _queue(pipe, self.publish_channels, payload, expire)
+        with _unavailable("publish"):
+            return _receivers(pipe.execute(), expire)
+
+    async def apublish_message(self, message: RedisMessage | str | bytes, expire: int | None = None) -> int:
+        """The async twin of :meth:`publish_message`."""
+        payload, expire = _prepare(message, expire, get_config())
+        if not self.publish_channels:
+            return 0
+        client = _aclient()
+        pipe = client.pipeline(transaction=False)
+        _queue(pipe, self.publish_channels, payload, expire)
+        with _unavailable("publish"):
+            return _receivers(await pipe.execute(), expire)
+
+    def fetch_message(
+        self, request: HttpRequest | None, facility: str, audience: str | Audience = _ANY
+    ) -> RedisMessage | None:
+        """Return the message persisted for ``request`` in ``facility``, or None.
+
+        ``audience`` is ``'broadcast'``, ``'group'``, ``'user'``, ``'session'`` or ``'any'``; with
+        ``'any'`` the session's message wins over the user's, then the groups', then the broadcast.
+        An anonymous user has no user and no group message.
+        """
+        keys = _fetch_keys(request, facility, audience, get_config().prefix)
+        if not keys:
+            return None
+        client = _client()
+        with _unavailable("read"):
+            return _first(client.mget(keys))
+
+    async def afetch_message(
+        self, request: HttpRequest | None, facility: str, audience: str | Audience = _ANY
+    ) -> RedisMessage | None:
+        """The async twin of :meth:`fetch_message`; reads the request's user in a thread."""
+        prefix = get_config().prefix
+        if request is None:
+            keys = _fetch_keys(None, facility, audience, prefix)
+        else:
+            keys = await sync_to_async(_fetch_keys)(request, facility, audience, prefix)
+        if not keys:
+            return None
+        client = _aclient()
+        with _unavailable("read"):
+            return _first(await client.mget(keys))
+
+
+# -- audiences -------------------------------------------------------------------------------------
+
+
+def _names(values: Any, argument: str, request: HttpRequest | None, resolve: Any) -> list[str]:
+    """Return the idents of one audience, with SELF replaced by what ``resolve`` finds in the request."""
+    if values is True or isinstance(values, str):
+        # Deprecated by ws4redis 0.4.5 (2015); still accepted, as it was there.
+        replacement = "[SELF]" if values is True else f"[{values!r}]"
+        warnings.warn(
+            f"pass {argument}={replacement} instead of {argument}={values!r}", DeprecationWarning, stacklevel=3
+        )
+        values = [SELF] if values is True else [values]
+    elif values is False or values is None:
+        values = ()
+    names: list[str] = []
+    for value in values:
+        names.extend(resolve(request) if value is SELF else [str(value)])
+    return names
+
+
+def _request_user(request: HttpRequest | None) -> list[str]:
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return []
+    return [user.get_username()]
+
+
+def _request_groups(request: HttpRequest | None) -> list[str]:
+    session = getattr(request, "session", None)
+    if session is None or not _request_user(request):
+        return []
+    return [str(group) for group in session.get(MEMBEROF_SESSION_KEY, ())]
+
+
+def _request_session(request: HttpRequest | None) -> list[str]:
+    session = getattr(request, "session", None)
+    key = getattr(session, "session_key", None)
+    return [key] if key else []
+
+
+_RESOLVERS = {
+    Audience.SESSION: _request_session,
+    Audience.USER: _request_user,
+    Audience.GROUP: _request_groups,
+}
+
+
+def _fetch_keys(request: HttpRequest | None, facility: str, audience: str | Audience, prefix: str) -> list[str]:
+    validate_facility(facility)
+    wanted = _FETCH_ORDER if audience == _ANY else (_audience(audience),)
+    keys = []
+    for kind in wanted:
+        if kind is Audience.BROADCAST:
+            keys.append(channel_key(kind, facility, prefix=prefix))
+        else:
+            keys.extend(channel_key(kind, facility, ident, prefix=prefix) for ident in _RESOLVERS[kind](request))
+    return keys
+
+
+def _audience(audience: str | Audience) -> Audience:
+    try:
+        return Audience(audience)
+    except ValueError:
+        names = ", ".join(repr(kind.value) for kind in _FETCH_ORDER)
+        raise ValueError(f"audience is {audience!r}; expected one of {names} or {_ANY!r}") from None
+
+
+# -- commands ----------------------------------------------------------------------------------------
+
+
+def _prepare(message: RedisMessage | str | bytes, expire: int | None, config: Config) -> tuple[bytes, int]:
+    if not isinstance(message, RedisMessage):
+        message = RedisMessage(message)
+    if expire is None:
+        expire = config.expire
+    if isinstance(expire, bool) or not isinstance(expire, int) or expire < 0:
+        raise ValueError(f"expire is {expire!r}; expected a whole number of seconds >= 0, or None")
+    return message.payload, expire
+
+
+def _queue(pipe: Any, channels: Sequence[str], payload: bytes, expire: int) -> None:
+    for channel in channels:
+        pipe.publish(channel, payload)
+        if expire > 0:
+            pipe.set(channel, payload, ex=expire)
+
+
+def _receivers(results: Sequence[Any], expire: int) -> int:
+    return sum(int(count) for count in results[:: 2 if expire > 0 else 1])
+
+
+def _first(values: Sequence[bytes | None]) -> RedisMessage | None:
+    for value in values:
+        if value is not None:
+            return decode_payload(value)
+    return None
+
+
+@contextmanager
+def _unavailable(action: str) -> Iterator[None]:
+    try:
+        yield
+    except _CONNECTION_ERRORS as exc:
+        address = get_config().redis_address
+        raise BrokerUnavailable(f"cannot {action}: redis unreachable at {address}: {exc}") from exc
+
+
+# -- connection pools ----------------------------------------------------------------------------------
+
+_lock = threading.Lock()
+_pools: dict[tuple[str, str], redis.ConnectionPool] = {}
+_async_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str], aredis.ConnectionPool]]
+_async_pools = weakref.WeakKeyDictionary()
+
+
+def _pool_key(config: Config) -> tuple[str, str]:
+    # repr: option values (an SSL context, say) need not be hashable.
+    return config.redis_url, repr(sorted(config.redis_options.items()))
+
+
+def _pool_options(config: Config) -> dict[str, Any]:
+    return {**config.redis_options, "decode_responses": False}
+
+
+def _client() -> redis.Redis:
+    config = get_config()
+    key = _pool_key(config)
+    with _lock:
+        pool = _pools.get(key)
+        if pool is None:
+            pool = _pools[key] = redis.ConnectionPool.from_url(config.redis_url, **_pool_options(config))
+    return redis.Redis(connection_pool=pool)
+
+
+def _aclient() -> aredis.Redis:
+    # An asyncio connection belongs to the loop it was made on: one set of pools per loop.
+    loop = asyncio.get_running_loop()
+    config = get_config()
+    key = _pool_key(config)
+    with _lock:
+        pools = _async_pools.setdefault(loop, {})
+        pool = pools.get(key)
+        if pool is None:
+            pool = pools[key] = aredis.ConnectionPool.from_url(config.redis_url, **_pool_options(config))
+    return aredis.Redis(connection_pool=pool)
+
+
+def close_pools() -> None:
+    """Disconnect the synchronous pools; they reconnect on the next call."""
+    with _lock:
+        pools = list(_pools.values())
+        _pools.clear()
+    for pool in pools:
+        pool.disconnect()
+
+
+async def aclose_pools() -> None:
+    """Disconnect the running loop's pools; call it before the loop closes."""
+    with _lock:
+        pools = list(_async_pools.pop(asyncio.get_running_loop(), {}).values())
+    for pool in pools:
+        await pool.disconnect()

@@ -1,0 +1,51 @@
+"""The Django project of the django_bridge tests; conftest.py points DJANGO_SETTINGS_MODULE here.
+
+The database is a SQLite file in a temporary directory (removed by conftest.py), not ``:memory:``:
+session lookups run in worker threads, and each thread would get its own empty in-memory database.
+"""
+
+import tempfile
+from pathlib import Path
+
+DATABASE_DIR = Path(tempfile.mkdtemp(prefix="ws4redis-bridge-"))
+
+SECRET_KEY = "tests-only-not-secret"
+DEBUG = False
+ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
+
+INSTALLED_APPS = [
+    "django_bridge",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.staticfiles",
+]
+
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+]
+
+ROOT_URLCONF = "tests.bridge.urls"
+
+DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(DATABASE_DIR / "db.sqlite3")}}
+
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+
+# Hashing with the default 1M PBKDF2 rounds would take most of a test's time.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "OPTIONS": {"context_processors": ["django_bridge.context_processors.default"]},
+    }
+]
+
+STATIC_URL = "/static/"
+
+USE_TZ = True
+
+# The fixtures set WS4REDIS_CONNECTION (the private test Redis) and WS4REDIS_PREFIX (one per test).
+WS4REDIS_EXPIRE = 10

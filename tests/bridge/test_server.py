@@ -1,0 +1,366 @@
+"""The Django project served by make_app(): websockets and views on one real port, real Redis.
+
+The first half ports ws4redis' test_chatclient.py; the second covers what django_bridge adds:
+the origin policy, override_settings, and Django work that never stalls the IOLoop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from importlib import import_module
+
+import pytest
+import websockets
+from django.conf import settings
+from django.test import RequestFactory, override_settings
+from websockets.exceptions import InvalidStatus
+
+from django_bridge.publisher import SELF, RedisPublisher
+
+from ..utils import MS, wait_for, within
+from . import hooks, slow_sessions, views
+
+FACILITY = "unittest"
+MESSAGE = "".join(chr(c) for c in range(33, 128))
+# The close codes a client may send (RFC 6455 7.4.1; 1004-1006 and 1015 never go on the wire).
+CLIENT_CLOSE_CODES = (1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014)
+
+
+def connect(url, session=None, headers=(), **kwargs):
+    headers = {**dict(headers), **({"Cookie": f"sessionid={session}"} if session else {})}
+    return websockets.connect(url, additional_headers=headers, **kwargs)
+
+
+async def recv(ws, timeout=3000 * MS):
+    return await within(ws.recv(), timeout)
+
+
+async def assert_silent(ws, timeout=300 * MS):
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(ws.recv(), timeout)
+
+
+async def refused_with(url, **kwargs):
+    with pytest.raises(InvalidStatus) as info:
+        async with connect(url, **kwargs):
+            pass
+    return info.value.response
+
+
+def request_of(user, session):
+    """A request as one of the user's views sees it (the session loads lazily, in a thread)."""
+    request = RequestFactory().get("/chat/")
+    request.user = user
+    request.session = import_module(settings.SESSION_ENGINE).SessionStore(session)
+    return request
+
+
+# -- ws4redis' test_chatclient.py ---------------------------------------------------------------------
+
+
+@pytest.mark.gen_test
+async def test_subscribe_broadcast_receives_the_persisted_message(ws_url):
+    await RedisPublisher(facility=FACILITY, broadcast=True).apublish_message(MESSAGE, 10)
+    async with connect(ws_url(FACILITY, "subscribe-broadcast")) as ws:
+        assert await recv(ws) == MESSAGE
+        await assert_silent(ws)
+
+
+@pytest.mark.gen_test
+async def test_pubsub_broadcast(ws_url):
+    async with (
+        connect(ws_url(FACILITY, "subscribe-broadcast&publish-broadcast")) as listener,
+        connect(ws_url(FACILITY, "subscribe-broadcast&publish-broadcast&echo")) as speaker,
+    ):
+        await speaker.send(MESSAGE)
+        assert await recv(listener) == MESSAGE
+        assert await recv(speaker) == MESSAGE
+
+
+@pytest.mark.gen_test
+async def test_publish_broadcast_is_persisted(ws_url, redis_client, prefix):
+    async with connect(ws_url(FACILITY, "publish-broadcast")) as ws:
+        await ws.send(MESSAGE)
+    assert await RedisPublisher().afetch_message(None, FACILITY, "broadcast") == MESSAGE.encode()
+    assert redis_client.get(f"{prefix}:broadcast:{FACILITY}") == MESSAGE.encode()
+
+
+@pytest.mark.gen_test
+async def test_subscribe_user(ws_url, john, mary):
+    await RedisPublisher(facility=FACILITY, users=["john", "mary"]).apublish_message(MESSAGE, 10)
+    async with connect(ws_url(FACILITY, "subscribe-user"), session=john) as ws:
+        assert await recv(ws) == MESSAGE
+    async with connect(ws_url(FACILITY, "subscribe-user")) as anonymous:
+        await assert_silent(anonymous)
+
+
+@pytest.mark.gen_test
+async def test_publish_user(ws_url, users, john):
+    async with connect(ws_url(FACILITY, "publish-user"), session=john) as ws:
+        await ws.send(MESSAGE)
+    publisher = RedisPublisher()
+    assert await publisher.afetch_message(request_of(users["john"], john), FACILITY, "user") == MESSAGE.encode()
+    assert await publisher.afetch_message(request_of(None, john), FACILITY, "user") is None
+
+
+@pytest.mark.gen_test
+async def test_subscribe_group(ws_url, john):
+    await RedisPublisher(facility=FACILITY, groups=["chatters"]).apublish_message(MESSAGE, 10)
+    async with connect(ws_url(FACILITY, "subscribe-group"), session=john) as ws:
+        assert await recv(ws) == MESSAGE
+
+
+@pytest.mark.gen_test
+async def test_publish_group(ws_url, users, john, mary):
+    async with connect(ws_url(FACILITY, "publish-group"), session=john) as ws:
+        await ws.send(MESSAGE)
+    # john is in chatters and admins, mary in chatters only: she finds it through chatters.
+    found = await RedisPublisher().afetch_message(request_of(users["mary"], mary), FACILITY, "group")
+    assert found == MESSAGE.encode()
+
+
+@pytest.mark.gen_test
+async def test_subscribe_session_with_self(ws_url, anonymous):
+    request = request_of(None, anonymous)
+    publisher = RedisPublisher(facility=FACILITY, sessions=[SELF], request=request)
+    await publisher.apublish_message(MESSAGE, 10)
+    async with connect(ws_url(FACILITY, "subscribe-session"), session=anonymous) as ws:
+        assert await recv(ws) == MESSAGE
+
+
+@pytest.mark.gen_test
+async def test_publish_session(ws_url, users, mary):
+    async with connect(ws_url(FACILITY, "publish-session"), session=mary) as ws:
+        await ws.send(MESSAGE)
+    found = await RedisPublisher().afetch_message(request_of(users["mary"], mary), FACILITY, "session")
+    assert found == MESSAGE.encode()
+
+
+@pytest.mark.gen_test
+async def test_number_of_receivers(ws_url, app, john):
+    publisher = RedisPublisher(facility=FACILITY, sessions=[john])
+    async with connect(ws_url(FACILITY, "subscribe-session"), session=john) as ws:
+        assert await publisher.apublish_message(MESSAGE, 10) == 1
+        assert await recv(ws) == MESSAGE
+    await wait_for(lambda: not app.sockets)
+    assert await publisher.apublish_message(MESSAGE, 10) == 0
+
+
+@pytest.mark.gen_test
+async def test_a_plain_http_request_is_refused(http_client, http_url):
+    response = await http_client.fetch(http_url("/ws/foobar"), raise_error=False)
+    assert response.code == 400
+    assert b"websockets" in response.body
+    response = await http_client.fetch(http_url("/ws/foobar"), method="POST", body="", raise_error=False)
+    assert response.code == 405
+
+
+@pytest.mark.gen_test
+async def test_allowed_channels_by_dotted_path_refuses_with_403(ws_url):
+    url = ws_url(FACILITY, "subscribe-broadcast&publish-broadcast")
+    with override_settings(WS4REDIS_ALLOWED_CHANNELS="tests.bridge.hooks.deny_on_header"):
+        response = await refused_with(url, headers={"Deny-Channels": "YES"})
+        assert response.status_code == 403
+        assert b"channels denied by the test hook" in response.body
+        async with websockets.connect(url) as ws:
+            assert ws.response.status_code == 101
+
+
+@pytest.mark.gen_test
+async def test_allowed_channels_as_a_callable_narrows_the_channels(ws_url, redis_client, prefix):
+    seen = []
+
+    def no_publishing(request, channels):
+        seen.append((request.path, request.user.is_authenticated))
+        return [channel for channel in channels if not channel.startswith("publish-")]
+
+    with override_settings(WS4REDIS_ALLOWED_CHANNELS=no_publishing):
+        async with connect(ws_url(FACILITY, "subscribe-broadcast&publish-broadcast&echo")) as ws:
+            await ws.send("not published")
+            await assert_silent(ws)
+    assert seen == [(f"/ws/{FACILITY}", False)]
+    assert redis_client.get(f"{prefix}:broadcast:{FACILITY}") is None
+
+
+@pytest.mark.gen_test(timeout=15)
+async def test_every_close_code_a_client_may_send_is_handled(ws_url, app, broker, prefix, caplog):
+    caplog.set_level(logging.WARNING)
+    for code in CLIENT_CLOSE_CODES:
+        async with connect(ws_url(FACILITY, "subscribe-broadcast&publish-broadcast")) as ws:
+            await ws.close(code)
+            assert ws.close_code == code, f"the server did not answer the close with {code}"
+        await wait_for(lambda: not app.sockets)
+    assert broker.listener_count(f"{prefix}:broadcast:{FACILITY}") == 0
+    assert [record for record in caplog.records if record.levelno >= logging.ERROR] == []
+
+
+@pytest.mark.gen_test
+async def test_subprotocol(ws_url):
+    url = ws_url(FACILITY, "subscribe-broadcast&publish-broadcast")
+    async with connect(url, subprotocols=["unittestprotocol"]) as ws:
+        assert ws.subprotocol == "unittestprotocol"
+        assert ws.response.headers["Sec-WebSocket-Protocol"] == "unittestprotocol"
+
+
+@pytest.mark.gen_test
+async def test_binary_messages_stay_binary(ws_url):
+    async with (
+        connect(ws_url(FACILITY, "subscribe-broadcast")) as listener,
+        connect(ws_url(FACILITY, "publish-broadcast")) as speaker,
+    ):
+        await speaker.send(b"\x00\x01\xfe\xff")
+        assert await recv(listener) == b"\x00\x01\xfe\xff"
+        await speaker.send(b"valid UTF-8, sent as binary")
+        assert await recv(listener) == b"valid UTF-8, sent as binary"
+        await RedisPublisher(facility=FACILITY, broadcast=True).apublish_message(b"\x80 from django")
+        assert await recv(listener) == b"\x80 from django"
+
+
+# -- what django_bridge adds -------------------------------------------------------------------------
+
+
+@pytest.mark.gen_test
+async def test_a_cross_origin_handshake_is_refused(ws_url, http_port):
+    url = ws_url(FACILITY, "subscribe-broadcast")
+    response = await refused_with(url, origin="http://evil.example")
+    assert response.status_code == 403
+    assert b"cross-origin" in response.body
+    for origin in (None, f"http://127.0.0.1:{http_port}", "http://localhost:3000"):
+        async with connect(url, origin=origin) as ws:
+            assert ws.response.status_code == 101, origin
+
+
+@pytest.mark.gen_test
+async def test_allowed_hosts_and_ws4redis_allowed_origins_admit_origins(ws_url, http_port):
+    url = ws_url(FACILITY, "subscribe-broadcast")
+    origins = ["https://app.example.net", "https://*.example.com"]
+    with override_settings(ALLOWED_HOSTS=["127.0.0.1", ".example.org"], WS4REDIS_ALLOWED_ORIGINS=origins):
+        for origin in ("https://chat.example.org", "https://app.example.net", "https://a.b.example.com"):
+            async with connect(url, origin=origin) as ws:
+                assert ws.response.status_code == 101, origin
+        for origin in ("http://app.example.net", "https://example.net", "https://example.org.evil", "null"):
+            assert (await refused_with(url, origin=origin)).status_code == 403, origin
+
+
+@pytest.mark.gen_test
+async def test_a_wildcard_in_allowed_hosts_admits_no_foreign_origin(ws_url, http_port):
+    url = ws_url(FACILITY, "subscribe-broadcast")
+    with override_settings(ALLOWED_HOSTS=["*"]):
+        assert (await refused_with(url, origin="http://evil.example")).status_code == 403
+        async with connect(url, origin=f"http://127.0.0.1:{http_port}") as ws:
+            assert ws.response.status_code == 101
+
+
+@pytest.mark.gen_test
+async def test_same_host_counts_only_for_a_host_django_serves(ws_url, http_port):
+    # A DNS-rebinding page has the server's address as its own host; ALLOWED_HOSTS stops it.
+    with override_settings(ALLOWED_HOSTS=["chat.example.org"]):
+        response = await refused_with(ws_url(FACILITY, "subscribe-broadcast"), origin=f"http://127.0.0.1:{http_port}")
+    assert response.status_code == 403
+
+
+@pytest.mark.gen_test
+async def test_process_request_setting_is_read_per_handshake(ws_url, anonymous):
+    with override_settings(WS4REDIS_PROCESS_REQUEST="tests.bridge.hooks.require_token"):
+        response = await refused_with(ws_url(FACILITY, "subscribe-broadcast&token=guess"), session=anonymous)
+        assert (response.status_code, response.body) == (403, b"bad token\n")
+        async with connect(ws_url(FACILITY, "subscribe-broadcast&token=secret"), session=anonymous) as ws:
+            assert ws.response.status_code == 101
+    async with connect(ws_url(FACILITY, "subscribe-broadcast&token=guess")) as ws:
+        assert ws.response.status_code == 101
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("bridge_settings", [{"WS4REDIS_SUBSCRIBER": "tests.bridge.hooks.RecordingSubscriber"}])
+async def test_the_subscriber_class_comes_from_the_settings(ws_url, prefix, john):
+    hooks.RecordingSubscriber.subscribed.clear()
+    async with connect(ws_url(FACILITY, "subscribe-user&subscribe-broadcast"), session=john):
+        pass
+    assert hooks.RecordingSubscriber.subscribed == [
+        [f"{prefix}:broadcast:{FACILITY}", f"{prefix}:user:john:{FACILITY}"]
+    ]
+
+
+@pytest.mark.gen_test
+async def test_database_sessions_identify_the_socket(ws_url, redis_client, prefix, john):
+    async with connect(ws_url(FACILITY, "publish-user&publish-session&publish-group"), session=john) as ws:
+        await ws.send("from john's browser")
+    for key in (f"user:john:{FACILITY}", f"session:{john}:{FACILITY}", f"group:admins:{FACILITY}"):
+        assert redis_client.get(f"{prefix}:{key}") == b"from john's browser", key
+
+
+@pytest.mark.gen_test(timeout=10)
+async def test_a_slow_session_store_does_not_delay_other_sockets(ws_url, anonymous):
+    slow_sessions.loading.clear()
+    url = ws_url(FACILITY, "subscribe-broadcast")
+    with override_settings(SESSION_ENGINE="tests.bridge.slow_sessions"):
+        async with connect(url) as fast:  # no cookie, so no session to load
+            slow = asyncio.ensure_future(within(connect(url, session=anonymous).__aenter__(), 5000 * MS))
+            await wait_for(slow_sessions.loading.is_set)
+            await RedisPublisher(facility=FACILITY, broadcast=True).apublish_message("not held up")
+            assert await recv(fast) == "not held up"
+            # Had the lookup run on the IOLoop, nothing would have moved for DELAY seconds.
+            assert time.monotonic() - slow_sessions.loads_started_at[-1] < slow_sessions.DELAY / 2
+            slow_ws = await slow
+            try:
+                assert time.monotonic() - slow_sessions.loads_started_at[-1] >= slow_sessions.DELAY
+                assert await recv(slow_ws) == "not held up"  # persisted meanwhile
+            finally:
+                await slow_ws.close()
+
+
+@pytest.mark.gen_test
+async def test_a_slow_view_does_not_delay_websockets(ws_url, http_client, http_url):
+    views.slow_view_started.clear()
+    views.slow_view_release.clear()
+    async with connect(ws_url(FACILITY, "subscribe-broadcast")) as ws:
+        response = http_client.fetch(http_url("/slow/"), raise_error=False)
+        await wait_for(views.slow_view_started.is_set)
+        await RedisPublisher(facility=FACILITY, broadcast=True).apublish_message("while django works")
+        assert await recv(ws, 1000 * MS) == "while django works"
+        latency = time.monotonic() - views.slow_view_started_at[-1]
+        views.slow_view_release.set()
+        # Had the view run on the IOLoop, this test could not have released it: "timed out".
+        assert (await within(response)).body == b"released"
+    assert latency < 1
+
+
+@pytest.mark.gen_test
+async def test_django_views_are_served_with_their_session(http_client, http_url, john):
+    response = await http_client.fetch(http_url("/whoami/"), headers={"Cookie": f"sessionid={john}"})
+    assert response.body == b"john"
+    response = await http_client.fetch(http_url("/no/such/page/"), raise_error=False)
+    assert response.code == 404
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize(("bridge_settings", "status"), [({"DEBUG": True}, 200), ({"DEBUG": False}, 404)])
+async def test_static_files_are_served_in_debug_only(http_client, http_url, status):
+    response = await http_client.fetch(http_url("/static/django_bridge/js/ws4redis.js"), raise_error=False)
+    assert response.code == status
+    if status == 200:
+        assert b"WebSocket" in response.body
+
+
+@pytest.mark.gen_test
+async def test_health_check(http_client, http_url):
+    response = await http_client.fetch(http_url("/ws4redis/health"))
+    assert json.loads(response.body)["redis"] == "up"
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("bridge_settings", [{"WS4REDIS_HEALTH_URL": "/hello/"}])
+async def test_the_health_check_never_shadows_a_view(http_client, http_url):
+    response = await http_client.fetch(http_url("/hello/"))
+    assert response.body == b"hello from django"
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("bridge_settings", [{"WS4REDIS_HEARTBEAT": "--heartbeat--"}])
+async def test_templates_get_the_websocket_uri_and_heartbeat(http_client, http_url, http_port):
+    response = await http_client.fetch(http_url("/heartbeat.js"))
+    expected = f"var uri = 'ws://127.0.0.1:{http_port}/ws/', heartbeat = \"--heartbeat--\";"
+    assert response.body.decode() == expected
