@@ -37,6 +37,7 @@ class RedisTopology:
         self._options: dict[str, Any] = {**config.redis_options, "decode_responses": False}
         self._sentinel: Sentinel | None = None
         self._cluster_nodes: Iterator[tuple[str, int]] | None = None
+        self._sentinel_pool: SentinelConnectionPool | None = None
         if config.redis_sentinels:
             self._sentinel = Sentinel(
                 list(config.redis_sentinels),
@@ -65,8 +66,9 @@ class RedisTopology:
         """A new, unconnected connection for SUBSCRIBE; call again after each failure."""
         options = {**self._options, **_PUBSUB_OPTIONS}
         if self._sentinel is not None:
-            pool = SentinelConnectionPool(self.config.redis_service_name, self._sentinel, **options)
-            return pool.make_connection()
+            # The connection refers to its pool only weakly: keep the pool alive here.
+            self._sentinel_pool = SentinelConnectionPool(self.config.redis_service_name, self._sentinel, **options)
+            return self._sentinel_pool.make_connection()
         if self._cluster_nodes is not None:
             # Rotate through the startup nodes, so a dead node is skipped on the next attempt.
             host, port = next(self._cluster_nodes)

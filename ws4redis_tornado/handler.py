@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tornado.ioloop import IOLoop
-from tornado.iostream import StreamBufferFullError, StreamClosedError
+from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketHandler, WebSocketProtocol13, _WebSocketParams
 
 from .broker import Broker, Delivery
@@ -20,6 +20,7 @@ from .logs import log_event
 from .messages import RedisMessage, encode_frame, is_heartbeat
 from .ratelimit import TokenBucket
 from .subscriber import Handshake, RedisSubscriber
+from .writes import FrameWriter, write_now
 
 __all__ = ["AllowedChannels", "ProcessRequest", "RedisWebSocketHandler"]
 
@@ -60,6 +61,7 @@ class RedisWebSocketHandler(WebSocketHandler):
         subscriber_class: type[RedisSubscriber] = RedisSubscriber,
         sockets: MutableSet[RedisWebSocketHandler] | None = None,
         executor: Executor | None = None,
+        frame_writer: FrameWriter | None = None,
     ) -> None:
         self.broker = broker
         self.config = broker.config
@@ -68,6 +70,8 @@ class RedisWebSocketHandler(WebSocketHandler):
         self.subscriber_class = subscriber_class
         self.sockets = sockets if sockets is not None else set()
         self.executor = executor
+        self.frame_writer = frame_writer if frame_writer is not None else FrameWriter()
+        self._pending: list[bytes] | None = None
         self.subscriber: RedisSubscriber | None = None
         self._subscription = Subscription()
         # Payload of the last message this socket published, when echo is off.
@@ -284,20 +288,32 @@ class RedisWebSocketHandler(WebSocketHandler):
         self.send_frame(encode_frame(message, binary=message.binary))
 
     def send_frame(self, frame: bytes) -> None:
-        """Write a complete websocket frame without creating a task or awaiting anything.
+        """Queue a complete websocket frame; the frame writer sends the queue soon, in one write.
 
         Frames are sent uncompressed, which permessage-deflate allows, so the same bytes serve
         every socket. A socket with more than ``max_buffered_bytes`` queued is closed with 1008.
         """
+        pending = self._pending
+        if pending is None:
+            if self.ws_connection is None:
+                return
+            self._pending = [frame]
+            self.frame_writer.schedule(self)
+        else:
+            pending.append(frame)
+
+    def flush_frames(self) -> None:
+        """Write the queued frames (called by the :class:`FrameWriter`)."""
+        frames, self._pending = self._pending, None
         connection = self.ws_connection
-        if connection is None or connection.is_closing():
+        if not frames or connection is None or connection.is_closing():
             return
+        data = frames[0] if len(frames) == 1 else b"".join(frames)
         try:
-            connection.stream.write(frame)
+            if not write_now(connection.stream, data):
+                self._close_slow_consumer()
         except StreamClosedError:
             pass
-        except StreamBufferFullError:
-            self._close_slow_consumer()
 
     def _close_slow_consumer(self) -> None:
         assert self.ws_connection is not None

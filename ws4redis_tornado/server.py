@@ -19,6 +19,7 @@ from .config import Config
 from .handler import AllowedChannels, ProcessRequest, RedisWebSocketHandler
 from .heartbeat import Heartbeat
 from .subscriber import RedisSubscriber
+from .writes import FrameWriter
 
 __all__ = ["CLOSE_GOING_AWAY", "HealthHandler", "WebSocketApplication", "serve"]
 
@@ -82,6 +83,7 @@ class WebSocketApplication(tornado.web.Application):
         self.broker = broker
         config = broker.config
         self.sockets: set[RedisWebSocketHandler] = set()
+        self.frame_writer = FrameWriter()
         options = {
             "broker": broker,
             "process_request": process_request,
@@ -89,6 +91,7 @@ class WebSocketApplication(tornado.web.Application):
             "subscriber_class": subscriber_class,
             "sockets": self.sockets,
             "executor": executor,
+            "frame_writer": self.frame_writer,
         }
         routes: list[Any] = [(config.websocket_url + "(.*)", websocket_handler, options)]
         if health_url:
@@ -100,6 +103,11 @@ class WebSocketApplication(tornado.web.Application):
         self.heartbeat = (
             Heartbeat(config.heartbeat, config.heartbeat_interval, self.sockets) if config.heartbeat else None
         )
+
+    def log_request(self, handler: tornado.web.RequestHandler) -> None:
+        # A successful upgrade is logged as a "connect" event with more to say; skip its access line.
+        if handler.get_status() != 101:
+            super().log_request(handler)
 
     def start(self) -> None:
         """Start the process-wide timers (the heartbeat); call once the IOLoop runs."""

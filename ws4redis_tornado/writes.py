@@ -1,0 +1,76 @@
+"""Frame writing: coalesce each socket's frames and write them with one ``send()`` per loop turn.
+
+Messages that arrive together from Redis (one read often returns many) would otherwise cost one
+system call per message per socket. Instead a socket queues the ready-made frames, registers
+once with the process's :class:`FrameWriter`, and the writer flushes every registered socket
+when the IOLoop next runs callbacks: one ``send()`` per socket for the whole batch. A socket whose
+kernel buffer is full falls back to Tornado's ``IOStream`` buffering, bounded by
+``max_buffered_bytes``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Protocol
+
+from tornado.iostream import IOStream, SSLIOStream, StreamBufferFullError
+
+__all__ = ["FrameWriter", "write_now"]
+
+logger = logging.getLogger(__name__)
+
+
+class FlushableSocket(Protocol):
+    def flush_frames(self) -> None: ...
+
+
+class FrameWriter:
+    """Flushes the sockets that queued frames, once per IOLoop iteration; one per process."""
+
+    __slots__ = ("_dirty", "_loop")
+
+    def __init__(self) -> None:
+        self._dirty: list[FlushableSocket] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def schedule(self, socket: FlushableSocket) -> None:
+        """Flush ``socket`` soon; call once per batch (when its queue goes from empty to not)."""
+        if not self._dirty:
+            if self._loop is None:
+                self._loop = asyncio.get_running_loop()
+            self._loop.call_soon(self._flush)
+        self._dirty.append(socket)
+
+    def _flush(self) -> None:
+        dirty, self._dirty = self._dirty, []
+        for socket in dirty:
+            try:
+                socket.flush_frames()
+            except Exception:
+                logger.exception("writing to %r failed", socket)
+
+
+def write_now(stream: IOStream, data: bytes) -> bool:
+    """Write ``data``: straight to the socket when nothing is queued, else through the stream.
+
+    The direct ``send()`` skips the Future and bookkeeping ``IOStream.write`` does per call.
+    Returns False when the stream's buffer bound was hit (the caller closes the socket).
+    Raises tornado.iostream.StreamClosedError when the stream is closed.
+    """
+    if not stream._write_buffer and not isinstance(stream, SSLIOStream) and stream.socket is not None:
+        try:
+            sent = stream.socket.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            # Let the stream see the error and close itself the usual way.
+            sent = 0
+        if sent == len(data):
+            return True
+        data = memoryview(data)[sent:]
+    try:
+        stream.write(data)
+    except StreamBufferFullError:
+        return False
+    return True
