@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import signal
+import subprocess
 import sys
 import time
 import traceback
@@ -17,7 +19,7 @@ from typing import Any
 
 from bench import procs, venvs
 from bench.redis_server import PrivateRedis
-from bench.registry import DEFAULT, PEERS, TARGETS
+from bench.registry import DEFAULT, PEERS, REPO, TARGETS, use_project_snapshot
 from bench.report import render
 from bench.runner import Plan, run_fanout, run_throughput
 
@@ -29,10 +31,8 @@ def _ints(text: str) -> list[int]:
 
 
 def _pick_targets(args: argparse.Namespace) -> list[str]:
-    if args.targets:
-        names = [t for t in args.targets.split(",") if t]
-    else:
-        names = DEFAULT + (PEERS if args.compare else [])
+    default = DEFAULT + (PEERS if args.compare else [])
+    names = [t for t in args.targets.split(",") if t] if args.targets else default
     unknown = [t for t in names if t not in TARGETS]
     if unknown:
         sys.exit(f"unknown target(s) {unknown}; known: {', '.join(TARGETS)}")
@@ -63,7 +63,33 @@ def _attempt(label: str, fn: Any, *args: Any) -> dict[str, Any] | None:
     return record
 
 
+def _git(*argv: str) -> str:
+    return subprocess.run(["git", *argv], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def _project_source(rev: str | None, stamp: str) -> dict[str, Any]:
+    """Which ws4redis_tornado is measured: the working tree, or ``rev`` exported."""
+    if not rev:
+        dirty = bool(_git("status", "--porcelain", "--", "ws4redis_tornado"))
+        return {"source": "working tree", "head": _git("rev-parse", "--short", "HEAD"), "dirty": dirty}
+    sha = _git("rev-parse", "--short", rev)
+    dest = RESULTS / f"project-{sha}-{stamp}"
+    dest.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "archive", sha, "ws4redis_tornado"], cwd=REPO, capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    use_project_snapshot(dest)
+    return {"source": f"git archive {sha}", "head": sha, "dirty": False}
+
+
+def _terminate(signum: int, frame: object) -> None:
+    # Turn SIGTERM into an exception so every ``finally`` stops its servers and clients.
+    raise SystemExit(128 + signum)
+
+
 def cmd_fanout(args: argparse.Namespace) -> None:
+    signal.signal(signal.SIGTERM, _terminate)
     limit = procs.raise_nofile()
     procs.pin_self(procs.LOAD_CPU)
     plan = Plan.quick() if args.quick else Plan()
@@ -74,19 +100,22 @@ def cmd_fanout(args: argparse.Namespace) -> None:
     ns = _ints(args.n) if args.n else ([200] if args.quick else [1000, 5000, 10000])
     repeats = args.repeats or (1 if args.quick else 3)
     scenarios = set(args.scenarios.split(","))
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    RESULTS.mkdir(exist_ok=True)
+    project = _project_source(args.project_rev, stamp)
     names = _pick_targets(args)
     if not names:
         sys.exit("no target to run")
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    RESULTS.mkdir(exist_ok=True)
     log_dir = RESULTS / f"logs-{stamp}"
     log_dir.mkdir()
     for venv in sorted({TARGETS[n].venv for n in names if TARGETS[n].venv}):
         venvs.ensure(venv, log_dir / "setup.log")
     print(f"[plan] targets={names} N={ns} repeats={repeats} nofile={limit} logs={log_dir}")
+    print(f"[plan] ws4redis_tornado from {project['source']} (HEAD {project['head']})")
     results: dict[str, Any] = {
         "command": " ".join(sys.argv),
         "started": stamp,
+        "project": project,
         "targets": names,
         "ns": ns,
         "repeats": repeats,
@@ -144,8 +173,10 @@ def main() -> None:
     fan.add_argument("--targets", help=f"comma-separated subset of: {', '.join(TARGETS)}")
     fan.add_argument("--quick", action="store_true", help="smoke run: N=200, 1 repeat, short")
     fan.add_argument("--messages", type=int, help="S1 messages (default 50)")
+    fan.add_argument("--profile", choices=["python", "native"], help="py-spy the server during S1 (adds load)")
     fan.add_argument(
-        "--profile", choices=["python", "native"], help="py-spy the server during S1 (adds load)"
+        "--project-rev",
+        help="measure ws4redis_tornado as of this git revision (exported), not the working tree",
     )
     fan.add_argument("--scenarios", default="s1,s2", help="which of s1,s2 to run")
     fan.set_defaults(func=cmd_fanout)

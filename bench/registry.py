@@ -39,8 +39,9 @@ class Target:
         if self.name != "ws4redis_tornado":
             return None
         probe = subprocess.run(
-            [sys.executable, "-m", "ws4redis_tornado", "--help"],
+            [*_project_python(), "-m", "ws4redis_tornado", "--help"],
             cwd=REPO,
+            env=_project_env(""),
             capture_output=True,
             text=True,
             timeout=60,
@@ -51,9 +52,28 @@ class Target:
         return None
 
 
+# Set by use_project_snapshot(): run ws4redis_tornado from an exported commit instead of the
+# working tree, so that edits made while a long run is going cannot change what is measured.
+_snapshot: Path | None = None
+
+
+def use_project_snapshot(path: Path) -> None:
+    global _snapshot
+    _snapshot = path
+
+
+def _project_python() -> Argv:
+    # -P: do not put the cwd (the repo root, holding the working-tree package) on sys.path.
+    return [sys.executable, "-P"] if _snapshot else [sys.executable]
+
+
+def _project_env(url: str) -> dict[str, str]:
+    return {"PYTHONPATH": str(_snapshot)} if _snapshot else {}
+
+
 def _project_server(port: int, url: str) -> Argv:
     return [
-        sys.executable, "-m", "ws4redis_tornado",
+        *_project_python(), "-m", "ws4redis_tornado",
         "--host", "127.0.0.1", "--port", str(port), "--redis", url,
     ]  # fmt: skip
 
@@ -65,7 +85,7 @@ def _lean_server(port: int, url: str) -> Argv:
 
 def _project_server(port: int, url: str) -> Argv:
     return [
-        sys.executable, "-m", "ws4redis_tornado",
+        *_project_python(), "-m", "ws4redis_tornado",
         "--host", "127.0.0.1", "--port", str(port), "--redis", url,
     ]  # fmt: skip
 
@@ -142,6 +162,7 @@ TARGETS: dict[str, Target] = {
             "this project: python -m ws4redis_tornado",
             server=_project_server,
             publisher=_redis_publisher,
+            env=_project_env,
         ),
         Target(
             "lean",

@@ -125,7 +125,10 @@ def render(results: dict[str, Any]) -> str:
     """The whole report as Markdown."""
     targets: list[str] = results["targets"]
     baseline = "ws4redis_tornado" if "ws4redis_tornado" in targets else targets[0]
+    project = results.get("project", {})
     out = [
+        f"ws4redis_tornado measured from {project.get('source', '?')} "
+        f"(HEAD {project.get('head', '?')}{', dirty' if project.get('dirty') else ''}).",
         f"Targets: {', '.join(targets)}; ratios are vs {baseline}. "
         f"Cells: median (min-max) over {results['repeats']} interleaved repeat(s).",
         "",
@@ -144,8 +147,7 @@ def render(results: dict[str, Any]) -> str:
             continue
         plan = results["plan"]
         out += [
-            f"### S1 fan-out, N = {n:,} ({plan['messages']} messages, "
-            f"{plan['interval'] * 1000:.0f} ms apart)",
+            f"### S1 fan-out, N = {n:,} ({plan['messages']} messages, {plan['interval'] * 1000:.0f} ms apart)",
             "",
             table(records, S1, targets, baseline),
             "",

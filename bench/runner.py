@@ -132,9 +132,9 @@ class Session:
 
     def connect(self, n: int, plan: Plan) -> dict[str, Any]:
         assert self.client is not None
-        conn = self.client.call(
-            "connect", timeout=900, n=n, port=self.port, path=WS_PATH, inflight=plan.inflight
-        )
+        conn = self.client.call("connect", timeout=900, n=n, port=self.port, path=WS_PATH, inflight=plan.inflight)
+        if not conn["connected"]:
+            raise RuntimeError(f"no websocket connected, e.g. {conn['failures_sample'][:1]}")
         conn["warmup"] = self.client.call(
             "warmup",
             timeout=plan.warmup_tries * plan.warmup_cap + 60,
