@@ -303,7 +303,7 @@ def get_health_url() -> str | None:
         return None
     if not isinstance(value, str) or not value.startswith("/"):
         raise SettingError("WS4REDIS_HEALTH_URL", f"WS4REDIS_HEALTH_URL = {value!r} is not a path.")
-    websocket_url = get_config().websocket_url
+    websocket_url = Config(websocket_url=_field("WEBSOCKET_URL")).websocket_url
     if value.startswith(websocket_url):
         raise SettingError(
             "WS4REDIS_HEALTH_URL",
@@ -327,7 +327,7 @@ def problems() -> list[SettingError]:
             accessor()
         except SettingError as exc:
             found.append(exc)
-    # The health URL is judged against WEBSOCKET_URL, so only once that one is right.
+    # The health URL is judged against WEBSOCKET_URL, so only when that one is right.
     if not any(error.setting == "WEBSOCKET_URL" for error in found):
         try:
             get_health_url()

@@ -15,7 +15,7 @@ import asyncio
 import threading
 import warnings
 import weakref
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -30,6 +30,7 @@ from ws4redis_tornado.exceptions import BrokerUnavailable
 from ws4redis_tornado.messages import RedisMessage, decode_payload
 
 from .conf import MEMBEROF_SESSION_KEY, get_config
+from .sessions import database_connections
 
 __all__ = ["SELF", "RedisMessage", "RedisPublisher", "aclose_pools", "close_pools"]
 
@@ -133,7 +134,7 @@ class RedisPublisher:
         if request is None:
             keys = _fetch_keys(None, facility, audience, prefix)
         else:
-            keys = await sync_to_async(_fetch_keys)(request, facility, audience, prefix)
+            keys = await sync_to_async(_fetch_keys_in_thread)(request, facility, audience, prefix)
         if not keys:
             return None
         client = _aclient()
@@ -144,7 +145,9 @@ class RedisPublisher:
 # -- audiences -------------------------------------------------------------------------------------
 
 
-def _names(values: Any, argument: str, request: HttpRequest | None, resolve: Any) -> list[str]:
+def _names(
+    values: Any, argument: str, request: HttpRequest | None, resolve: Callable[[HttpRequest | None], list[str]]
+) -> list[str]:
     """Return the idents of one audience, with SELF replaced by what ``resolve`` finds in the request."""
     if values is True or isinstance(values, str):
         # Deprecated by ws4redis 0.4.5 (2015); still accepted, as it was there.
@@ -198,6 +201,12 @@ def _fetch_keys(request: HttpRequest | None, facility: str, audience: str | Audi
         else:
             keys.extend(channel_key(kind, facility, ident, prefix=prefix) for ident in _RESOLVERS[kind](request))
     return keys
+
+
+def _fetch_keys_in_thread(request: HttpRequest, facility: str, audience: str | Audience, prefix: str) -> list[str]:
+    # No request cycle closes this thread's database connections: do it as the handshakes do.
+    with database_connections():
+        return _fetch_keys(request, facility, audience, prefix)
 
 
 def _audience(audience: str | Audience) -> Audience:

@@ -72,3 +72,10 @@ def test_django_bridge_must_come_before_staticfiles():
     messages = bridge_messages(DEBUG=True, INSTALLED_APPS=apps)
     assert set(messages) == {"django_bridge.E001"}
     assert "INSTALLED_APPS" in messages["django_bridge.E001"].hint
+
+
+def test_a_wrong_connection_is_reported_once():
+    # The health URL check reads WEBSOCKET_URL, never the whole Config.
+    with override_settings(WS4REDIS_CONNECTION={"db": -1}):
+        ids = [m.id for m in run_checks() if m.id.startswith("django_bridge.E")]
+    assert ids == ["django_bridge.E003"]

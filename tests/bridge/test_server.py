@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from importlib import import_module
 
 import pytest
@@ -19,6 +20,7 @@ from django.test import RequestFactory, override_settings
 from websockets.exceptions import InvalidStatus
 
 from django_bridge.publisher import SELF, RedisPublisher
+from django_bridge.server import make_app
 
 from ..utils import MS, wait_for, within
 from . import hooks, slow_sessions, views
@@ -159,9 +161,10 @@ async def test_a_plain_http_request_is_refused(http_client, http_url):
 
 
 @pytest.mark.gen_test
-async def test_allowed_channels_by_dotted_path_refuses_with_403(ws_url):
+@pytest.mark.parametrize("hook", ["tests.bridge.hooks.deny_on_header", hooks.deny_on_header])
+async def test_allowed_channels_refuses_with_403(ws_url, hook):
     url = ws_url(FACILITY, "subscribe-broadcast&publish-broadcast")
-    with override_settings(WS4REDIS_ALLOWED_CHANNELS="tests.bridge.hooks.deny_on_header"):
+    with override_settings(WS4REDIS_ALLOWED_CHANNELS=hook):
         response = await refused_with(url, headers={"Deny-Channels": "YES"})
         assert response.status_code == 403
         assert b"channels denied by the test hook" in response.body
@@ -364,3 +367,11 @@ async def test_templates_get_the_websocket_uri_and_heartbeat(http_client, http_u
     response = await http_client.fetch(http_url("/heartbeat.js"))
     expected = f"var uri = 'ws://127.0.0.1:{http_port}/ws/', heartbeat = \"--heartbeat--\";"
     assert response.body.decode() == expected
+
+
+def test_a_given_executor_runs_django_and_stays_its_owners(broker):
+    with ThreadPoolExecutor(max_workers=2) as executor:
+        application = make_app(broker=broker, executor=executor)
+        assert application.executor is executor
+        application.close()
+        assert executor.submit(lambda: "still running").result(timeout=1) == "still running"
