@@ -204,8 +204,15 @@ def _connection_keys() -> frozenset[str]:
     from redis import connection as sync
     from redis.asyncio import connection as aio
 
-    classes = (sync.Connection, sync.SSLConnection, sync.UnixDomainSocketConnection, aio.AbstractConnection)
-    classes += (sync.AbstractConnection, aio.Connection, aio.SSLConnection)
+    classes = (
+        sync.AbstractConnection,
+        sync.Connection,
+        sync.SSLConnection,
+        sync.UnixDomainSocketConnection,
+        aio.AbstractConnection,
+        aio.Connection,
+        aio.SSLConnection,
+    )
     names = {name for cls in classes for name in inspect.signature(cls.__init__).parameters}
     names -= {"self", "kwargs", "path"}
     return frozenset(names | set(DEFAULT_CONNECTION) | {"unix_socket_path", "ssl"})

@@ -76,10 +76,11 @@ class RedisPublisher:
                 raise ValueError("a publisher with an audience needs a facility")
             return
         prefix = get_config().prefix
-        keys = (
-            channel_key(kind, facility, ident, prefix=prefix) for kind, idents in audience.items() for ident in idents
-        )
-        self.publish_channels = list(dict.fromkeys(keys))
+        for kind, idents in audience.items():
+            for ident in idents:
+                key = channel_key(kind, facility, ident, prefix=prefix)
+                if key not in self.publish_channels:
+                    self.publish_channels.append(key)
 
     def publish_message(self, message: RedisMessage | str | bytes, expire: int | None = None) -> int:
         """Publish ``message`` and persist it for ``expire`` seconds, in one round trip.

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from importlib import import_module
 
 import django
 
 os.environ["DJANGO_SETTINGS_MODULE"] = "tests.bridge.settings"
+os.environ["WS4REDIS_BRIDGE_DB_DIR"] = tempfile.mkdtemp(prefix="ws4redis-bridge-")
 django.setup()
 
 import pytest  # noqa: E402

@@ -1,13 +1,15 @@
 """The Django project of the django_bridge tests; conftest.py points DJANGO_SETTINGS_MODULE here.
 
-The database is a SQLite file in a temporary directory (removed by conftest.py), not ``:memory:``:
-session lookups run in worker threads, and each thread would get its own empty in-memory database.
+The database is a SQLite file, not ``:memory:``: session lookups run in worker threads, and each
+thread would get its own empty in-memory database. conftest.py creates its directory, names it in
+``WS4REDIS_BRIDGE_DB_DIR`` (so servers started in a subprocess share it) and removes it.
 """
 
+import os
 import tempfile
 from pathlib import Path
 
-DATABASE_DIR = Path(tempfile.mkdtemp(prefix="ws4redis-bridge-"))
+DATABASE_DIR = Path(os.environ.get("WS4REDIS_BRIDGE_DB_DIR") or tempfile.mkdtemp(prefix="ws4redis-bridge-"))
 
 SECRET_KEY = "tests-only-not-secret"
 DEBUG = False
