@@ -29,20 +29,25 @@ logger = logging.getLogger(__name__)
 
 
 class DjangoApplication(WebSocketApplication):
-    """A :class:`WebSocketApplication` whose last route is the Django project.
+    """A :class:`WebSocketApplication` whose last route is the Django project (unless ``ws_only``).
 
     Attributes:
         executor: the thread pool Django code runs in: views, and the session lookups and hooks
             of websocket handshakes.
     """
 
-    def __init__(self, broker: Broker, *, executor: Executor | None = None, **settings: Any) -> None:
+    def __init__(
+        self, broker: Broker, *, executor: Executor | None = None, ws_only: bool = False, **settings: Any
+    ) -> None:
         self._owns_executor = executor is None
         self.executor = executor or ThreadPoolExecutor(thread_name_prefix="django")
-        django = WSGIContainer(_wsgi_application(), executor=self.executor)
+        routes = []
+        if not ws_only:
+            django = WSGIContainer(_wsgi_application(), executor=self.executor)
+            routes.append((r".*", FallbackHandler, {"fallback": django}))
         super().__init__(
             broker,
-            [(r".*", FallbackHandler, {"fallback": django})],
+            routes,
             process_request=sessions.process_request,
             allowed_channels=sessions.allowed_channels,
             subscriber_class=conf.get_subscriber_class(),
@@ -58,13 +63,14 @@ class DjangoApplication(WebSocketApplication):
             self.executor.shutdown(wait=True)
 
 
-def make_app(*, broker: Broker, executor: Executor | None = None) -> DjangoApplication:
+def make_app(*, broker: Broker, executor: Executor | None = None, ws_only: bool = False) -> DjangoApplication:
     """Build the application serving the project's websockets and views from a started broker.
 
     ``executor`` runs Django code (views and handshake lookups); by default the application
-    creates a ``ThreadPoolExecutor`` and :meth:`DjangoApplication.close` shuts it down.
+    creates a ``ThreadPoolExecutor`` and :meth:`DjangoApplication.close` shuts it down. With
+    ``ws_only`` the views are not served (another server serves them): other paths answer 404.
     """
-    return DjangoApplication(broker, executor=executor)
+    return DjangoApplication(broker, executor=executor, ws_only=ws_only)
 
 
 def build_broker(config: Config | None = None) -> Broker:

@@ -118,8 +118,14 @@ def broker(io_loop, live_settings):
 
 
 @pytest.fixture
-def app(broker):
-    application = make_app(broker=broker)
+def app_options() -> dict:
+    """Arguments of make_app() for one test: ``@pytest.mark.parametrize("app_options", [{...}])``."""
+    return {}
+
+
+@pytest.fixture
+def app(broker, app_options):
+    application = make_app(broker=broker, **app_options)
     application.start()
     yield application
     application.stop()

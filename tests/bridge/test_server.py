@@ -375,3 +375,13 @@ def test_a_given_executor_runs_django_and_stays_its_owners(broker):
         assert application.executor is executor
         application.close()
         assert executor.submit(lambda: "still running").result(timeout=1) == "still running"
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("app_options", [{"ws_only": True}])
+async def test_ws_only_serves_websockets_and_no_views(app, ws_url, http_client, http_url, john):
+    response = await http_client.fetch(http_url("/hello/"), raise_error=False)
+    assert response.code == 404
+    async with connect(ws_url(FACILITY, "subscribe-user&publish-user&echo"), session=john) as ws:
+        await ws.send("no views here")
+        assert await recv(ws) == "no views here"
