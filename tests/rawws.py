@@ -4,8 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import os
 import struct
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+from ws4redis_tornado.embedded import free_port
+
+from .utils import MS
 
 
 async def handshake(host: str, port: int, path: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -48,3 +60,228 @@ async def read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     elif length == 127:
         (length,) = struct.unpack("!Q", await reader.readexactly(8))
     return first & 0x0F, await reader.readexactly(length)
+
+
+# -- helpers for tests that open thousands of sockets, or run the server as a child process -------
+
+_ACCEPT_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+def accept_value(key: str) -> str:
+    """Return the ``Sec-WebSocket-Accept`` a server must answer to ``key``."""
+    return base64.b64encode(hashlib.sha1(key.encode() + _ACCEPT_GUID).digest()).decode()
+
+
+def upgrade_request(host: str, port: int, path: str, *, key: str | None = None) -> bytes:
+    """Return a well-formed websocket upgrade request for ``path``."""
+    key = key or base64.b64encode(os.urandom(16)).decode()
+    return (
+        f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    ).encode()
+
+
+def raw_frame(first: int, payload: bytes, *, masked: bool = True, length: int | None = None) -> bytes:
+    """Encode a client frame with any first byte (FIN, RSV bits, opcode), masked or not.
+
+    ``length`` is the length the header declares, the payload's by default: a larger one lies.
+    """
+    length = len(payload) if length is None else length
+    mask_bit = 0x80 if masked else 0
+    if length < 126:
+        header = struct.pack("!BB", first, mask_bit | length)
+    elif length < 65536:
+        header = struct.pack("!BBH", first, mask_bit | 126, length)
+    else:
+        header = struct.pack("!BBQ", first, mask_bit | 127, length)
+    if not masked:
+        return header + payload
+    mask = os.urandom(4)
+    return header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+class FrameParser:
+    """Split what a server sends into frames: ``feed(data)`` returns the complete ones as (opcode, payload)."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
+        buffer = self._buffer
+        buffer += data
+        frames = []
+        offset = 0
+        while len(buffer) - offset >= 2:
+            first, second = buffer[offset], buffer[offset + 1]
+            length, start = second & 0x7F, offset + 2
+            if length == 126:
+                if len(buffer) - start < 2:
+                    break
+                (length,) = struct.unpack_from("!H", buffer, start)
+                start += 2
+            elif length == 127:
+                if len(buffer) - start < 8:
+                    break
+                (length,) = struct.unpack_from("!Q", buffer, start)
+                start += 8
+            if second & 0x80:
+                start += 4  # servers never mask; tolerated so a broken server is reported, not misparsed
+            if len(buffer) < start + length:
+                break
+            frames.append((first & 0x0F, bytes(buffer[start : start + length])))
+            offset = start + length
+        del buffer[:offset]
+        return frames
+
+
+class RawClient(asyncio.Protocol):
+    """One websocket on a bare asyncio transport: thousands fit in one event loop.
+
+    ``opened`` resolves once the 101 answer arrived (it raises ConnectionError for any other
+    answer), ``closed`` when the connection ends. Text and binary frames go to
+    ``on_message(opcode, payload)``; pings are answered; ``close_code`` keeps the server's close code.
+    """
+
+    def __init__(self, request: bytes, on_message: Callable[[int, bytes], None]) -> None:
+        loop = asyncio.get_running_loop()
+        self.opened: asyncio.Future[None] = loop.create_future()
+        self.closed: asyncio.Future[None] = loop.create_future()
+        self.close_code: int | None = None
+        self._request = request
+        self._on_message = on_message
+        self._head = b""
+        self._parser = FrameParser()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.write(self._request)
+
+    def data_received(self, data: bytes) -> None:
+        if not self.opened.done():
+            self._head += data
+            head, found, data = self._head.partition(b"\r\n\r\n")
+            if not found:
+                return
+            if not head.startswith(b"HTTP/1.1 101 "):
+                self.opened.set_exception(ConnectionError(head.decode(errors="replace")))
+                self.abort()
+                return
+            self.opened.set_result(None)
+        for opcode, payload in self._parser.feed(data):
+            if opcode in (0x1, 0x2):
+                self._on_message(opcode, payload)
+            elif opcode == 0x9:
+                self.send(0xA, payload)
+            elif opcode == 0x8:
+                self.close_code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
+                self.send(0x8, payload[:2])
+                self.abort()
+
+    def send(self, opcode: int, payload: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(client_frame(opcode, payload))
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.opened.done():
+            self.opened.set_exception(ConnectionError(f"connection lost before the 101 answer: {exc}"))
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+async def open_raw(
+    host: str, port: int, path: str, on_message: Callable[[int, bytes], None], **create_connection: Any
+) -> RawClient:
+    """Open a :class:`RawClient` and wait for its 101 answer."""
+    loop = asyncio.get_running_loop()
+    request = upgrade_request(host, port, path)
+    _, client = await loop.create_connection(lambda: RawClient(request, on_message), host, port, **create_connection)
+    await client.opened
+    return client
+
+
+class ServerProcess:
+    """``python -m ws4redis_tornado`` as a child process on a free port; its stderr is kept line by line."""
+
+    def __init__(self, *args: str, redis_url: str, prefix: str) -> None:
+        self.port = free_port()
+        self.command = [
+            sys.executable, "-m", "ws4redis_tornado", "--host", "127.0.0.1", "--port", str(self.port),
+            "--redis", redis_url, "--prefix", prefix, *args,
+        ]  # fmt: skip
+        self.lines: list[str] = []
+        self._process: subprocess.Popen[str] | None = None
+        self._collector: threading.Thread | None = None
+
+    def start(self, timeout: float = 15_000 * MS) -> ServerProcess:
+        """Start the server and return once ``/health`` answers; fail with its log if it does not."""
+        self._process = subprocess.Popen(
+            self.command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        self._collector = threading.Thread(target=self._collect, daemon=True)
+        self._collector.start()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.alive:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=1):
+                    return self
+            except OSError:
+                time.sleep(0.02)
+        self.stop()
+        raise AssertionError(f"the server did not start within {timeout:.0f}s:\n{self.log}")
+
+    def _collect(self) -> None:
+        assert self._process is not None and self._process.stderr is not None
+        for line in self._process.stderr:
+            self.lines.append(line)
+
+    @property
+    def pid(self) -> int:
+        assert self._process is not None
+        return self._process.pid
+
+    @property
+    def alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    @property
+    def log(self) -> str:
+        return "".join(self.lines)
+
+    def memory(self) -> dict[str, int]:
+        """Return the ``Vm*`` figures of /proc/<pid>/status in bytes (``VmRSS``, ``VmHWM`` ...)."""
+        figures = {}
+        with open(f"/proc/{self.pid}/status") as status:
+            for line in status:
+                name, _, value = line.partition(":")
+                if name.startswith("Vm") and value.strip().endswith("kB"):
+                    figures[name] = int(value.split()[0]) * 1024
+        return figures
+
+    def stop(self, timeout: float = 15_000 * MS) -> int | None:
+        """Stop the server with SIGTERM (SIGKILL after ``timeout``) and return its exit status."""
+        if self._process is None:
+            return None
+        if self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        if self._collector is not None:
+            self._collector.join(timeout)
+        if self._process.stderr is not None:
+            self._process.stderr.close()
+        return self._process.returncode
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
