@@ -43,8 +43,9 @@ class DjangoWebSocketHandler(RedisWebSocketHandler):
         return origin_allowed(origin, host=self.request.host)
 
     async def authorise(self, asked: Subscription) -> tuple[Principal, Subscription]:
-        # Tornado checks the origin only after prepare(), that is after the session lookup and
-        # the hooks; a foreign page should not get that far.
+        # Tornado asks check_origin() only after prepare(), that is after the session lookup and
+        # the hooks, and the core's early check waves same-host handshakes through, which a
+        # DNS-rebinding page is; so ask check_origin() here, before any lookup.
         headers = self.request.headers
         origin = headers.get("Origin") if "Origin" in headers else headers.get("Sec-Websocket-Origin")
         if origin is not None and not self.check_origin(origin):
