@@ -9,6 +9,7 @@ from concurrent.futures import Executor
 from typing import Any
 from urllib.parse import urlsplit
 
+from tornado.httputil import HTTPHeaders
 from tornado.ioloop import IOLoop
 from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketHandler, WebSocketProtocol13, _WebSocketParams
@@ -16,6 +17,7 @@ from tornado.websocket import WebSocketHandler, WebSocketProtocol13, _WebSocketP
 from .broker import Broker, Delivery
 from .channels import Principal, Subscription, parse_subscription, validate_facility
 from .exceptions import BrokerUnavailable, InvalidFacility, PermissionDenied
+from .keepalive import PING_FRAME, ping_action
 from .logs import log_event
 from .messages import RedisMessage, encode_frame, is_heartbeat
 from .ratelimit import TokenBucket
@@ -39,6 +41,8 @@ AllowedChannels = Callable[[Any, list[str]], "Iterable[str] | Awaitable[Iterable
 Returning None keeps them all; raising :class:`PermissionDenied` refuses with 403.
 """
 
+_NO_HEADERS = HTTPHeaders()
+
 CLOSE_POLICY_VIOLATION = 1008
 CLOSE_TRY_AGAIN_LATER = 1013
 CLOSE_INVALID_PAYLOAD = 1007
@@ -51,6 +55,32 @@ class RedisWebSocketHandler(WebSocketHandler):
 
     Route it as ``(config.websocket_url + "(.*)", RedisWebSocketHandler, {"broker": broker, ...})``.
     """
+
+    # Slots keep this class's per-socket state out of the instance __dict__, which then holds
+    # only Tornado's own attributes and stays a small key-sharing dict: at tens of thousands of
+    # sockets each instance attribute counts.
+    __slots__ = (
+        "_bucket",
+        "_facility",
+        "_last_ping",
+        "_last_published",
+        "_opened_at",
+        "_peer",
+        "_pending",
+        "_persisted",
+        "_pong_pending",
+        "_queue",
+        "_subscription",
+        "allowed_channels",
+        "broker",
+        "config",
+        "executor",
+        "frame_writer",
+        "process_request",
+        "sockets",
+        "subscriber",
+        "subscriber_class",
+    )
 
     def initialize(
         self,
@@ -71,27 +101,28 @@ class RedisWebSocketHandler(WebSocketHandler):
         self.sockets = sockets if sockets is not None else set()
         self.executor = executor
         self.frame_writer = frame_writer if frame_writer is not None else FrameWriter()
-        self._pending: list[bytes] | None = None
         self.subscriber: RedisSubscriber | None = None
         self._subscription = Subscription()
         # Payload of the last message this socket published, when echo is off.
         self._last_published: bytes | None = None
-        # Until open() has sent the persisted messages, live ones wait here to keep their order.
+        # Live messages waiting while open() sends the persisted ones first.
         self._queue: list[Delivery] | None = None
         self._persisted: list[tuple[bytes, RedisMessage]] | None = None
+        # Frames waiting for the frame writer.
+        self._pending: list[bytes] | None = None
         self._bucket: TokenBucket | None = None
         self._facility = ""
+        self._peer = ""
         self._opened_at: float | None = None
+        self._last_ping = 0.0
+        self._pong_pending = False
 
     # -- settings Tornado asks the handler for --------------------------------------------------
 
     @property
     def ping_interval(self) -> float | None:
-        return self.config.ping_interval or None
-
-    @property
-    def ping_timeout(self) -> float | None:
-        return self.config.ping_timeout
+        # Tornado's per-socket ping task stays off: the process's Pinger pings every socket.
+        return None
 
     @property
     def max_message_size(self) -> int:
@@ -101,8 +132,7 @@ class RedisWebSocketHandler(WebSocketHandler):
         if self.request.headers.get("Sec-WebSocket-Version") != "13":
             return None
         params = _WebSocketParams(
-            ping_interval=self.ping_interval,
-            ping_timeout=self.ping_timeout,
+            ping_interval=None,
             max_message_size=self.max_message_size,
             compression_options=self.get_compression_options(),
         )
@@ -153,15 +183,16 @@ class RedisWebSocketHandler(WebSocketHandler):
         await self.subscriber.send_persisted_messages(self)
 
     def _origin_allowed(self) -> bool:
-        # Tornado checks too, but only after prepare(): refuse before any work is done. Same host
-        # passes (as in every Tornado version); otherwise check_origin() decides.
-        headers = self.request.headers
-        origin = headers.get("Origin")
-        if origin is None or headers.get("Sec-Fetch-Site") in ("same-origin", "none"):
-            return True
-        if urlsplit(origin).netloc.lower() == headers.get("Host", "").lower():
-            return True
-        return self.check_origin(origin)
+        # Tornado checks too, but only after prepare(): refuse before any work is done.
+        origin = self.request.headers.get("Origin")
+        return origin is None or self.check_origin(origin)
+
+    def check_origin(self, origin: str) -> bool:
+        """Allow an ``Origin`` whose host and port equal the request's ``Host`` (override to widen).
+
+        A handshake without ``Origin`` does not come from a browser and is not checked.
+        """
+        return urlsplit(origin).netloc.lower() == self.request.headers.get("Host", "").lower()
 
     async def authorise(self, asked: Subscription) -> tuple[Principal, Subscription]:
         """Run the ``process_request`` and ``allowed_channels`` hooks; raise PermissionDenied."""
@@ -210,8 +241,19 @@ class RedisWebSocketHandler(WebSocketHandler):
                 self.send_frame(delivery.frame)
         self.sockets.add(self)
         self._opened_at = IOLoop.current().time()
+        self._peer = self.request.remote_ip or ""
         channels = len(self.subscriber.subscribe_channels) if self.subscriber else 0
-        log_event("connect", peer=self.request.remote_ip, facility=self._facility, channels=channels)
+        log_event("connect", peer=self._peer, facility=self._facility, channels=channels)
+        self._forget_handshake()
+
+    def _forget_handshake(self) -> None:
+        # Nothing reads the handshake's headers and arguments once the socket is open; dropping
+        # them saves a few KiB per socket.
+        request = self.request
+        request.headers = _NO_HEADERS
+        request.arguments = request.query_arguments = request.body_arguments = {}
+        self._headers = _NO_HEADERS
+        self.path_args = []
 
     async def on_message(self, message: str | bytes) -> None:
         if isinstance(message, str) and is_heartbeat(message, self.config.heartbeat):
@@ -220,9 +262,7 @@ class RedisWebSocketHandler(WebSocketHandler):
         if subscriber is None or not subscriber.publish_channels:
             return
         if not self._may_publish():
-            logger.warning(
-                "closing %s: publishing faster than %s messages/s", self.request.remote_ip, self.config.publish_rate
-            )
+            logger.warning("closing %s: publishing faster than %s messages/s", self._peer, self.config.publish_rate)
             self.close(CLOSE_POLICY_VIOLATION, "publishing too fast")
             return
         redis_message = RedisMessage(message, binary=isinstance(message, bytes))
@@ -231,8 +271,28 @@ class RedisWebSocketHandler(WebSocketHandler):
         try:
             await subscriber.publish_message(redis_message)
         except BrokerUnavailable as exc:
-            logger.warning("closing %s: %s", self.request.remote_ip, exc)
+            logger.warning("closing %s: %s", self._peer, exc)
             self.close(CLOSE_TRY_AGAIN_LATER, "redis is unavailable; message not published")
+
+    def keep_alive(self, now: float, interval: float, timeout: float) -> None:
+        """Ping, or close a peer that left the last ping unanswered (called by the Pinger)."""
+        action = ping_action(
+            now=now,
+            last_ping=self._last_ping or self._opened_at or now,
+            pong_pending=self._pong_pending,
+            interval=interval,
+            timeout=timeout,
+        )
+        if action == "ping":
+            self._last_ping = now
+            self._pong_pending = True
+            self.send_frame(PING_FRAME)
+        elif action == "close":
+            log_event("ping_timeout", peer=self._peer, facility=self._facility)
+            self.close(reason="ping timed out")
+
+    def on_pong(self, data: bytes) -> None:
+        self._pong_pending = False
 
     def _may_publish(self) -> bool:
         if not self.config.publish_rate:
@@ -248,7 +308,7 @@ class RedisWebSocketHandler(WebSocketHandler):
         if self._opened_at is not None:
             log_event(
                 "close",
-                peer=self.request.remote_ip,
+                peer=self._peer,
                 facility=self._facility,
                 code=self.close_code,
                 seconds=round(IOLoop.current().time() - self._opened_at, 3),
@@ -319,7 +379,7 @@ class RedisWebSocketHandler(WebSocketHandler):
         assert self.ws_connection is not None
         logger.warning(
             "closing %s: it stopped reading and has more than %d bytes queued",
-            self.request.remote_ip,
+            self._peer,
             self.config.max_buffered_bytes,
         )
         # Let the close frame through the full buffer; Tornado aborts if the peer never answers.

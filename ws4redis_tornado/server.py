@@ -18,6 +18,7 @@ from .broker import Broker
 from .config import Config
 from .handler import AllowedChannels, ProcessRequest, RedisWebSocketHandler
 from .heartbeat import Heartbeat
+from .keepalive import Pinger
 from .subscriber import RedisSubscriber
 from .writes import FrameWriter
 
@@ -103,6 +104,11 @@ class WebSocketApplication(tornado.web.Application):
         self.heartbeat = (
             Heartbeat(config.heartbeat, config.heartbeat_interval, self.sockets) if config.heartbeat else None
         )
+        self.pinger = (
+            Pinger(config.ping_interval, config.ping_timeout or config.ping_interval, self.sockets)
+            if config.ping_interval
+            else None
+        )
 
     def log_request(self, handler: tornado.web.RequestHandler) -> None:
         # A successful upgrade is logged as a "connect" event with more to say; skip its access line.
@@ -110,13 +116,15 @@ class WebSocketApplication(tornado.web.Application):
             super().log_request(handler)
 
     def start(self) -> None:
-        """Start the process-wide timers (the heartbeat); call once the IOLoop runs."""
-        if self.heartbeat is not None:
-            self.heartbeat.start()
+        """Start the process-wide timers (heartbeat, pings); call once the IOLoop runs."""
+        for timer in (self.heartbeat, self.pinger):
+            if timer is not None:
+                timer.start()
 
     def stop(self) -> None:
-        if self.heartbeat is not None:
-            self.heartbeat.stop()
+        for timer in (self.heartbeat, self.pinger):
+            if timer is not None:
+                timer.stop()
 
     def close_sockets(self, code: int = CLOSE_GOING_AWAY, reason: str = "server shutting down") -> int:
         """Close every open websocket (1001 by default, so clients reconnect elsewhere)."""

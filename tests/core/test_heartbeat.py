@@ -62,3 +62,31 @@ async def test_heartbeats_are_neither_published_nor_delivered(ws_url, config):
 async def test_no_heartbeat_configured_means_no_timer(app):
     assert app.heartbeat is None
     await asyncio.sleep(0)
+
+
+@pytest.mark.gen_test(timeout=30)
+@pytest.mark.parametrize("config_options", [{"ping_interval": 0.05, "ping_timeout": 0.05}])
+async def test_pings_come_from_one_process_timer_not_a_task_per_socket(ws_url, app):
+    async with (
+        websockets.connect(ws_url("a", "subscribe-broadcast")) as first,
+        websockets.connect(ws_url("b", "subscribe-broadcast")) as second,
+    ):
+        assert app.pinger is not None and app.pinger.running
+        names = [task.get_coro().__qualname__ for task in asyncio.all_tasks()]
+        assert not any("periodic_ping" in name for name in names), names
+        # Both clients answer pings (websockets does so by itself), so both stay open well past
+        # several ping timeouts.
+        await asyncio.sleep(0.5)
+        await within(first.ping())
+        await within(second.ping())
+
+
+def test_ping_action_timeline():
+    from ws4redis_tornado.keepalive import ping_action
+
+    # opened at t=0, interval 10, timeout 5
+    assert ping_action(now=9, last_ping=0, pong_pending=False, interval=10, timeout=5) == "wait"
+    assert ping_action(now=10, last_ping=0, pong_pending=False, interval=10, timeout=5) == "ping"
+    assert ping_action(now=14, last_ping=10, pong_pending=True, interval=10, timeout=5) == "wait"
+    assert ping_action(now=15, last_ping=10, pong_pending=True, interval=10, timeout=5) == "close"
+    assert ping_action(now=15, last_ping=10, pong_pending=False, interval=10, timeout=5) == "wait"
