@@ -50,6 +50,37 @@ def _save(path: Path, results: dict[str, Any]) -> None:
     path.write_text(json.dumps(results, indent=1))
 
 
+NOISY_PCT = 25.0  # other load on the server's core above which a run is repeated
+QUIET_PCT = 15.0  # wait for the server's core to be this idle before a run starts
+
+
+def _foreign(record: dict[str, Any]) -> float:
+    phases = (record.get(k) or {} for k in ("s1", "variant", "s2"))
+    return max((p.get("foreign_cpu0_pct") or 0.0 for p in phases), default=0.0)
+
+
+def _measure(label: str, fn: Any, *args: Any, tries: int = 2) -> dict[str, Any] | None:
+    """Run one measurement, repeating it while other processes loaded the server's core.
+
+    Keeps the cleanest attempt if none was clean; the record says how many it took and
+    what the other load was, and the report shows it.
+    """
+    best: dict[str, Any] | None = None
+    for attempt in range(1, tries + 1):
+        idle = procs.wait_quiet(procs.SERVER_CPU, QUIET_PCT, timeout=30)
+        record = _attempt(f"{label} (try {attempt})", fn, *args)
+        if record is None or "error" in record:
+            return record
+        record["attempt"] = attempt
+        record["cpu0_busy_before_pct"] = idle
+        if best is None or _foreign(record) < _foreign(best):
+            best = record
+        if _foreign(record) <= NOISY_PCT:
+            break
+        print(f"[noisy] {label}: {_foreign(record):.0f}% other load on CPU 0", flush=True)
+    return best
+
+
 def _attempt(label: str, fn: Any, *args: Any) -> dict[str, Any] | None:
     """Run one measurement; a failure is recorded, not fatal, so the others still run."""
     started = time.monotonic()
@@ -133,13 +164,13 @@ def cmd_fanout(args: argparse.Namespace) -> None:
                 for n in ns:
                     for name in names:  # interleaved: A, B, ..., A, B, ...
                         label = f"S1 {name} N={n} repeat {rep + 1}/{repeats}"
-                        record = _attempt(label, run_fanout, TARGETS[name], n, plan, redis, log_dir)
+                        record = _measure(label, run_fanout, TARGETS[name], n, plan, redis, log_dir)
                         results["fanout"].append({"target": name, "n": n, **(record or {})})
                         _save(out, results)
             if "s2" in scenarios:
                 for name in names:
                     label = f"S2 {name} repeat {rep + 1}/{repeats}"
-                    record = _attempt(label, run_throughput, TARGETS[name], plan, redis, log_dir)
+                    record = _measure(label, run_throughput, TARGETS[name], plan, redis, log_dir)
                     results["throughput"].append({"target": name, "n": plan.s2_subscribers, **(record or {})})
                     _save(out, results)
     finally:

@@ -22,6 +22,7 @@ import time
 from typing import Any
 
 from bench import procstat
+from bench.procs import SERVER_CPU
 from bench.stats import percentile
 
 monotonic_ns = time.monotonic_ns
@@ -274,6 +275,7 @@ class LoadClient:
         tally = self._new_tally(messages)
         expected = tally.subscribers * messages
         cpu0, srv0 = _cpu(), procstat.cpu_seconds(server_pid)
+        core0 = procstat.cpu_busy_seconds(SERVER_CPU)
         start = time.monotonic()
         self.last_frame_ns = monotonic_ns()
         for k in range(messages):
@@ -284,6 +286,7 @@ class LoadClient:
         await self._drain(tally, expected, idle_s=5.0, cap_s=drain_cap)
         srv_cpu = procstat.cpu_seconds(server_pid) - srv0
         wall = time.monotonic() - start
+        foreign = procstat.cpu_busy_seconds(SERVER_CPU) - core0 - srv_cpu
         self.tally = None
         completions = [(tally.last_ns[i] - tally.sent_ns[i]) / 1e6 for i in range(messages) if tally.complete(i)]
         lat = tally.latencies
@@ -304,6 +307,7 @@ class LoadClient:
             "server_cpu_us_per_frame": srv_cpu * 1e6 / tally.delivered if tally.delivered else None,
             "client_cpu_s": _cpu() - cpu0,
             "wall_s": wall,
+            "foreign_cpu0_pct": max(0.0, foreign) * 100 / wall,
         }
 
     async def closed_loop(self, window: int, duration: float, server_pid: int, stall_s: float) -> dict[str, Any]:
@@ -324,6 +328,7 @@ class LoadClient:
             publish_next()
 
         cpu0, srv0 = _cpu(), procstat.cpu_seconds(server_pid)
+        core0 = procstat.cpu_busy_seconds(SERVER_CPU)
         start = time.monotonic()
         self.on_complete = completed
         for _ in range(window):
@@ -338,6 +343,7 @@ class LoadClient:
         elapsed = time.monotonic() - start
         done, delivered = state["done"], tally.delivered
         srv_cpu = procstat.cpu_seconds(server_pid) - srv0
+        foreign = procstat.cpu_busy_seconds(SERVER_CPU) - core0 - srv_cpu
         client_cpu = _cpu() - cpu0
         self.on_complete = None
         published = state["next"]
@@ -356,6 +362,7 @@ class LoadClient:
             "server_cpu_s": srv_cpu,
             "server_cpu_us_per_frame": srv_cpu * 1e6 / delivered if delivered else None,
             "client_cpu_s": client_cpu,
+            "foreign_cpu0_pct": max(0.0, foreign) * 100 / elapsed,
             "latency_p50_ms": _ms(percentile(lat, 50)),
             "latency_p99_ms": _ms(percentile(lat, 99)),
         }

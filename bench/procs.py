@@ -16,6 +16,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench import procstat
+
 SERVER_CPU = 0
 LOAD_CPU = 1
 NOFILE = 65536
@@ -57,6 +59,21 @@ def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float) -> None:
             return
         time.sleep(0.05)
     raise TimeoutError(f"nothing listening on {port} after {timeout}s")
+
+
+def wait_quiet(cpu: int, busy_pct: float, timeout: float) -> float:
+    """Wait (bounded) until ``cpu`` is below ``busy_pct`` busy over one second.
+
+    The machine is shared: a test suite started by someone else on the server's core would
+    be measured as the server's slowness. Returns the last measured busy percentage.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        before = procstat.cpu_busy_seconds(cpu)
+        time.sleep(1.0)
+        busy = (procstat.cpu_busy_seconds(cpu) - before) * 100
+        if busy < busy_pct or time.monotonic() > deadline:
+            return busy
 
 
 class Managed:

@@ -67,3 +67,20 @@ def tcp_local_ports_to(pid: int, remote_port: int) -> set[int]:
 def open_fds(pid: int) -> int:
     """Number of open file descriptors of ``pid``."""
     return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def cpu_busy_seconds(cpu: int) -> float:
+    """Busy time of one CPU since boot (all processes), from /proc/stat.
+
+    Compared with the server's own CPU time over the same window, it shows how much of the
+    server's core was taken by something else: other work on a shared machine skews results.
+    """
+    prefix = f"cpu{cpu} "
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith(prefix):
+            # user nice system idle iowait irq softirq steal ... Only task time (user, nice,
+            # system) is comparable with a process' utime+stime: the interrupt time that the
+            # benchmark's own loopback traffic causes on this core is not charged to tasks.
+            ticks = [int(v) for v in line.split()[1:]]
+            return (ticks[0] + ticks[1] + ticks[2]) / CLK_TCK
+    raise RuntimeError(f"no {prefix!r} in /proc/stat")

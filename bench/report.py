@@ -61,6 +61,7 @@ S1 = [
     Figure("Redis connections held", _dig("redis_conns"), 0),
     Figure("load client CPU (% of wall)", _client_share("s1"), 0),
     Figure("sockets open at the end", _dig("alive_at_end"), 0),
+    Figure("other load on the server's CPU (%)", _dig("s1", "foreign_cpu0_pct"), 0),
 ]
 
 VARIANT = [
@@ -77,6 +78,7 @@ S2 = [
     Figure("delivery latency p50 (ms)", _dig("s2", "latency_p50_ms"), 1),
     Figure("stalled windows", _dig("s2", "stalls"), 0),
     Figure("load client CPU (% of wall)", _client_share("s2"), 0),
+    Figure("other load on the server's CPU (%)", _dig("s2", "foreign_cpu0_pct"), 0),
 ]
 
 
