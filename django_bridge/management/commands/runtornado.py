@@ -1,10 +1,16 @@
 """``manage.py runtornado``: the production server for Django and its websockets.
 
 One Tornado IOLoop per process serves ``WEBSOCKET_URL`` and, through Django's WSGI handler on a
-thread pool, every other URL. With ``--processes N`` the parent binds the listening sockets once
-and forks N children that share them; each child builds its own broker, application and IOLoop
-after the fork, because none of them survives one. The parent only supervises: it forwards
-SIGTERM and SIGINT to the children and exits once they have.
+thread pool, every other URL. With ``--processes N`` the parent checks Redis and the address, then
+forks N children; each child builds its own broker, application and IOLoop after the fork, because
+none of them survives one. The parent only supervises: it forwards SIGTERM and SIGINT to the
+children and exits once they have.
+
+On Linux each child listens on a socket of its own with SO_REUSEPORT, so the kernel spreads new
+connections evenly over the processes; websockets live long, and one shared socket lets whichever
+process wakes first take a whole burst of them. Elsewhere (SO_REUSEPORT does not balance there)
+the children share the sockets the parent bound. Either way SO_REUSEPORT also lets a new server
+start on the port before the old one is sent SIGTERM, for a restart without refused connections.
 
 SIGTERM drains a process: it stops accepting, closes every websocket with 1001 (Going Away) so
 clients reconnect to another server, lets in-flight Django requests finish, and exits within
@@ -41,6 +47,8 @@ __all__ = ["Command", "DrainingHTTPServer", "Supervisor", "drain", "exit_now", "
 logger = logging.getLogger(__name__)
 
 DEFAULT_GRACE_PERIOD = 10.0
+BALANCING_REUSE_PORT = sys.platform.startswith("linux")
+"""Whether SO_REUSEPORT spreads connections over the sockets sharing a port (Linux does)."""
 _POLL_INTERVAL = 0.02
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -98,16 +106,27 @@ class Command(BaseCommand):
         if options["grace_period"] < 0:
             raise CommandError(f"--grace-period has value {options['grace_period']}; expected >= 0")
         check_redis()
-        sockets = _listen(options["host"], options["port"])
+        host = options["host"] or None
+        # Binding here checks the address (and picks the port if it is 0) before anything forks.
+        sockets = _listen(host, options["port"])
+        port = sockets[0].getsockname()[1]
         # Nothing opened here may be shared with the children: close Django's connections first.
         connections.close_all()
-        address = _describe(sockets)
         what = "websockets only" if options["ws_only"] else "Django and websockets"
-        logger.info("serving %s on http://%s with %d process(es)", what, address, processes)
+        logger.info("serving %s on http://%s with %d process(es)", what, _describe(sockets), processes)
+        own_sockets = processes > 1 and BALANCING_REUSE_PORT
+        if own_sockets:
+            for sock in sockets:
+                sock.close()
 
         def run() -> int:
+            try:
+                listening = _listen(host, port) if own_sockets else sockets
+            except CommandError as exc:
+                logger.error("%s", exc)
+                return 1
             return run_server(
-                sockets,
+                listening,
                 ws_only=options["ws_only"],
                 grace_period=options["grace_period"],
                 threads=options["threads"],
@@ -135,11 +154,9 @@ def check_redis() -> None:
         raise CommandError(str(exc)) from None
 
 
-def _listen(host: str, port: int) -> list[socket.socket]:
-    # SO_REUSEPORT also lets a new server start on the same port before the old one is sent
-    # SIGTERM, for a restart without refused connections.
+def _listen(host: str | None, port: int) -> list[socket.socket]:
     try:
-        return bind_sockets(port, host or None, reuse_port=hasattr(socket, "SO_REUSEPORT"))
+        return bind_sockets(port, host, reuse_port=hasattr(socket, "SO_REUSEPORT"))
     except OSError as exc:
         raise CommandError(f"cannot listen on {host or '*'}:{port}: {exc.strerror or exc}") from None
 
