@@ -40,7 +40,7 @@ from tornado.netutil import bind_sockets
 
 from django_bridge.server import build_broker, make_app
 from ws4redis_tornado.exceptions import BrokerUnavailable
-from ws4redis_tornado.server import WebSocketApplication
+from ws4redis_tornado.server import CLOSE_GOING_AWAY, WebSocketApplication
 
 __all__ = ["Command", "DrainingHTTPServer", "Supervisor", "drain", "exit_now", "serve"]
 
@@ -335,17 +335,22 @@ async def drain(server: DrainingHTTPServer, app: WebSocketApplication, *, grace_
     """Stop accepting, close websockets with 1001, let requests finish; False if time ran out."""
     server.start_draining()
     app.stop()
-    closed = app.close_sockets()
+    closing = set(app.sockets)
+    app.close_sockets()
     logger.info(
         "draining: closed %d websockets, waiting up to %.1fs for %d requests",
-        closed,
+        len(closing),
         grace_period,
         server.busy_connections,
     )
     loop = asyncio.get_running_loop()
     deadline = loop.time() + grace_period
     # Neither the websockets' closing handshakes nor the responses signal their end; poll.
-    while (server.open_connections or app.sockets) and loop.time() < deadline:  # noqa: ASYNC110
+    while (server.open_connections or app.sockets) and loop.time() < deadline:
+        # A handshake that was under way when the drain began ends in a socket to close too.
+        for late in app.sockets - closing:
+            closing.add(late)
+            late.close(CLOSE_GOING_AWAY, "server shutting down")
         await asyncio.sleep(_POLL_INTERVAL)
     busy = server.busy_connections
     if busy:
