@@ -4,7 +4,8 @@ One Tornado IOLoop per process serves ``WEBSOCKET_URL`` and, through Django's WS
 thread pool, every other URL. With ``--processes N`` the parent checks Redis and the address, then
 forks N children; each child builds its own broker, application and IOLoop after the fork, because
 none of them survives one. The parent only supervises: it forwards SIGTERM and SIGINT to the
-children and exits once they have.
+children and exits once they have. A child that dies on its own is not restarted: the parent stops
+the others and exits with 1, and the process manager (systemd, Kubernetes ...) starts it again.
 
 On Linux each child listens on a socket of its own with SO_REUSEPORT, so the kernel spreads new
 connections evenly over the processes; websockets live long, and one shared socket lets whichever
@@ -27,7 +28,7 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any, NoReturn
 
@@ -63,7 +64,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--host",
             default="127.0.0.1",
-            help="address to listen on; '' or 0.0.0.0 for every interface (default: %(default)s)",
+            help="address to listen on; '' for every interface, 0.0.0.0 for every IPv4 one (default: %(default)s)",
         )
         parser.add_argument("--port", type=int, default=8000, help="port to listen on (default: %(default)s)")
         parser.add_argument(
@@ -76,7 +77,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--ws-only",
             action="store_true",
-            help="serve only WEBSOCKET_URL and /health, for a split deployment behind a proxy",
+            help="serve only WEBSOCKET_URL and WS4REDIS_HEALTH_URL (no views), for a split deployment",
         )
         parser.add_argument(
             "--grace-period",
@@ -90,7 +91,7 @@ class Command(BaseCommand):
             type=int,
             default=None,
             metavar="N",
-            help="threads per process running Django views (default: Python's ThreadPoolExecutor's)",
+            help="threads per process running Django code (default: min(32, CPUs + 4), as ThreadPoolExecutor)",
         )
         parser.add_argument(
             "--xheaders",
@@ -105,6 +106,8 @@ class Command(BaseCommand):
             raise CommandError(f"--processes has value {processes}; expected 0 or more")
         if options["grace_period"] < 0:
             raise CommandError(f"--grace-period has value {options['grace_period']}; expected >= 0")
+        if options["threads"] is not None and options["threads"] < 1:
+            raise CommandError(f"--threads has value {options['threads']}; expected 1 or more")
         check_redis()
         host = options["host"] or None
         # Binding here checks the address (and picks the port if it is 0) before anything forks.
@@ -246,7 +249,7 @@ async def serve(
 
 
 @contextlib.contextmanager
-def _stop_signals(callback: Callable[[], None]):  # type: ignore[no-untyped-def]
+def _stop_signals(callback: Callable[[], None]) -> Iterator[None]:
     """Call ``callback`` on SIGTERM and SIGINT while inside, if this is the main thread."""
     if threading.current_thread() is not threading.main_thread():
         yield
