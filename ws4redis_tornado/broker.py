@@ -87,6 +87,8 @@ class Broker:
         self._confirmed: dict[bytes, asyncio.Future[None]] = {}
         self._lock = asyncio.Lock()
         self._outbox: list[tuple[Any, ...]] = []
+        self._fetches: list[tuple[Sequence[str], asyncio.Future[list[bytes | None]]]] = []
+        self._tasks: set[asyncio.Future[None]] = set()
         self._outbox_ready = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self._commands: Redis | RedisCluster | None = None
@@ -126,7 +128,7 @@ class Broker:
         if self._closed:
             return
         self._closed = True
-        for task in (self._reader, self._writer):
+        for task in (self._reader, self._writer, *self._tasks):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -285,18 +287,50 @@ class Broker:
         return [int(count) for count in results[::step]]
 
     async def fetch(self, channels: Sequence[str]) -> list[bytes | None]:
-        """Return the persisted message of each channel (None where there is none), in one MGET."""
+        """Return the persisted message of each channel (None where there is none).
+
+        Fetches asked for while one is on its way are answered together by the next single MGET,
+        so a burst of handshakes costs a few round trips, not one each.
+        """
         if not channels:
             return []
+        self._check_open()
+        future: asyncio.Future[list[bytes | None]] = asyncio.get_running_loop().create_future()
+        self._fetches.append((channels, future))
+        if len(self._fetches) == 1:
+            self._spawn(self._fetch_batch())
+        return await future
+
+    async def _fetch_batch(self) -> None:
+        async with self._command_slots:
+            # Take the batch only once a connection is free: more requests join meanwhile.
+            batch, self._fetches = self._fetches, []
+            keys = list(dict.fromkeys(key for channels, _ in batch for key in channels))
+            try:
+                values = await self._mget(keys)
+            except _CONNECTION_ERRORS as exc:
+                error = BrokerUnavailable(f"cannot read: redis unreachable at {self.config.redis_address}")
+                error.__cause__ = exc
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
+                return
+        found = dict(zip(keys, values, strict=True))
+        for channels, future in batch:
+            if not future.done():
+                future.set_result([found[key] for key in channels])
+
+    async def _mget(self, keys: list[str]) -> list[bytes | None]:
         client = self._command_client()
-        try:
-            async with self._command_slots:
-                if isinstance(client, RedisCluster):
-                    # Channels hash to different slots; MGET would be refused across them.
-                    return list(await client.mget_nonatomic(channels))
-                return list(await client.mget(channels))
-        except _CONNECTION_ERRORS as exc:
-            raise BrokerUnavailable(f"cannot read: redis unreachable at {self.config.redis_address}") from exc
+        if isinstance(client, RedisCluster):
+            # Channels hash to different slots; MGET would be refused across them.
+            return list(await client.mget_nonatomic(keys))
+        return list(await client.mget(keys))
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     @property
     def redis(self) -> Redis | RedisCluster:

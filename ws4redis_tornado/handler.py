@@ -188,11 +188,19 @@ class RedisWebSocketHandler(WebSocketHandler):
         return origin is None or self.check_origin(origin)
 
     def check_origin(self, origin: str) -> bool:
-        """Allow an ``Origin`` whose host and port equal the request's ``Host`` (override to widen).
+        """Allow a same-origin handshake; override to allow others.
 
-        A handshake without ``Origin`` does not come from a browser and is not checked.
+        Same origin means the browser says so (``Sec-Fetch-Site: same-origin``, which pages cannot
+        forge), or the ``Origin``'s host and port equal the ``Host`` header. A handshake without
+        ``Origin`` does not come from a browser and is not checked.
         """
-        return urlsplit(origin).netloc.lower() == self.request.headers.get("Host", "").lower()
+        if self.request.headers.get("Sec-Fetch-Site") in ("same-origin", "none"):
+            return True
+        try:
+            netloc = urlsplit(origin).netloc
+        except ValueError:
+            return False
+        return netloc.lower() == self.request.headers.get("Host", "").lower()
 
     async def authorise(self, asked: Subscription) -> tuple[Principal, Subscription]:
         """Run the ``process_request`` and ``allowed_channels`` hooks; raise PermissionDenied."""

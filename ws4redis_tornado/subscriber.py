@@ -43,6 +43,9 @@ class RedisSubscriber:
         publish_channels: the Redis keys this socket's messages go to.
     """
 
+    # One per socket: slots keep it small. Subclasses may add attributes as usual.
+    __slots__ = ("_broker", "_config", "_listener", "publish_channels", "subscribe_channels")
+
     def __init__(self, broker: Broker, listener: Listener) -> None:
         self._broker = broker
         self._listener = listener
