@@ -103,7 +103,10 @@ def touch_until_reloaded(port: int, path: Path, timeout: float = 20_000 * MS) ->
 
 
 def test_runserver_starts_an_embedded_redis_that_outlives_reloads(tmp_path, env, prefix):
-    module = write_settings(tmp_path, "unconfigured", WS4REDIS_CONNECTION=None, WS4REDIS_PREFIX=prefix)
+    # Messages stay persisted for as long as the test may take, reload included.
+    module = write_settings(
+        tmp_path, "unconfigured", WS4REDIS_CONNECTION=None, WS4REDIS_PREFIX=prefix, WS4REDIS_EXPIRE=600
+    )
     port = free_port()
     with ManageCommand("runserver", f"127.0.0.1:{port}", settings=module, directory=tmp_path, env=env) as server:
         server.wait_until(lambda: "Websockets at" in server.stdout, "serving child")
@@ -174,7 +177,8 @@ def test_runtornado_processes_share_the_port_and_close_websockets_with_1001_on_s
         assert http_get(f"http://127.0.0.1:{port}/hello/")[2] == b"hello from django"
         with contextlib.ExitStack() as stack:
             sockets = open_sockets(stack, f"ws://127.0.0.1:{port}/ws/{FACILITY}?subscribe-broadcast", count)
-            RedisPublisher(facility=FACILITY, broadcast=True).publish_message("to all", 0)
+            # Persisted, so that a socket whose subscription is not yet confirmed gets it on opening.
+            RedisPublisher(facility=FACILITY, broadcast=True).publish_message("to all")
             # Delivery also means each socket finished opening and is counted by its process.
             assert [ws.recv(timeout=5000 * MS) for ws in sockets] == ["to all"] * count
 
