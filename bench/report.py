@@ -123,6 +123,38 @@ def table(records: Iterable[Record], figures: list[Figure], targets: list[str], 
     return "\n".join(rows)
 
 
+def scaling(results: dict[str, Any], processes: int = 16) -> str:
+    """Capacity on paper from the measured medians (largest N of S1).
+
+    One process is bounded by one core: frames/s = 1e6 / (CPU us per frame), and by memory:
+    sockets per GiB = 1 GiB / RSS per connection. A machine with ``processes`` cores runs that
+    many processes behind a TCP balancer, which is linear only if the balancer and Redis keep
+    up (see the README).
+    """
+    fanout = [r for r in results.get("fanout", []) if "error" not in r]
+    if not fanout:
+        return ""
+    n = max(r["n"] for r in fanout)
+    rows = [
+        f"| target | CPU us/frame (S1, N={n:,}) | frames/s per process | KiB/conn | "
+        f"sockets per GiB | msgs/s to {n:,} sockets, 1 process | "
+        f"frames/s, {processes} processes | msgs/s to {processes * n:,} sockets |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for target in results["targets"]:
+        records = [r for r in fanout if r["target"] == target and r["n"] == n]
+        us = summarize([_dig("s1", "server_cpu_us_per_frame")(r) for r in records])["median"]
+        kib = summarize([_kib(r) for r in records])["median"]
+        if not us or not kib:
+            continue
+        per_core = 1e6 / us
+        rows.append(
+            f"| {target} | {us:.1f} | {per_core:,.0f} | {kib:.1f} | {2**20 / kib:,.0f} | "
+            f"{per_core / n:,.1f} | {processes * per_core:,.0f} | {per_core / n:,.1f} |"
+        )
+    return "\n".join(rows)
+
+
 def render(results: dict[str, Any]) -> str:
     """The whole report as Markdown."""
     targets: list[str] = results["targets"]
@@ -171,6 +203,9 @@ def render(results: dict[str, Any]) -> str:
             table(results["throughput"], S2, targets, baseline),
             "",
         ]
+    paper = scaling(results)
+    if paper:
+        out += ["### Capacity on paper (from the medians above)", "", paper, ""]
     errors = [r for r in fanout + results.get("throughput", []) if "error" in r]
     for r in errors:
         out.append(f"- failed run: {r['target']} N={r['n']}: {r['error']}")
