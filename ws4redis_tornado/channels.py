@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from urllib.parse import parse_qsl
+from urllib.parse import unquote_plus
 
 from .exceptions import InvalidFacility
 
@@ -27,6 +27,7 @@ __all__ = [
     "channel_key",
     "channel_keys",
     "parse_subscription",
+    "subscription_from_parameters",
     "validate_facility",
 ]
 
@@ -63,6 +64,10 @@ SELF = _SelfType()
 _SUBSCRIBE = "subscribe-"
 _PUBLISH = "publish-"
 _ECHO = "echo"
+# parameter name -> (is a subscription, audience)
+_PARAMETERS = {f"{_SUBSCRIBE}{a.value}": (True, a) for a in Audience} | {
+    f"{_PUBLISH}{a.value}": (False, a) for a in Audience
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,10 +111,23 @@ class Subscription:
 
 def parse_subscription(query: str) -> Subscription:
     """Parse a websocket URL's query string; names are case-insensitive, unknown ones ignored."""
-    names = {name.lower() for name, _ in parse_qsl(query, keep_blank_values=True)}
-    subscribe = frozenset(a for a in Audience if f"{_SUBSCRIBE}{a.value}" in names)
-    publish = frozenset(a for a in Audience if f"{_PUBLISH}{a.value}" in names)
-    return Subscription(subscribe=subscribe, publish=publish, echo=_ECHO in names)
+    return subscription_from_parameters(unquote_plus(part.partition("=")[0]) for part in query.split("&"))
+
+
+def subscription_from_parameters(names: Iterable[str]) -> Subscription:
+    """Build a subscription from ws4redis parameter names (``subscribe-user``, ``echo`` ...)."""
+    subscribe: set[Audience] = set()
+    publish: set[Audience] = set()
+    echo = False
+    for name in names:
+        name = name.lower()
+        if name == _ECHO:
+            echo = True
+            continue
+        known = _PARAMETERS.get(name)
+        if known is not None:
+            (subscribe if known[0] else publish).add(known[1])
+    return Subscription(subscribe=frozenset(subscribe), publish=frozenset(publish), echo=echo)
 
 
 def validate_facility(facility: str) -> str:

@@ -43,6 +43,7 @@ Returning None keeps them all; raising :class:`PermissionDenied` refuses with 40
 
 _NO_HEADERS = HTTPHeaders()
 
+CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY_VIOLATION = 1008
 CLOSE_TRY_AGAIN_LATER = 1013
 CLOSE_INVALID_PAYLOAD = 1007
@@ -238,6 +239,9 @@ class RedisWebSocketHandler(WebSocketHandler):
     def open(self, *args: str, **kwargs: str) -> None:
         assert self.ws_connection is not None
         self.ws_connection.stream.max_write_buffer_size = self.config.max_buffered_bytes
+        if getattr(self.application, "closing", False):
+            self.close(CLOSE_GOING_AWAY, "server shutting down")
+            return
         persisted, self._persisted = self._persisted or [], None
         for _, message in persisted:
             self.send(message)

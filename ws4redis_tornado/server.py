@@ -84,6 +84,8 @@ class WebSocketApplication(tornado.web.Application):
         self.broker = broker
         config = broker.config
         self.sockets: set[RedisWebSocketHandler] = set()
+        # Set by close_sockets(): a handshake finishing afterwards is closed at once.
+        self.closing = False
         self.frame_writer = FrameWriter()
         options = {
             "broker": broker,
@@ -127,7 +129,11 @@ class WebSocketApplication(tornado.web.Application):
                 timer.stop()
 
     def close_sockets(self, code: int = CLOSE_GOING_AWAY, reason: str = "server shutting down") -> int:
-        """Close every open websocket (1001 by default, so clients reconnect elsewhere)."""
+        """Close every open websocket (1001 by default, so clients reconnect elsewhere).
+
+        Handshakes still under way are closed the same way as soon as they complete.
+        """
+        self.closing = True
         sockets = tuple(self.sockets)
         for socket in sockets:
             socket.close(code, reason)

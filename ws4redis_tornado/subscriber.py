@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from .channels import Principal, channel_keys, parse_subscription
+from .channels import Principal, channel_keys, subscription_from_parameters
 from .messages import RedisMessage, decode_payload
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ class RedisSubscriber:
 
         ``channels`` is what the query string asked for, as narrowed by ``allowed_channels``.
         """
-        wanted = parse_subscription("&".join(channels))
+        wanted = subscription_from_parameters(channels)
         prefix = self._config.prefix
         self.publish_channels = channel_keys(wanted.publish, request.facility, request.principal, prefix=prefix)
         self.subscribe_channels = channel_keys(wanted.subscribe, request.facility, request.principal, prefix=prefix)

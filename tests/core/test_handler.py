@@ -320,3 +320,10 @@ async def test_a_cross_origin_handshake_is_refused(ws_url, broker):
 async def test_a_same_origin_handshake_is_accepted(ws_url, http_port):
     async with websockets.connect(ws_url("chat", "subscribe-broadcast"), origin=f"http://127.0.0.1:{http_port}") as ws:
         assert ws.response.status_code == 101
+
+
+@pytest.mark.gen_test
+async def test_a_handshake_completing_after_shutdown_began_is_closed_with_1001(ws_url, app):
+    app.close_sockets()
+    async with websockets.connect(ws_url("late", "subscribe-broadcast")) as ws:
+        assert await close_code(ws) == 1001
