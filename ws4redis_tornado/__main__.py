@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from . import __version__
 from .config import Config
 from .embedded import RedisServer
-from .exceptions import BrokerUnavailable, ConfigurationError
+from .exceptions import BrokerUnavailable, CannotListen, ConfigurationError
 from .logs import JsonFormatter
 from .server import serve
 
@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if embedded:
             print(f"started an embedded redis-server at {embedded.url}", file=sys.stderr)
         asyncio.run(serve(config, host=args.host, port=args.port, demo=args.demo))
-    except (ConfigurationError, BrokerUnavailable) as exc:
+    except (ConfigurationError, BrokerUnavailable, CannotListen) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, ConfigurationError) else 1
     finally:

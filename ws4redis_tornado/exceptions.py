@@ -6,6 +6,7 @@ The hierarchy::
     ├── ConfigurationError (also ValueError)   a setting has a wrong value
     ├── InvalidFacility (also ValueError)      a facility name cannot be used in a channel key
     ├── PermissionDenied                       a handshake was refused by a hook
+    ├── CannotListen (also OSError)            the server cannot bind its address
     └── BrokerError
         ├── BrokerUnavailable (also ConnectionError)  Redis cannot be reached right now
         └── BrokerClosed (also RuntimeError)          the broker was used after aclose()
@@ -17,6 +18,7 @@ __all__ = [
     "BrokerClosed",
     "BrokerError",
     "BrokerUnavailable",
+    "CannotListen",
     "ConfigurationError",
     "InvalidFacility",
     "PermissionDenied",
@@ -42,6 +44,10 @@ class PermissionDenied(Ws4RedisError):
     The message is sent to the client as the reason of the 403 answer, so keep it short and free of
     secrets.
     """
+
+
+class CannotListen(Ws4RedisError, OSError):
+    """The server cannot listen on the address it was given; the message names it."""
 
 
 class BrokerError(Ws4RedisError):

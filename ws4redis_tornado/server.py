@@ -16,6 +16,7 @@ from tornado.httpserver import HTTPServer
 
 from .broker import Broker
 from .config import Config
+from .exceptions import CannotListen
 from .handler import AllowedChannels, ProcessRequest, RedisWebSocketHandler
 from .heartbeat import Heartbeat
 from .keepalive import Pinger
@@ -157,7 +158,10 @@ async def serve(
     async with Broker(config) as broker:
         app = WebSocketApplication(broker, demo=demo)
         server = HTTPServer(app, xheaders=True)
-        server.listen(port, host)
+        try:
+            server.listen(port, host)
+        except OSError as exc:
+            raise CannotListen(f"cannot listen on {host or '*'}:{port}: {exc.strerror or exc}") from exc
         app.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -83,3 +83,17 @@ async def _relay_then_sigterm(port: int, redis_url: str, prefix: str, process) -
         with pytest.raises(websockets.ConnectionClosed) as info:
             await asyncio.wait_for(ws.recv(), 10)
         assert info.value.rcvd.code == 1001
+
+
+def test_a_port_in_use_is_one_clear_error(redis_url):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = run_server("--port", str(port), "--redis", redis_url)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in stderr
+    assert "Traceback" not in stderr
