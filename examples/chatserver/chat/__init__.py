@@ -1,0 +1,1 @@
+"""The chat example's app: three chat pages and the channel policy."""

@@ -1,0 +1,188 @@
+/*
+ * The chat pages' script: one WS4Redis client, the message list and the composer.
+ *
+ *   Chat.start({uri, heartbeat_msg, heartbeat_interval_ms, reconnect_max_ms, me, send})
+ *
+ * `send` is "websocket" (the lobby: messages go out over the socket) or "post" (the form is
+ * POSTed and the view publishes). Messages are JSON objects {id, text, from?, to?}; each id is
+ * shown once, since a page that reconnects receives the channel's last message again.
+ */
+(function () {
+	'use strict';
+
+	var STATES = {
+		connecting: 'Connecting…',
+		connected: 'Live',
+		disconnected: 'Reconnecting…'
+	};
+
+	function start(options) {
+		var list = document.getElementById('messages');
+		var status = document.getElementById('status');
+		var form = document.getElementById('composer');
+		var input = document.getElementById('text');
+		var seen = Object.create(null);
+		var was_connected = false;
+		var lost = false;
+
+		document.getElementById('uri').textContent = options.uri;
+
+		function set_status(state) {
+			status.dataset.state = state;
+			status.textContent = STATES[state];
+			if (form && options.send === 'websocket') {
+				form.querySelector('button').disabled = state !== 'connected';
+			}
+		}
+
+		function add(item) {
+			var near_bottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+			list.appendChild(item);
+			if (near_bottom) {
+				list.scrollTop = list.scrollHeight;
+			}
+		}
+
+		function notice(text, kind) {
+			var last = list.lastElementChild;
+			if (!kind && last && last.className === 'notice' && last.dataset.text === text) {
+				// The same notice again (everybody opening the lobby says hello): count it.
+				last.dataset.count = Number(last.dataset.count) + 1;
+				last.textContent = text + ' ×' + last.dataset.count;
+				return;
+			}
+			var item = document.createElement('li');
+			item.className = 'notice' + (kind ? ' ' + kind : '');
+			item.dataset.text = text;
+			item.dataset.count = 1;
+			item.textContent = text;
+			add(item);
+		}
+
+		function time_now() {
+			return new Date().toLocaleTimeString([], {hour: '2-digit', minute: '2-digit'});
+		}
+
+		function show(data) {
+			var msg;
+			try {
+				msg = JSON.parse(data);
+			} catch (err) {
+				msg = null;
+			}
+			if (!msg || typeof msg !== 'object' || typeof msg.text !== 'string') {
+				msg = {text: String(data)};  // published by someone else, e.g. redis-cli
+			}
+			if (msg.id) {
+				if (seen[msg.id]) {
+					return;
+				}
+				seen[msg.id] = true;
+			}
+			if (!msg.from) {
+				notice(msg.text);
+				return;
+			}
+			var item = document.createElement('li');
+			item.className = 'message' + (msg.from === options.me ? ' mine' : '');
+			var meta = document.createElement('div');
+			meta.className = 'meta';
+			var author = document.createElement('span');
+			author.className = 'author';
+			author.textContent = msg.from;
+			meta.appendChild(author);
+			if (msg.to) {
+				var to = document.createElement('span');
+				to.className = 'to';
+				to.textContent = '→ ' + msg.to;
+				meta.appendChild(to);
+			}
+			var when = document.createElement('time');
+			when.textContent = time_now();
+			meta.appendChild(when);
+			var text = document.createElement('div');
+			text.className = 'text';
+			text.textContent = msg.text;
+			item.appendChild(meta);
+			item.appendChild(text);
+			add(item);
+		}
+
+		var client = WS4Redis({
+			uri: options.uri,
+			heartbeat_msg: options.heartbeat_msg,
+			heartbeat_interval_ms: options.heartbeat_interval_ms,
+			reconnect_max_ms: options.reconnect_max_ms,
+			connecting: function () {
+				set_status('connecting');
+			},
+			connected: function () {
+				set_status('connected');
+				if (lost) {
+					notice('Reconnected.', 'good');
+				}
+				was_connected = true;
+				lost = false;
+			},
+			receive_message: show,
+			disconnected: function (evt) {
+				set_status('disconnected');
+				if (was_connected && !lost) {
+					lost = true;
+					notice('Connection lost (' + (evt.reason || 'code ' + evt.code) + '); reconnecting…', 'bad');
+				}
+			}
+		});
+
+		function random_id() {
+			return Date.now().toString(36) + Math.random().toString(36).slice(2);
+		}
+
+		function send_over_websocket() {
+			client.send_message(JSON.stringify({id: random_id(), from: options.me, text: input.value.trim()}));
+			return Promise.resolve();
+		}
+
+		function send_by_post() {
+			return fetch(form.action, {
+				method: 'POST',
+				body: new FormData(form),
+				headers: {'Accept': 'application/json'},
+				credentials: 'same-origin'
+			}).then(function (response) {
+				return response.json().catch(function () {
+					return {error: 'The server answered ' + response.status + '; log in again?'};
+				});
+			}).then(function (answer) {
+				if (answer.error) {
+					throw new Error(answer.error);
+				}
+			});
+		}
+
+		if (form) {
+			form.addEventListener('submit', function (evt) {
+				evt.preventDefault();
+				if (!input.value.trim()) {
+					return;
+				}
+				var sending;
+				try {
+					sending = options.send === 'websocket' ? send_over_websocket() : send_by_post();
+				} catch (err) {
+					sending = Promise.reject(err);
+				}
+				sending.then(function () {
+					input.value = '';
+					input.focus();
+				}, function (err) {
+					notice('Not sent: ' + err.message, 'bad');
+				});
+			});
+		}
+
+		return client;
+	}
+
+	window.Chat = {start: start};
+}());

@@ -1,0 +1,110 @@
+"""The three chat pages. Each subscribes with ws4redis.js; the views publish with RedisPublisher.
+
+Every message is a JSON object: ``id`` (pages show each id once, though a reconnecting page gets
+the channel's last message again), ``text``, and ``from``/``to`` when a person sent it.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from django.contrib.auth import SESSION_KEY, get_user_model
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.contrib.sessions.models import Session
+from django.http import JsonResponse
+from django.utils import timezone
+from django.views.generic import TemplateView
+from django_bridge.publisher import SELF, RedisPublisher
+
+# The facilities: the part of the websocket URL after WEBSOCKET_URL, one per page.
+LOBBY = "lobby"
+DIRECT = "direct"
+GROUPS = "groups"
+
+MAX_LENGTH = 2000
+
+
+def message(text: str, **fields: str) -> str:
+    return json.dumps({"id": uuid.uuid4().hex, "text": text, **fields})
+
+
+class BroadcastChatView(TemplateView):
+    """Everybody reads the lobby; logged-in users write to it over their websocket."""
+
+    template_name = "chat/broadcast.html"
+    extra_context = {"facility": LOBBY}
+
+    def get(self, request, *args, **kwargs):
+        # As in ws4redis' example: greet everybody in the lobby whenever someone opens it. The
+        # message is also kept for WS4REDIS_EXPIRE seconds, so this very page gets it on connect.
+        RedisPublisher(facility=LOBBY, broadcast=True).publish_message(message("Hello everybody"))
+        return super().get(request, *args, **kwargs)
+
+
+class UserChatView(LoginRequiredMixin, TemplateView):
+    """Direct messages: the page POSTs, the view publishes to the recipient and to the sender."""
+
+    template_name = "chat/user.html"
+    extra_context = {"facility": DIRECT}
+
+    def get_context_data(self, **kwargs):
+        online = online_user_ids()
+        users = get_user_model().objects.exclude(pk=self.request.user.pk).order_by("username")
+        recipients = [{"username": user.get_username(), "online": user.pk in online} for user in users]
+        recipients.sort(key=lambda recipient: not recipient["online"])
+        return super().get_context_data(recipients=recipients, **kwargs)
+
+    def post(self, request, *args, **kwargs):
+        text, error = read_text(request)
+        recipient = request.POST.get("user", "")
+        if not get_user_model().objects.filter(username=recipient).exists():
+            error = error or f"There is no user {recipient!r}."
+        if error:
+            return JsonResponse({"error": error}, status=400)
+        # SELF is the user of `request`: the sender sees the message in their own list too.
+        publisher = RedisPublisher(facility=DIRECT, users=[recipient, SELF], request=request)
+        publisher.publish_message(message(text, **{"from": request.user.get_username(), "to": recipient}))
+        return JsonResponse({"sent": True})
+
+
+class GroupChatView(LoginRequiredMixin, TemplateView):
+    """Group messages: the page POSTs, the view publishes to one of the sender's groups."""
+
+    template_name = "chat/group.html"
+    extra_context = {"facility": GROUPS}
+
+    def get_context_data(self, **kwargs):
+        groups = self.request.user.groups.order_by("name").values_list("name", flat=True)
+        return super().get_context_data(groups=list(groups), **kwargs)
+
+    def post(self, request, *args, **kwargs):
+        text, error = read_text(request)
+        group = request.POST.get("group", "")
+        if not request.user.groups.filter(name=group).exists():
+            return JsonResponse({"error": f"You are not a member of {group!r}."}, status=403)
+        if error:
+            return JsonResponse({"error": error}, status=400)
+        publisher = RedisPublisher(facility=GROUPS, groups=[group])
+        publisher.publish_message(message(text, **{"from": request.user.get_username(), "to": group}))
+        return JsonResponse({"sent": True})
+
+
+def read_text(request) -> tuple[str, str | None]:
+    """Return the POSTed message and what is wrong with it, if anything."""
+    text = request.POST.get("message", "").strip()
+    if not text:
+        return text, "Write a message first."
+    if len(text) > MAX_LENGTH:
+        return text, f"Messages are limited to {MAX_LENGTH} characters."
+    return text, None
+
+
+def online_user_ids() -> set[int]:
+    """Return the primary keys of the users with an unexpired session."""
+    ids = set()
+    for session in Session.objects.filter(expire_date__gt=timezone.now()):
+        user_id = session.get_decoded().get(SESSION_KEY)
+        if user_id is not None:
+            ids.add(int(user_id))
+    return ids
