@@ -1,0 +1,277 @@
+"""Chromium, through Playwright, against the chat example served by real ``runserver`` processes.
+
+Each server is a subprocess (``manage.py demo`` or ``runserver --noreload``) on a free port, using
+the suite's private Redis under its own key prefix; all of them share one SQLite database, so a
+login made once holds for every server (cookies do not depend on the port).
+
+Without Playwright or Chromium the tests are skipped, unless ``WS4REDIS_REQUIRE_BROWSER=1``, which
+makes them fail instead (CI sets it).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any, NoReturn
+
+import pytest
+
+from ..utils import MS
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MANAGE = REPO_ROOT / "examples" / "chatserver" / "manage.py"
+SCREENSHOTS = REPO_ROOT / "build" / "screenshots"
+PASSWORD = "secret"
+
+# runserver's heartbeat comes every 4 s; pages count a miss every CLIENT_HEARTBEAT_MS and reconnect
+# after 3 in a row, so the interval must stay above half of 4 s, or they miss heartbeats that come.
+CLIENT_HEARTBEAT_MS = 2500
+# Reconnection attempts at most 1 s apart, so that a restarted server is found within a second.
+RECONNECT_MAX_MS = 1000
+STARTUP_TIMEOUT = 30_000 * MS
+TIMEOUT = round(10_000 * MS * 1000)  # 10 s, in milliseconds as Playwright counts: for anything to arrive
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+REQUIRE_BROWSER = os.environ.get("WS4REDIS_REQUIRE_BROWSER") == "1"
+
+
+def find_chromium() -> str | None:
+    for name in ("chromium", "chromium-browser"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def skip_or_fail(missing: str) -> NoReturn:
+    """Skip the test (or module) for want of ``missing``; fail it with WS4REDIS_REQUIRE_BROWSER=1."""
+    if REQUIRE_BROWSER:
+        pytest.fail(f"{missing}, and WS4REDIS_REQUIRE_BROWSER=1 requires the browser tests", pytrace=False)
+    pytest.skip(f"{missing}; set WS4REDIS_REQUIRE_BROWSER=1 to make this a failure", allow_module_level=True)
+
+
+def require_playwright() -> ModuleType:
+    """Return ``playwright.sync_api``; call it at the top of a test module, where it may skip."""
+    try:
+        return importlib.import_module("playwright.sync_api")
+    except ImportError:
+        skip_or_fail("Playwright for Python is not installed (pip install playwright)")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ChatServer:
+    """The chat example in a subprocess: start, wait until it serves, kill, freeze, restart."""
+
+    def __init__(self, *, env: dict[str, str], log_dir: Path, command: str = "runserver", port: int | None = None):
+        self.env = env
+        self.command = command
+        self.port = port or free_port()
+        self.log_path = log_dir / f"server-{self.port}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ChatServer:
+        """Start the server and return once it answers HTTP; fail with its output if it does not."""
+        args = [sys.executable, str(MANAGE), self.command, f"127.0.0.1:{self.port}", "--noreload"]
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while not self._answers():
+            if self.process.poll() is not None:
+                pytest.fail(f"{self.command} exited with {self.process.returncode}:\n{self.output()}", pytrace=False)
+            if time.monotonic() > deadline:
+                self.kill()
+                pytest.fail(f"{self.command} did not serve within {STARTUP_TIMEOUT}s:\n{self.output()}", pytrace=False)
+            time.sleep(0.05)
+        return self
+
+    def _answers(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/accounts/login/", timeout=1) as response:
+                return response.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def signal(self, signum: int) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, signum)
+
+    def kill(self) -> None:
+        """End the process at once (SIGKILL): its sockets drop without a closing handshake."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.signal(signal.SIGCONT)  # a frozen process would never see SIGTERM
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+
+# -- servers ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """The Chromium binary; skips (or fails, with WS4REDIS_REQUIRE_BROWSER=1) when there is none."""
+    path = find_chromium()
+    if path is None:
+        skip_or_fail("Chromium is not installed (apt-get install chromium): no 'chromium' on PATH")
+    return path
+
+
+@pytest.fixture(scope="session")
+def chat_dir(chromium) -> Iterator[Path]:
+    """A directory for the shared database and the servers' logs."""
+    path = Path(tempfile.mkdtemp(prefix="ws4redis-chat-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def chat_env(chat_dir: Path, redis_url: str) -> dict[str, str]:
+    """The environment of every chat server; without this suite's own Django and ws4redis variables."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("WS4REDIS_", "CHATSERVER_", "DJANGO_")) and key != "RUN_MAIN"
+    }
+    env.update(
+        DJANGO_SETTINGS_MODULE="chatserver.settings",
+        CHATSERVER_DATABASE=str(chat_dir / "db.sqlite3"),
+        CHATSERVER_REDIS_URL=redis_url,
+        CHATSERVER_RECONNECT_MAX_MS=str(RECONNECT_MAX_MS),
+        CHATSERVER_HEARTBEAT_INTERVAL_MS=str(CLIENT_HEARTBEAT_MS),
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+@pytest.fixture(scope="session")
+def chat_server(chat_env: dict[str, str], chat_dir: Path) -> Iterator[ChatServer]:
+    """The server most tests share, started with the README's ``manage.py demo`` (migrate, users)."""
+    server = ChatServer(env={**chat_env, "CHATSERVER_REDIS_PREFIX": "shared"}, log_dir=chat_dir, command="demo")
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def start_server(chat_server: ChatServer, chat_env: dict[str, str], chat_dir: Path, prefix: str):
+    """Start a server of the test's own (runserver, same database, own key prefix); stopped after."""
+    servers: list[ChatServer] = []
+
+    def start(**env: str) -> ChatServer:
+        server = ChatServer(env={**chat_env, "CHATSERVER_REDIS_PREFIX": prefix, **env}, log_dir=chat_dir)
+        servers.append(server)
+        return server.start()
+
+    try:
+        yield start
+    finally:
+        for server in servers:
+            server.stop()
+
+
+# -- the browser -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def browser(chromium: str) -> Iterator[Any]:
+    with require_playwright().sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="session")
+def logins(browser, chat_server: ChatServer) -> Callable[[str], dict]:
+    """Log a user in through the login page, once per run; return the context's storage state."""
+    states: dict[str, dict] = {}
+
+    def login(username: str) -> dict:
+        if username not in states:
+            context = browser.new_context()
+            page = context.new_page()
+            page.goto(f"{chat_server.url}/accounts/login/")
+            page.fill("#id_username", username)
+            page.fill("#id_password", PASSWORD)
+            page.click("button[type=submit]")
+            page.wait_for_url(f"{chat_server.url}/chat/")
+            states[username] = context.storage_state()
+            context.close()
+        return states[username]
+
+    return login
+
+
+@pytest.fixture
+def open_page(browser, logins) -> Iterator[Callable[..., Any]]:
+    """Open ``url`` in a fresh browser context, logged in as ``user`` (None: anonymous).
+
+    Waits until the page's websocket is connected. The test fails if a page raised a JavaScript error.
+    """
+    contexts = []
+    errors: list[str] = []
+
+    def open_(
+        url: str, user: str | None = None, *, connected: bool = True, on_page: Callable[[Any], None] | None = None
+    ) -> Any:
+        """Open the page; ``on_page(page)`` runs before it loads, e.g. to listen to its websockets."""
+        context = browser.new_context(
+            storage_state=logins(user) if user else None, viewport={"width": 1200, "height": 760}
+        )
+        contexts.append(context)
+        page = context.new_page()
+        page.on("pageerror", lambda error: errors.append(f"{user or 'anonymous'} at {url}: {error}"))
+        if on_page is not None:
+            on_page(page)
+        page.goto(url)
+        if connected:
+            status = page.locator("#status")
+            require_playwright().expect(status).to_have_attribute("data-state", "connected", timeout=TIMEOUT)
+        return page
+
+    yield open_
+    for context in contexts:
+        context.close()
+    assert not errors, "JavaScript errors:\n" + "\n".join(errors)
