@@ -1,0 +1,81 @@
+"""Settings of the deployment example: production-like, with no database.
+
+Everything that differs between machines comes from the environment, which ``stack.py`` (or the
+systemd unit's ``EnvironmentFile``) provides:
+
+``STACK_REDIS_URL``      the Redis every process shares, e.g. ``redis://127.0.0.1:6379/0`` (required:
+                         a server that guessed would quietly talk to the wrong Redis)
+``STACK_REDIS_PREFIX``   key prefix of every channel (default: none)
+``STACK_ALLOWED_HOSTS``  comma-separated host names (default: ``localhost,127.0.0.1,[::1]``)
+``DJANGO_SECRET_KEY``    the secret key (default: a key for trying the example only)
+
+The project keeps no sessions or users, so it needs no database; a real project adds its own and
+keeps its sessions where every process finds them (the database or a cache, not memory).
+"""
+
+import os
+
+from django.core.exceptions import ImproperlyConfigured
+
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or "deploy-example-only-not-secret"
+DEBUG = False
+ALLOWED_HOSTS = os.environ.get("STACK_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")
+
+INSTALLED_APPS = [
+    # Before staticfiles, so that its runserver (Django and websockets on one port) wins.
+    "django_bridge",
+    "django.contrib.staticfiles",
+    "project",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "project.urls"
+WSGI_APPLICATION = "project.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {"context_processors": ["django_bridge.context_processors.default"]},
+    }
+]
+
+DATABASES: dict = {}
+
+# Signed cookies need no store; the websocket handshake reads them like any other session.
+SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
+
+STATIC_URL = "/static/"
+USE_TZ = True
+
+# HAProxy sets X-Forwarded-Proto on every request (and overwrites what a client sent), so
+# request.is_secure() and WEBSOCKET_URI's wss:// follow the scheme the browser used.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": "INFO"},
+}
+
+# -- ws4redis-tornado ------------------------------------------------------------------------------
+
+WEBSOCKET_URL = "/ws/"
+WS4REDIS_CONNECTION = os.environ.get("STACK_REDIS_URL") or ""
+if not WS4REDIS_CONNECTION:
+    raise ImproperlyConfigured(
+        "STACK_REDIS_URL is not set: set it to the Redis all processes share, such as"
+        " redis://127.0.0.1:6379/0, or start the example with examples/deploy/stack.py"
+    )
+WS4REDIS_PREFIX = os.environ.get("STACK_REDIS_PREFIX") or None
+# HAProxy health-checks every runtornado process here (see haproxy.cfg.template).
+WS4REDIS_HEALTH_URL = "/ws4redis/health"
+WS4REDIS_ALLOWED_CHANNELS = "project.channels.allowed_channels"
