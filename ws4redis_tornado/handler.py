@@ -109,8 +109,8 @@ class RedisWebSocketHandler(WebSocketHandler):
         # Live messages waiting while open() sends the persisted ones first.
         self._queue: list[Delivery] | None = None
         self._persisted: list[tuple[bytes, RedisMessage]] | None = None
-        # Frames waiting for the frame writer.
-        self._pending: list[bytes] | None = None
+        # Frames waiting for the frame writer: one frame, or a list of them.
+        self._pending: bytes | list[bytes] | None = None
         self._bucket: TokenBucket | None = None
         self._facility = ""
         self._peer = ""
@@ -369,18 +369,22 @@ class RedisWebSocketHandler(WebSocketHandler):
         if pending is None:
             if self.ws_connection is None:
                 return
-            self._pending = [frame]
+            # A lone frame is kept as is: no list to allocate (and for the GC to track) per
+            # socket per message in the common case.
+            self._pending = frame
             self.frame_writer.schedule(self)
-        else:
+        elif isinstance(pending, list):
             pending.append(frame)
+        else:
+            self._pending = [pending, frame]
 
     def flush_frames(self) -> None:
         """Write the queued frames (called by the :class:`FrameWriter`)."""
-        frames, self._pending = self._pending, None
+        pending, self._pending = self._pending, None
         connection = self.ws_connection
-        if not frames or connection is None or connection.is_closing():
+        if pending is None or connection is None or connection.is_closing():
             return
-        data = frames[0] if len(frames) == 1 else b"".join(frames)
+        data = b"".join(pending) if isinstance(pending, list) else pending
         try:
             if not write_now(connection.stream, data):
                 self._close_slow_consumer()
