@@ -1,7 +1,7 @@
 """Native websocket ping/pong for every socket of the process, from one timer.
 
 Tornado's own pinging runs a task per connection (``start_pinging``); at tens of thousands of
-sockets that is a task, a timer and their memory per socket. One ``PeriodicCallback`` walks the
+sockets that is a task, a timer and their memory per socket. One :class:`SocketTimer` walks the
 open sockets instead: it pings each one every ``interval`` seconds and closes those whose last
 ping went unanswered for ``timeout`` seconds.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Protocol
 
-from tornado.ioloop import IOLoop, PeriodicCallback
+from .timers import SocketTimer
 
 __all__ = ["PING_FRAME", "Pinger", "ping_action"]
 
@@ -34,27 +34,14 @@ def ping_action(*, now: float, last_ping: float, pong_pending: bool, interval: f
     return "ping" if now - last_ping >= interval else "wait"
 
 
-class Pinger:
+class Pinger(SocketTimer[PingedSocket]):
     """Checks every socket each ``timeout`` seconds (at most ``interval``)."""
 
     def __init__(self, interval: float, timeout: float, sockets: Collection[PingedSocket]) -> None:
+        # Ticking every `timeout` seconds closes a silent peer between timeout and 2 * timeout.
+        super().__init__(min(interval, timeout), sockets)
         self.interval = interval
         self.timeout = timeout
-        self._sockets = sockets
-        # Ticking every `timeout` seconds closes a silent peer between timeout and 2 * timeout.
-        self._timer = PeriodicCallback(self._tick, min(interval, timeout) * 1000, jitter=0.1)
 
-    def start(self) -> None:
-        self._timer.start()
-
-    def stop(self) -> None:
-        self._timer.stop()
-
-    @property
-    def running(self) -> bool:
-        return self._timer.is_running()
-
-    def _tick(self) -> None:
-        now = IOLoop.current().time()
-        for socket in tuple(self._sockets):
-            socket.keep_alive(now, self.interval, self.timeout)
+    def visit(self, socket: PingedSocket, now: float) -> None:
+        socket.keep_alive(now, self.interval, self.timeout)
