@@ -88,6 +88,12 @@ def free_port(host: str = LOOPBACK, *, exclude: Iterable[int] = ()) -> int:
     raise StackError(f"no free port found in {PORT_RANGE.start}-{PORT_RANGE.stop - 1} on {host}")
 
 
+def find_haproxy() -> str | None:
+    """Return the path of the haproxy binary, also looking where Debian puts it (not always on PATH)."""
+    path = os.pathsep.join([os.environ.get("PATH", ""), "/usr/local/sbin", "/usr/sbin"])
+    return shutil.which("haproxy", path=path)
+
+
 def default_maxconn(wanted: int = 10000) -> int:
     """Return ``wanted``, or less if the file-descriptor limit does not allow it.
 
@@ -251,7 +257,7 @@ class Stack:
         self.processes = processes
         self.prefix = prefix
         self.check = {"check_inter": check_inter, "fall": fall, "rise": rise, "maxconn": maxconn or default_maxconn()}
-        self.haproxy_binary = haproxy or shutil.which("haproxy") or "haproxy"
+        self.haproxy_binary = haproxy
         self._own_workdir = workdir is None
         self.workdir = Path(tempfile.mkdtemp(prefix="ws4redis-stack-")) if workdir is None else workdir
         self._ports: set[int] = set()
@@ -366,6 +372,10 @@ class Stack:
         }
 
     def _start_haproxy(self) -> None:
+        if self.haproxy_binary is None:
+            self.haproxy_binary = find_haproxy()
+        if self.haproxy_binary is None:
+            raise StackError("no haproxy binary on PATH or in /usr/sbin: install HAProxy (apt-get install haproxy)")
         self.config_path.write_text(self.render())
         check = subprocess.run(
             [self.haproxy_binary, "-c", "-q", "-f", str(self.config_path)],
@@ -461,6 +471,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--redis", metavar="URL", help="use this Redis instead of starting a private one")
     parser.add_argument("--prefix", help="key prefix of every channel (default: none)")
     parser.add_argument("--grace-period", type=float, default=10.0, metavar="SECONDS", help="(default: %(default)s)")
+    parser.add_argument("--haproxy", metavar="PATH", help="the haproxy binary (default: the one on PATH)")
     parser.add_argument("--workdir", type=Path, help="keep logs and haproxy.cfg here (default: a temporary one)")
     return parser.parse_args(argv)
 
@@ -482,6 +493,7 @@ def main(argv: list[str] | None = None) -> int:
         redis_url=args.redis,
         prefix=args.prefix,
         grace_period=args.grace_period,
+        haproxy=args.haproxy,
         workdir=args.workdir,
     )
     try:
