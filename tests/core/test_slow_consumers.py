@@ -105,10 +105,11 @@ async def publish_steadily(redis_url: str, channel: str, count: int) -> None:
     padding = b"x" * PAYLOAD
     try:
         loop = asyncio.get_running_loop()
-        start = loop.time()
+        due = loop.time()
         for seq in range(count):
-            # A fixed schedule: a late tick is not made up by a burst.
-            await asyncio.sleep(max(0.0, start + seq / RATE - loop.time()))
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            # A late message delays the next ones: catching up with a burst would measure the burst.
+            due = max(due, loop.time()) + 1 / RATE
             head = f"{seq} {time.monotonic():.6f} ".encode()
             await client.publish(channel, head + padding[len(head) :])
     finally:
