@@ -33,11 +33,13 @@ from ..utils import MS
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MANAGE = REPO_ROOT / "examples" / "chatserver" / "manage.py"
 SCREENSHOTS = REPO_ROOT / "build" / "screenshots"
+USERS = ("admin", "john", "mary")  # examples/chatserver/chat/fixtures/chat.json
 PASSWORD = "secret"
 
-# runserver's heartbeat comes every 4 s; pages count a miss every CLIENT_HEARTBEAT_MS and reconnect
-# after 3 in a row, so the interval must stay above half of 4 s, or they miss heartbeats that come.
-CLIENT_HEARTBEAT_MS = 2500
+# runserver sends a heartbeat every 4 s (+-5%); pages count a miss every CLIENT_HEARTBEAT_MS and give
+# up at the third in a row, so two intervals must outlast the server's: 6 s leaves 1.8 s for delays.
+# (The client's default, 5 s, takes up to 15 s to notice a hung server.)
+CLIENT_HEARTBEAT_MS = 3000
 # Reconnection attempts at most 1 s apart, so that a restarted server is found within a second.
 RECONNECT_MAX_MS = 1000
 STARTUP_TIMEOUT = 30_000 * MS
@@ -224,24 +226,25 @@ def browser(chromium: str) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
-def logins(browser, chat_server: ChatServer) -> Callable[[str], dict]:
-    """Log a user in through the login page, once per run; return the context's storage state."""
-    states: dict[str, dict] = {}
+def logins(browser, chat_server: ChatServer) -> dict[str, dict]:
+    """Log each demo user in through the login page, once per run: their contexts' storage states.
 
-    def login(username: str) -> dict:
-        if username not in states:
-            context = browser.new_context()
-            page = context.new_page()
-            page.goto(f"{chat_server.url}/accounts/login/")
-            page.fill("#id_username", username)
-            page.fill("#id_password", PASSWORD)
-            page.click("button[type=submit]")
-            page.wait_for_url(f"{chat_server.url}/chat/")
-            states[username] = context.storage_state()
-            context.close()
-        return states[username]
-
-    return login
+    The three log in at the same time, so that their password hashes are computed in parallel.
+    """
+    pages = {}
+    for username in USERS:
+        page = browser.new_context().new_page()
+        page.goto(f"{chat_server.url}/accounts/login/")
+        page.fill("#id_username", username)
+        page.fill("#id_password", PASSWORD)
+        page.click("button[type=submit]")
+        pages[username] = page
+    states = {}
+    for username, page in pages.items():
+        page.wait_for_url(f"{chat_server.url}/chat/")
+        states[username] = page.context.storage_state()
+        page.context.close()
+    return states
 
 
 @pytest.fixture
@@ -258,7 +261,7 @@ def open_page(browser, logins) -> Iterator[Callable[..., Any]]:
     ) -> Any:
         """Open the page; ``on_page(page)`` runs before it loads, e.g. to listen to its websockets."""
         context = browser.new_context(
-            storage_state=logins(user) if user else None, viewport={"width": 1200, "height": 760}
+            storage_state=logins[user] if user else None, viewport={"width": 1200, "height": 760}
         )
         contexts.append(context)
         page = context.new_page()
