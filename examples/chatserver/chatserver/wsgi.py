@@ -11,8 +11,9 @@ def strip_header_values(app):
     """Strip the blanks around response header values before they reach Tornado.
 
     Django writes each Set-Cookie value with a leading space (``cookie.output(header="")``), which
-    WSGI servers tolerate but the WSGIContainer of Tornado 6.5 and later refuses, leaving the
-    request unanswered. Remove this wrapper once django_bridge's server does the same itself.
+    WSGI servers tolerate but the WSGIContainer of recent Tornado releases (6.6 at least) refuses
+    with an HTTPInputError, leaving the request unanswered: no login, no CSRF cookie. Remove this
+    wrapper once django_bridge's server strips them itself.
     """
 
     def application(environ, start_response):
