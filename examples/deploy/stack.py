@@ -498,7 +498,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         stack.start()
-    except StackError as exc:
+    except (StackError, FileNotFoundError) as exc:  # FileNotFoundError: no redis-server anywhere
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"ws4redis-tornado stack is up:\n{stack.describe()}\nCtrl-C stops it.", flush=True)

@@ -11,9 +11,8 @@ import urllib.request
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from examples.deploy.stack import Stack
-
 from ..utils import MS
+from .launcher import Stack
 
 FACILITY = "demo"
 GOING_AWAY = 1001

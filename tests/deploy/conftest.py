@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from examples.deploy.stack import Stack, find_haproxy
+from .launcher import Stack, find_haproxy
 
 REQUIRE_VARIABLE = "WS4REDIS_REQUIRE_HAPROXY"
 

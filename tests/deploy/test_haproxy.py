@@ -21,10 +21,9 @@ from pathlib import Path
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from examples.deploy.stack import DEPLOY_DIR, Stack, free_port, http_get
-
 from ..utils import MS, wait_for
 from .clients import FACILITY, GOING_AWAY, ReconnectingClient, publish
+from .launcher import DEPLOY_DIR, Stack, free_port, http_get
 
 CLIENTS = 20
 
