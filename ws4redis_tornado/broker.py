@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import AbstractConnection
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from .config import Config
 from .connections import RedisTopology
@@ -36,7 +36,8 @@ logger = logging.getLogger(__name__)
 _FIRST_RETRY_DELAY = 0.05
 _CONFIRM_TIMEOUT = 10.0
 _COMMAND_CONNECTIONS = 2
-_CONNECTION_ERRORS = (RedisError, OSError)
+# RedisClusterException is not a RedisError, but says as much: the cluster cannot serve.
+_CONNECTION_ERRORS = (RedisError, RedisClusterException, OSError)
 
 
 class Delivery:
@@ -157,6 +158,7 @@ class Broker:
             if isinstance(self._commands, Redis):
                 # aclose() leaves a pool it was handed open.
                 await self._commands.connection_pool.disconnect()
+        await self._topology.aclose()
 
     # -- state, for health checks and tests ---------------------------------------------------
 
@@ -275,7 +277,8 @@ class Broker:
             return []
         pipe = self._command_client().pipeline(transaction=False)
         for channel in channels:
-            pipe.publish(channel, payload)
+            # Not pipe.publish(): redis-py refuses that in a Cluster pipeline.
+            pipe.execute_command("PUBLISH", channel, payload)
             if expire > 0:
                 pipe.set(channel, payload, ex=expire)
         try:

@@ -75,6 +75,11 @@ class RedisTopology:
             return Connection(host=host, port=port, **_without_cluster_only(options))
         return ConnectionPool.from_url(self.config.redis_url, **options).make_connection()
 
+    async def aclose(self) -> None:
+        """Close the connections to the sentinels, if any."""
+        if self._sentinel is not None:
+            await self._sentinel.aclose()
+
     @property
     def is_cluster(self) -> bool:
         return self._cluster_nodes is not None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterable, MutableSet
@@ -12,7 +14,7 @@ from urllib.parse import urlsplit
 from tornado.httputil import HTTPHeaders
 from tornado.ioloop import IOLoop
 from tornado.iostream import StreamClosedError
-from tornado.websocket import WebSocketHandler, WebSocketProtocol13, _WebSocketParams
+from tornado.websocket import WebSocketHandler, _WebSocketParams
 
 from .broker import Broker, Delivery
 from .channels import Principal, Subscription, parse_subscription, validate_facility
@@ -20,6 +22,7 @@ from .exceptions import BrokerUnavailable, InvalidFacility, PermissionDenied
 from .keepalive import PING_FRAME, ping_action
 from .logs import log_event
 from .messages import RedisMessage, encode_frame, is_heartbeat
+from .protocol import CLOSE_GOING_AWAY, CLOSE_POLICY_VIOLATION, CLOSE_TRY_AGAIN_LATER, StrictProtocol
 from .ratelimit import TokenBucket
 from .subscriber import Handshake, RedisSubscriber
 from .writes import FrameWriter, write_now
@@ -43,10 +46,6 @@ Returning None keeps them all; raising :class:`PermissionDenied` refuses with 40
 
 _NO_HEADERS = HTTPHeaders()
 
-CLOSE_GOING_AWAY = 1001
-CLOSE_POLICY_VIOLATION = 1008
-CLOSE_TRY_AGAIN_LATER = 1013
-CLOSE_INVALID_PAYLOAD = 1007
 
 NOT_A_WEBSOCKET = "this URL serves websockets; send a GET with Upgrade: websocket"
 
@@ -129,7 +128,7 @@ class RedisWebSocketHandler(WebSocketHandler):
     def max_message_size(self) -> int:
         return self.config.max_message_size
 
-    def get_websocket_protocol(self) -> WebSocketProtocol13 | None:
+    def get_websocket_protocol(self) -> StrictProtocol | None:
         if self.request.headers.get("Sec-WebSocket-Version") != "13":
             return None
         params = _WebSocketParams(
@@ -137,7 +136,7 @@ class RedisWebSocketHandler(WebSocketHandler):
             max_message_size=self.max_message_size,
             compression_options=self.get_compression_options(),
         )
-        return _StrictUtf8Protocol(self, False, params)
+        return StrictProtocol(self, False, params)
 
     def select_subprotocol(self, subprotocols: list[str]) -> str | None:
         """Select the first subprotocol the client offers; none offered, none selected."""
@@ -151,6 +150,8 @@ class RedisWebSocketHandler(WebSocketHandler):
             return self._refuse(405, NOT_A_WEBSOCKET)
         if self.request.headers.get("Upgrade", "").lower() != "websocket":
             return self._refuse(400, NOT_A_WEBSOCKET)
+        if not _is_websocket_key(self.request.headers.get("Sec-WebSocket-Key", "")):
+            return self._refuse(400, "Sec-WebSocket-Key must be 16 random bytes in base64")
         facility = self.path_args[0] if self.path_args else ""
         try:
             validate_facility(facility)
@@ -403,30 +404,11 @@ class RedisWebSocketHandler(WebSocketHandler):
         self.close(CLOSE_POLICY_VIOLATION, "too much data queued: the client is not reading")
 
 
-class _StrictUtf8Protocol(WebSocketProtocol13):
-    """Tornado's protocol, with two changes.
-
-    It closes with 1007 on invalid UTF-8 in a text frame, where Tornado drops the TCP connection.
-    And once it sends a close frame it releases the socket's channels at once: nothing may follow
-    a close frame, and a dead peer never answers it (Tornado waits 5 s before dropping it).
-    """
-
-    handler: RedisWebSocketHandler
-
-    def close(self, code: int | None = None, reason: str | None = None) -> None:
-        super().close(code, reason)
-        self.handler.release()
-
-    def _handle_message(self, opcode: int, data: bytes) -> Any:
-        if opcode != 0x1 or self._frame_compressed or self.client_terminated:
-            return super()._handle_message(opcode, data)
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            self.close(CLOSE_INVALID_PAYLOAD, "invalid UTF-8 in a text frame")
-            return None
-        self._message_bytes_in += len(data)
-        return self._run_callback(self.handler.on_message, text)
+def _is_websocket_key(key: str) -> bool:
+    try:
+        return len(base64.b64decode(key, validate=True)) == 16
+    except (binascii.Error, ValueError):
+        return False
 
 
 def _reason_phrase(text: str) -> str | None:

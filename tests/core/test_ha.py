@@ -74,19 +74,6 @@ class TestSentinel:
             "reconnect_max_delay": 0.2,
         }
 
-    @pytest.fixture
-    def broker(self, io_loop, config):
-        broker = Broker(config)
-        io_loop.run_sync(broker.start)
-        yield broker
-        io_loop.run_sync(broker.aclose)
-        # Workaround, to remove with the fix of the bug the xfail test below shows: otherwise the
-        # sockets aclose() leaves open raise a ResourceWarning in whichever test runs next.
-        io_loop.run_sync(lambda: close_sentinel_clients(broker))
-
-    # Bug: Broker.aclose() never closes the redis-py Sentinel that RedisTopology creates, so its
-    # connections to the sentinels stay open (and warn when collected).
-    @pytest.mark.xfail(strict=True, raises=AssertionError, reason="Broker.aclose() leaves the Sentinel's clients open")
     @pytest.mark.gen_test(timeout=30)
     async def test_closing_the_broker_leaves_no_connection_on_the_sentinels(self, sentinel_setup, config):
         broker = Broker(config)
@@ -102,7 +89,6 @@ class TestSentinel:
             assert await sentinel_client_count(sentinel_setup) == 0
         finally:
             await broker.aclose()
-            await close_sentinel_clients(broker)
 
     @pytest.mark.gen_test(timeout=45)
     async def test_delivery_and_publishing_resume_after_the_master_is_killed(
@@ -163,13 +149,6 @@ async def sentinel_client_count(setup: SentinelSetup) -> int:
             connections = await client.client_list()
         count += sum(1 for c in connections if not c["name"].startswith("sentinel-") and int(c["id"]) != own)
     return count
-
-
-async def close_sentinel_clients(broker: Broker) -> None:
-    # Reaches into the broker: only for the workaround above.
-    sentinel = getattr(broker._topology, "_sentinel", None)
-    if sentinel is not None:
-        await sentinel.aclose()
 
 
 async def publish_until_heard(
@@ -276,9 +255,6 @@ class TestCluster:
             fetched = [await within(ws.recv()) for _ in keys]
         assert fetched == [f"kept in {key}" for key in keys]
 
-    # Bug: Broker.publish() queues PUBLISH with pipe.publish(), which redis-py refuses in a cluster
-    # pipeline (RedisClusterException, raised in the socket's on_message), so nothing is published.
-    @pytest.mark.xfail(strict=True, raises=TimeoutError, reason="cluster pipelines refuse pipe.publish()")
     @pytest.mark.gen_test(timeout=30)
     async def test_a_socket_publishes_and_persists_across_slots(self, cluster, config, ws_url):
         keys = chat_keys(config.prefix)
