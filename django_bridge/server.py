@@ -4,14 +4,22 @@
 check to ``WS4REDIS_HEALTH_URL``, and every other path to Django's WSGI application through
 ``tornado.wsgi.WSGIContainer`` with an executor, so a slow view occupies a thread and never the
 IOLoop. With ``DEBUG`` on, static files are served as ``runserver`` serves them.
+
+The container strips the blanks around response header values, because Django writes each
+``Set-Cookie`` value with a leading space and Tornado (6.6 at least) refuses it; when the container
+fails for any other reason it answers 500, where Tornado's own would leave the request unanswered.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
+from tornado.concurrent import Future
+from tornado.httputil import HTTPConnection, HTTPHeaders, HTTPServerRequest, ResponseStartLine
+from tornado.log import access_log
 from tornado.web import FallbackHandler
 from tornado.wsgi import WSGIContainer
 
@@ -43,7 +51,7 @@ class DjangoApplication(WebSocketApplication):
         self.executor = executor or ThreadPoolExecutor(thread_name_prefix="django")
         routes = []
         if not ws_only:
-            django = WSGIContainer(_wsgi_application(), executor=self.executor)
+            django = _DjangoContainer(_wsgi_application(), executor=self.executor)
             routes.append((r".*", FallbackHandler, {"fallback": django}))
         super().__init__(
             broker,
@@ -90,6 +98,87 @@ def _wsgi_application() -> Any:
 
         application = StaticFilesHandler(application)
     return application
+
+
+# -- the WSGI container ----------------------------------------------------------------------------
+
+_ERROR_BODY = b"500 Internal Server Error\n"
+
+_WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class _DjangoContainer(WSGIContainer):
+    """A ``WSGIContainer`` that answers every request: with Django's response, or with a 500.
+
+    Tornado's container runs in a callback of its own, so an exception there (a header value
+    Tornado refuses, a streamed body that fails) would otherwise only be logged, and the client
+    would wait for an answer until it gave up.
+    """
+
+    def __init__(self, wsgi_application: _WSGIApp, executor: Executor | None = None) -> None:
+        super().__init__(_strip_header_values(wsgi_application), executor=executor)
+
+    async def handle_request(self, request: HTTPServerRequest) -> None:
+        connection = request.connection
+        assert connection is not None
+        watch = _ResponseWatch(connection)
+        request.connection = watch
+        try:
+            await super().handle_request(request)
+        except Exception:
+            # Once the response has begun nothing can follow it; Tornado closes the stream on the
+            # framing errors that can happen then (a body longer or shorter than Content-Length).
+            if watch.started:
+                logger.exception(
+                    "Django's response to %s %s broke off; connection closed", request.method, request.path
+                )
+            else:
+                logger.exception("cannot send Django's response to %s %s; answering 500", request.method, request.path)
+                _answer_500(request, connection)
+        finally:
+            request.connection = connection
+
+
+def _strip_header_values(application: _WSGIApp) -> _WSGIApp:
+    """Wrap ``application`` so that its response header values lose their surrounding blanks.
+
+    Blanks around a field value are not part of it (RFC 9110, 5.5), so nothing is lost.
+    """
+
+    def stripped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            return start_response(status, [(name, value.strip(" \t")) for name, value in headers], exc_info)
+
+        return application(environ, start)
+
+    return stripped
+
+
+class _ResponseWatch(HTTPConnection):
+    """The request's connection, noting whether the container began a response on it."""
+
+    def __init__(self, connection: HTTPConnection) -> None:
+        self.connection = connection
+        self.started = False
+
+    def write_headers(self, start_line: Any, headers: HTTPHeaders, chunk: bytes | None = None) -> Future[None]:
+        self.started = True
+        return self.connection.write_headers(start_line, headers, chunk)
+
+    def write(self, chunk: bytes) -> Future[None]:
+        return self.connection.write(chunk)
+
+    def finish(self) -> None:
+        self.connection.finish()
+
+
+def _answer_500(request: HTTPServerRequest, connection: HTTPConnection) -> None:
+    headers = HTTPHeaders({"Content-Type": "text/plain; charset=utf-8", "Content-Length": str(len(_ERROR_BODY))})
+    connection.write_headers(ResponseStartLine("HTTP/1.1", 500, "Internal Server Error"), headers, _ERROR_BODY)
+    connection.finish()
+    access_log.error(
+        "500 %s %s (%s) %.2fms", request.method, request.uri, request.remote_ip, request.request_time() * 1000
+    )
 
 
 def _health_url() -> str | None:

@@ -26,6 +26,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
 ]
 
@@ -41,7 +42,20 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "OPTIONS": {"context_processors": ["django_bridge.context_processors.default"]},
+        "OPTIONS": {
+            "context_processors": ["django_bridge.context_processors.default"],
+            # The login page of django.contrib.auth's LoginView (tests/bridge/test_cookies.py).
+            "loaders": [
+                (
+                    "django.template.loaders.locmem.Loader",
+                    {
+                        "registration/login.html": (
+                            '<form method="post">{% csrf_token %}{{ form.as_p }}<button>Log in</button></form>'
+                        )
+                    },
+                )
+            ],
+        },
     }
 ]
 

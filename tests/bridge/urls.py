@@ -1,3 +1,4 @@
+from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from . import views
@@ -7,4 +8,9 @@ urlpatterns = [
     path("whoami/", views.whoami),
     path("slow/", views.slow),
     path("heartbeat.js", views.heartbeat_js),
+    path("cookie/", views.set_cookie),
+    path("odd-header/", views.control_character_header),
+    path("broken-stream/", views.broken_stream),
+    path("wrong-length/", views.wrong_length),
+    path("accounts/login/", auth_views.LoginView.as_view()),
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.template import engines
 
 # The slow view waits until a test releases it (or 2 s pass), and notes when it started.
@@ -18,6 +18,37 @@ _HEARTBEAT_TEMPLATE = "var uri = '{{ WEBSOCKET_URI }}', heartbeat = {{ WS4REDIS_
 
 def hello(request: HttpRequest) -> HttpResponse:
     return HttpResponse("hello from django", content_type="text/plain")
+
+
+def set_cookie(request: HttpRequest) -> HttpResponse:
+    """Set a cookie: Django writes its Set-Cookie value with a leading space."""
+    response = HttpResponse("cookie set", content_type="text/plain")
+    response.set_cookie("flavour", "oatmeal", max_age=60)
+    return response
+
+
+def control_character_header(request: HttpRequest) -> HttpResponse:
+    """Answer with a header value Django lets through and Tornado refuses (a control character)."""
+    response = HttpResponse("never sent", content_type="text/plain")
+    response["X-Odd"] = "one\x01two"
+    return response
+
+
+def broken_stream(request: HttpRequest) -> StreamingHttpResponse:
+    """Fail while the container reads the body, after Django has returned the response."""
+
+    def chunks():
+        yield b"first chunk"
+        raise RuntimeError("the stream broke")
+
+    return StreamingHttpResponse(chunks(), content_type="text/plain")
+
+
+def wrong_length(request: HttpRequest) -> HttpResponse:
+    """Promise more body than there is: the response fails after its headers went out."""
+    response = HttpResponse("short", content_type="text/plain")
+    response["Content-Length"] = "100"
+    return response
 
 
 def whoami(request: HttpRequest) -> HttpResponse:
