@@ -217,15 +217,17 @@ def start_server(chat_server: ChatServer, chat_env: dict[str, str], chat_dir: Pa
 # -- the browser -----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(chromium: str) -> Iterator[Any]:
+    # Package scope, not session: Playwright's sync API keeps an event loop running in this
+    # thread while it lives, and the IOLoop tests that follow need the thread to themselves.
     with require_playwright().sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def logins(browser, chat_server: ChatServer) -> dict[str, dict]:
     """Log each demo user in through the login page, once per run: their contexts' storage states.
 
