@@ -12,6 +12,9 @@ django_bridge.E008     WS4REDIS_ALLOWED_CHANNELS cannot be imported or is not ca
 django_bridge.E009     WS4REDIS_PROCESS_REQUEST cannot be imported or is not callable
 django_bridge.E010     WS4REDIS_ALLOWED_ORIGINS is not a list of origins
 django_bridge.E011     WS4REDIS_HEALTH_URL is not a path, or lies under WEBSOCKET_URL
+django_bridge.E012     WS4REDIS_HEARTBEAT_INTERVAL is not a number of seconds > 0
+django_bridge.E013     WS4REDIS_PING_INTERVAL is not a number of seconds >= 0
+django_bridge.E014     WS4REDIS_PING_TIMEOUT is not a number of seconds > 0, or exceeds the ping interval
 django_bridge.W001     WS4REDIS_ALLOWED_CHANNELS is unset while DEBUG is off
 django_bridge.W002     WS4REDIS_HEALTH_URL is also one of the project's URLs (then it is not served)
 =====================  ==========================================================================
@@ -47,6 +50,9 @@ _SETTING_IDS = {
     "WS4REDIS_PROCESS_REQUEST": "django_bridge.E009",
     "WS4REDIS_ALLOWED_ORIGINS": "django_bridge.E010",
     "WS4REDIS_HEALTH_URL": "django_bridge.E011",
+    "WS4REDIS_HEARTBEAT_INTERVAL": "django_bridge.E012",
+    "WS4REDIS_PING_INTERVAL": "django_bridge.E013",
+    "WS4REDIS_PING_TIMEOUT": "django_bridge.E014",
 }
 
 

@@ -7,20 +7,43 @@ system checks (``checks.py``) report the same errors before the server starts.
 
 Settings (defaults as in ws4redis, plus the new ones marked *):
 
-``WEBSOCKET_URL``             ``'/ws/'``
-``WS4REDIS_CONNECTION``       ``{'host': 'localhost', 'port': 6379, 'db': 0, 'password': None}``; give
-                              only the keys that differ (also ``unix_socket_path``, ``ssl`` and
-                              redis-py's connection arguments), or a ``redis://``, ``rediss://`` or
-                              ``unix://`` URL
-``WS4REDIS_EXPIRE``           ``3600`` seconds; 0 or None keeps no message
-``WS4REDIS_PREFIX``           ``None``
-``WS4REDIS_HEARTBEAT``        ``None``
-``WS4REDIS_SUBSCRIBER``       ``'ws4redis_tornado.subscriber.RedisSubscriber'`` (dotted path or class)
-``WS4REDIS_ALLOWED_CHANNELS`` ``None`` (callable or dotted path)
-``WS4REDIS_PROCESS_REQUEST``  ``None`` (callable or dotted path)
-``WS4REDIS_ALLOWED_ORIGINS``  * ``[]``: origins such as ``'https://example.com'`` (or
-                              ``'https://*.example.com'``) whose pages may open websockets
-``WS4REDIS_HEALTH_URL``       * ``'/ws4redis/health'``; None serves no health check
+=============================== ==================================================================
+``WEBSOCKET_URL``               ``'/ws/'``
+``WS4REDIS_CONNECTION``         ``{'host': 'localhost', 'port': 6379, 'db': 0, 'password': None}``;
+                                give only the keys that differ (also ``unix_socket_path``, ``ssl``
+                                and redis-py's connection arguments), or a ``redis://``,
+                                ``rediss://`` or ``unix://`` URL; * or Sentinel or Cluster, below
+``WS4REDIS_EXPIRE``             ``3600`` seconds; 0 or None keeps no message
+``WS4REDIS_PREFIX``             ``None``
+``WS4REDIS_HEARTBEAT``          ``None``
+``WS4REDIS_HEARTBEAT_INTERVAL`` * ``4`` seconds between two heartbeats
+``WS4REDIS_PING_INTERVAL``      * ``20`` seconds between websocket pings (ping/pong frames); 0 sends
+                                none
+``WS4REDIS_PING_TIMEOUT``       * ``None``: seconds a pong may take before the socket is closed, at
+                                most ``WS4REDIS_PING_INTERVAL``; None waits one ping interval
+``WS4REDIS_SUBSCRIBER``         ``'ws4redis_tornado.subscriber.RedisSubscriber'`` (dotted path or
+                                class)
+``WS4REDIS_ALLOWED_CHANNELS``   ``None`` (callable or dotted path)
+``WS4REDIS_PROCESS_REQUEST``    ``None`` (callable or dotted path)
+``WS4REDIS_ALLOWED_ORIGINS``    * ``[]``: origins such as ``'https://example.com'`` (or
+                                ``'https://*.example.com'``) whose pages may open websockets
+``WS4REDIS_HEALTH_URL``         * ``'/ws4redis/health'``; None serves no health check
+=============================== ==================================================================
+
+A master that Redis Sentinel watches, followed through failovers::
+
+    WS4REDIS_CONNECTION = {
+        "sentinels": [("10.0.0.1", 26379), ("10.0.0.2", 26379), ("10.0.0.3", 26379)],
+        "service_name": "mymaster",  # the default
+        "sentinel_kwargs": {"password": "the sentinels' own"},  # optional
+        "password": "the master's",  # and any other key of the first form but host, port and unix_socket_path
+    }
+
+A Redis Cluster, found through any of its nodes (database 0 only, no ``ssl``)::
+
+    WS4REDIS_CONNECTION = {"startup_nodes": [("10.0.1.1", 6379), ("10.0.1.2", 6379)], "password": "..."}
+
+The broker and :class:`~django_bridge.publisher.RedisPublisher` both connect as these describe.
 """
 
 from __future__ import annotations
@@ -71,11 +94,24 @@ _HINTS = {
     "WS4REDIS_CONNECTION": (
         "Set WS4REDIS_CONNECTION to a dict with only the keys that differ from"
         " {'host': 'localhost', 'port': 6379, 'db': 0, 'password': None} (also 'unix_socket_path',"
-        " 'ssl' and redis-py connection arguments), or to a redis://, rediss:// or unix:// URL."
+        " 'ssl' and redis-py connection arguments), to a redis://, rediss:// or unix:// URL, to"
+        " {'sentinels': [(host, port), ...], 'service_name': 'mymaster', 'sentinel_kwargs': {...}, ...}"
+        " for Redis Sentinel, or to {'startup_nodes': [(host, port), ...], ...} for a Redis Cluster."
     ),
     "WS4REDIS_EXPIRE": "Set WS4REDIS_EXPIRE to a whole number of seconds; 0 or None keeps no message.",
     "WS4REDIS_PREFIX": "Set WS4REDIS_PREFIX to a string without whitespace, or to None.",
     "WS4REDIS_HEARTBEAT": "Set WS4REDIS_HEARTBEAT to a non-empty string, or to None to send no heartbeat.",
+    "WS4REDIS_HEARTBEAT_INTERVAL": (
+        "Set WS4REDIS_HEARTBEAT_INTERVAL to the number of seconds between two heartbeats, such as 4."
+    ),
+    "WS4REDIS_PING_INTERVAL": (
+        "Set WS4REDIS_PING_INTERVAL to the number of seconds between websocket pings, such as 20,"
+        " or to 0 to send no ping."
+    ),
+    "WS4REDIS_PING_TIMEOUT": (
+        "Set WS4REDIS_PING_TIMEOUT to the number of seconds a pong may take, at most"
+        " WS4REDIS_PING_INTERVAL, or to None to wait one ping interval."
+    ),
     "WS4REDIS_SUBSCRIBER": (
         "Set WS4REDIS_SUBSCRIBER to the dotted path of a subclass of"
         " ws4redis_tornado.RedisSubscriber (its methods are coroutines), or remove it."
@@ -123,6 +159,9 @@ _FIELDS: Mapping[str, tuple[str, Any]] = {
     "WS4REDIS_PREFIX": ("prefix", None),
     "WS4REDIS_EXPIRE": ("expire", 3600),
     "WS4REDIS_HEARTBEAT": ("heartbeat", None),
+    "WS4REDIS_HEARTBEAT_INTERVAL": ("heartbeat_interval", 4),
+    "WS4REDIS_PING_INTERVAL": ("ping_interval", 20),
+    "WS4REDIS_PING_TIMEOUT": ("ping_timeout", None),
 }
 
 
@@ -133,36 +172,65 @@ def get_config() -> Config:
     Raises:
         SettingError: a setting has a wrong value.
     """
-    redis_url, redis_options = _connection()
     fields = {_FIELDS[setting][0]: _field(setting) for setting in _FIELDS}
-    return Config(redis_url=redis_url, redis_options=redis_options, **fields)
+    return Config(**_connection(), **fields)
 
 
 def _field(setting: str) -> Any:
     """Read ``setting`` and validate it the way Config validates its field."""
     field, default = _FIELDS[setting]
     value = getattr(settings, setting, default)
+    # The ping timeout alone: Config would judge it against the default ping interval.
+    alone = {"ping_interval": 0} if setting == "WS4REDIS_PING_TIMEOUT" else {}
     try:
-        Config(**{field: value})
+        Config(**{field: value}, **alone)
     except ConfigurationError as exc:
         raise SettingError(setting, f"{setting} = {value!r} is not valid: {exc}.") from exc
+    if setting == "WS4REDIS_PING_TIMEOUT" and value is not None:
+        _check_ping_timeout(value)
     return value
 
 
-def _connection() -> tuple[str, dict[str, Any]]:
-    """Turn WS4REDIS_CONNECTION into the URL and redis-py options of a Config."""
+def _check_ping_timeout(timeout: float) -> None:
+    try:
+        interval = _field("WS4REDIS_PING_INTERVAL")
+    except SettingError:
+        return  # reported on its own
+    if interval and timeout > interval:
+        raise SettingError(
+            "WS4REDIS_PING_TIMEOUT",
+            f"WS4REDIS_PING_TIMEOUT = {timeout!r} is longer than WS4REDIS_PING_INTERVAL ({interval!r}).",
+        )
+
+
+# -- WS4REDIS_CONNECTION -------------------------------------------------------------------------------
+
+_SENTINEL_KEYS = ("sentinels", "service_name", "sentinel_kwargs")
+_CLUSTER_KEYS = ("startup_nodes",)
+# Keys naming one server, which the sentinels or the startup nodes replace.
+_SERVER_KEYS = ("host", "port", "unix_socket_path")
+
+
+def _connection() -> dict[str, Any]:
+    """Turn WS4REDIS_CONNECTION into the fields of a Config that say where Redis is."""
     value = getattr(settings, "WS4REDIS_CONNECTION", None)
     if value is None:
         value = {}
     if isinstance(value, str):
         if urlsplit(value).scheme not in _URL_SCHEMES:
             raise SettingError("WS4REDIS_CONNECTION", f"WS4REDIS_CONNECTION = {value!r} is not a Redis URL.")
-        return value, {}
+        return {"redis_url": value}
     if not isinstance(value, Mapping):
         raise SettingError("WS4REDIS_CONNECTION", f"WS4REDIS_CONNECTION = {value!r} is neither a dict nor a URL.")
-    unknown = sorted(str(key) for key in value if key not in _connection_keys())
+    known = _connection_keys().union(_SENTINEL_KEYS, _CLUSTER_KEYS)
+    unknown = sorted(str(key) for key in value if key not in known)
     if unknown:
         raise SettingError("WS4REDIS_CONNECTION", f"WS4REDIS_CONNECTION has unknown key(s) {', '.join(unknown)}.")
+    if "sentinels" in value:
+        return _sentinel_fields(value)
+    if "startup_nodes" in value:
+        return _cluster_fields(value)
+    _refuse(value, _SENTINEL_KEYS, "without 'sentinels'")
     options = {**DEFAULT_CONNECTION, **value}
     url = _connection_url(
         host=options.pop("host"),
@@ -172,30 +240,134 @@ def _connection() -> tuple[str, dict[str, Any]]:
         ssl=options.pop("ssl", False),
     )
     # Passwords stay out of the URL, so they never show in log lines.
-    return url, {key: option for key, option in options.items() if option is not None}
+    return {"redis_url": url, "redis_options": _without_none(options)}
 
 
 def _connection_url(*, host: Any, port: Any, db: Any, path: Any, ssl: Any) -> str:
-    def wrong(key: str, value: Any, expected: str) -> SettingError:
-        return SettingError("WS4REDIS_CONNECTION", f"WS4REDIS_CONNECTION[{key!r}] = {value!r}; expected {expected}.")
-
-    if isinstance(db, bool) or not isinstance(db, int) or db < 0:
-        raise wrong("db", db, "a database number >= 0")
-    if not isinstance(ssl, bool):
-        raise wrong("ssl", ssl, "True or False")
+    _check_db(db)
+    _check_ssl(ssl)
     if path is not None:
         if not isinstance(path, str) or not path:
-            raise wrong("unix_socket_path", path, "the path of Redis' socket")
+            raise _wrong("unix_socket_path", path, "the path of Redis' socket")
         if ssl:
-            raise wrong("ssl", ssl, "False with a unix_socket_path")
+            raise _wrong("ssl", ssl, "False with a unix_socket_path")
         return f"unix://{quote(path)}?db={db}"
-    if not isinstance(host, str) or not host or any(ch.isspace() or ch in "/@?#" for ch in host):
-        raise wrong("host", host, "a host name or address")
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-        raise wrong("port", port, "a TCP port number")
+    _check_host("host", host)
+    _check_port("port", port)
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"
     return f"{'rediss' if ssl else 'redis'}://{host}:{port}/{db}"
+
+
+def _sentinel_fields(value: Mapping[str, Any]) -> dict[str, Any]:
+    """The Config fields of ``{'sentinels': [(host, port), ...], 'service_name': ..., ...}``."""
+    _refuse(value, (*_SERVER_KEYS, *_CLUSTER_KEYS), "with 'sentinels'")
+    options = dict(value)
+    sentinels = _addresses("sentinels", options.pop("sentinels"))
+    service_name = options.pop("service_name", "mymaster")
+    if not isinstance(service_name, str) or not service_name.strip():
+        raise _wrong("service_name", service_name, "the name of the master the sentinels monitor")
+    sentinel_options = options.pop("sentinel_kwargs", None)
+    if sentinel_options is None:
+        sentinel_options = {}
+    if not isinstance(sentinel_options, Mapping):
+        raise _wrong("sentinel_kwargs", sentinel_options, "a dict of connection arguments for the sentinels")
+    unknown = sorted(str(key) for key in sentinel_options if key not in _sentinel_option_keys())
+    if unknown:
+        raise SettingError(
+            "WS4REDIS_CONNECTION",
+            f"WS4REDIS_CONNECTION['sentinel_kwargs'] has unknown or misplaced key(s) {', '.join(unknown)}.",
+        )
+    _check_db(options.get("db", 0))
+    _check_ssl(options.get("ssl", False))
+    if options.get("ssl") is False:
+        del options["ssl"]  # redis-py's Sentinel takes ssl=True only
+    return {
+        "redis_sentinels": sentinels,
+        "redis_service_name": service_name,
+        "redis_sentinel_options": _without_none(sentinel_options),
+        "redis_options": _without_none(options),
+    }
+
+
+def _cluster_fields(value: Mapping[str, Any]) -> dict[str, Any]:
+    """The Config fields of ``{'startup_nodes': [(host, port), ...], ...}``."""
+    _refuse(value, (*_SERVER_KEYS, *_SENTINEL_KEYS), "with 'startup_nodes'")
+    options = dict(value)
+    nodes = _addresses("startup_nodes", options.pop("startup_nodes"))
+    db = options.pop("db", 0)
+    _check_db(db)
+    if db != 0:
+        raise _wrong("db", db, "0: a Redis Cluster has database 0 only")
+    ssl = options.pop("ssl", False)
+    _check_ssl(ssl)
+    if ssl:
+        # The broker subscribes through a plain connection to one node, which has no TLS (yet).
+        raise _wrong("ssl", ssl, "False with 'startup_nodes': TLS to a Redis Cluster is not supported")
+    refused = sorted(str(key) for key in options if key not in _cluster_option_keys())
+    if refused:
+        raise SettingError(
+            "WS4REDIS_CONNECTION",
+            f"WS4REDIS_CONNECTION has key(s) {', '.join(refused)}, which a Redis Cluster client does not take.",
+        )
+    return {"redis_cluster_nodes": nodes, "redis_options": _without_none(options)}
+
+
+def _addresses(key: str, value: Any) -> tuple[tuple[str, int], ...]:
+    if isinstance(value, str | bytes) or not isinstance(value, list | tuple) or not value:
+        raise _wrong(key, value, "a non-empty list of (host, port) pairs")
+    for item in value:
+        if not (isinstance(item, list | tuple) and len(item) == 2 and _is_host(item[0]) and _is_port(item[1])):
+            raise SettingError(
+                "WS4REDIS_CONNECTION",
+                f"WS4REDIS_CONNECTION[{key!r}] holds {item!r}; expected a (host, port) pair such as"
+                " ('10.0.0.1', 26379).",
+            )
+    return tuple((host, port) for host, port in value)
+
+
+def _refuse(value: Mapping[str, Any], keys: Iterable[str], context: str) -> None:
+    misplaced = [repr(key) for key in keys if key in value]
+    if misplaced:
+        raise SettingError(
+            "WS4REDIS_CONNECTION", f"WS4REDIS_CONNECTION has {', '.join(misplaced)}, which has no use {context}."
+        )
+
+
+def _wrong(key: str, value: Any, expected: str) -> SettingError:
+    return SettingError("WS4REDIS_CONNECTION", f"WS4REDIS_CONNECTION[{key!r}] = {value!r}; expected {expected}.")
+
+
+def _check_db(db: Any) -> None:
+    if isinstance(db, bool) or not isinstance(db, int) or db < 0:
+        raise _wrong("db", db, "a database number >= 0")
+
+
+def _check_ssl(ssl: Any) -> None:
+    if not isinstance(ssl, bool):
+        raise _wrong("ssl", ssl, "True or False")
+
+
+def _check_host(key: str, host: Any) -> None:
+    if not _is_host(host):
+        raise _wrong(key, host, "a host name or address")
+
+
+def _check_port(key: str, port: Any) -> None:
+    if not _is_port(port):
+        raise _wrong(key, port, "a TCP port number")
+
+
+def _is_host(host: Any) -> bool:
+    return isinstance(host, str) and bool(host) and not any(ch.isspace() or ch in "/@?#" for ch in host)
+
+
+def _is_port(port: Any) -> bool:
+    return not isinstance(port, bool) and isinstance(port, int) and 0 < port < 65536
+
+
+def _without_none(options: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: option for key, option in options.items() if option is not None}
 
 
 @functools.cache
@@ -216,6 +388,21 @@ def _connection_keys() -> frozenset[str]:
     names = {name for cls in classes for name in inspect.signature(cls.__init__).parameters}
     names -= {"self", "kwargs", "path"}
     return frozenset(names | set(DEFAULT_CONNECTION) | {"unix_socket_path", "ssl"})
+
+
+@functools.cache
+def _sentinel_option_keys() -> frozenset[str]:
+    """Keys of ``sentinel_kwargs``: connection arguments, without those saying which server."""
+    return _connection_keys() - {"host", "port", "db", "unix_socket_path"}
+
+
+@functools.cache
+def _cluster_option_keys() -> frozenset[str]:
+    """Connection arguments that redis-py's asyncio RedisCluster takes, TLS ones aside (see ssl)."""
+    from redis.asyncio.cluster import RedisCluster
+
+    taken = set(inspect.signature(RedisCluster.__init__).parameters)
+    return frozenset(key for key in _connection_keys() & taken if not key.startswith("ssl") and key != "path")
 
 
 # -- hooks and classes -------------------------------------------------------------------------------

@@ -3,10 +3,11 @@
 Wire-compatible with ws4redis: the same channel keys (see :mod:`ws4redis_tornado.channels`), the
 message PUBLISHed and persisted under the channel's own key.
 
-Connections come from one pool per process and connection setting, created on first use (a
-separate one per event loop for the ``a*`` methods), so ``override_settings`` of
-``WS4REDIS_CONNECTION`` takes effect on the next call. :func:`close_pools` and
-:func:`aclose_pools` release them, e.g. when a server shuts down.
+Redis is where ``WS4REDIS_CONNECTION`` says, as for the broker: a single server, the master Redis
+Sentinel names (found again after a failover), or a Redis Cluster. One client per process and
+setting is created on first use (a separate one per event loop for the ``a*`` methods), so
+``override_settings`` of ``WS4REDIS_CONNECTION`` takes effect on the next call.
+:func:`close_pools` and :func:`aclose_pools` release them, e.g. when a server shuts down.
 """
 
 from __future__ import annotations
@@ -17,12 +18,19 @@ import warnings
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import redis
 import redis.asyncio as aredis
 from asgiref.sync import sync_to_async
 from django.http import HttpRequest
+from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.asyncio.sentinel import Sentinel as AsyncSentinel
+from redis.cluster import ClusterNode, RedisCluster
+from redis.exceptions import ClusterDownError, RedisClusterException
+from redis.sentinel import Sentinel
 
 from ws4redis_tornado.channels import SELF, Audience, channel_key, validate_facility
 from ws4redis_tornado.config import Config
@@ -37,7 +45,8 @@ __all__ = ["SELF", "RedisMessage", "RedisPublisher", "aclose_pools", "close_pool
 _ANY = "any"
 # fetch_message looks for the most specific audience first, as ws4redis did.
 _FETCH_ORDER = (Audience.SESSION, Audience.USER, Audience.GROUP, Audience.BROADCAST)
-_CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
+# MasterNotFoundError (no sentinel names a master yet) is a ConnectionError.
+_CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, ClusterDownError, OSError)
 
 
 class RedisPublisher:
@@ -86,7 +95,9 @@ class RedisPublisher:
         """Publish ``message`` and persist it for ``expire`` seconds, in one round trip.
 
         ``expire`` defaults to ``WS4REDIS_EXPIRE``; 0 publishes without persisting. Returns how many
-        subscribers Redis delivered it to, summed over the channels.
+        subscribers Redis delivered it to, summed over the channels. In a Redis Cluster a node
+        counts only its own subscribers, so the count may be lower than the deliveries, and the
+        round trips are one per node holding some of the channels.
 
         Raises:
             BrokerUnavailable: Redis cannot be reached.
@@ -94,10 +105,9 @@ class RedisPublisher:
         payload, expire = _prepare(message, expire, get_config())
         if not self.publish_channels:
             return 0
-        client = _client()
-        pipe = client.pipeline(transaction=False)
-        _queue(pipe, self.publish_channels, payload, expire)
         with _unavailable("publish"):
+            pipe = _client().pipeline(transaction=False)
+            _queue(pipe, self.publish_channels, payload, expire)
             return _receivers(pipe.execute(), expire)
 
     async def apublish_message(self, message: RedisMessage | str | bytes, expire: int | None = None) -> int:
@@ -105,10 +115,9 @@ class RedisPublisher:
         payload, expire = _prepare(message, expire, get_config())
         if not self.publish_channels:
             return 0
-        client = _aclient()
-        pipe = client.pipeline(transaction=False)
-        _queue(pipe, self.publish_channels, payload, expire)
         with _unavailable("publish"):
+            pipe = (await _aclient()).pipeline(transaction=False)
+            _queue(pipe, self.publish_channels, payload, expire)
             return _receivers(await pipe.execute(), expire)
 
     def fetch_message(
@@ -123,9 +132,9 @@ class RedisPublisher:
         keys = _fetch_keys(request, facility, audience, get_config().prefix)
         if not keys:
             return None
-        client = _client()
         with _unavailable("read"):
-            return _first(client.mget(keys))
+            client = _client()
+            return _first(client.mget_nonatomic(keys) if isinstance(client, RedisCluster) else client.mget(keys))
 
     async def afetch_message(
         self, request: HttpRequest | None, facility: str, audience: str | Audience = _ANY
@@ -138,9 +147,11 @@ class RedisPublisher:
             keys = await sync_to_async(_fetch_keys_in_thread)(request, facility, audience, prefix)
         if not keys:
             return None
-        client = _aclient()
         with _unavailable("read"):
-            return _first(await client.mget(keys))
+            client = await _aclient()
+            # The keys of one request lie in several slots: a Cluster reads them slot by slot.
+            mget = client.mget_nonatomic if isinstance(client, AsyncRedisCluster) else client.mget
+            return _first(await mget(keys))
 
 
 # -- audiences -------------------------------------------------------------------------------------
@@ -233,7 +244,8 @@ def _prepare(message: RedisMessage | str | bytes, expire: int | None, config: Co
 
 def _queue(pipe: Any, channels: Sequence[str], payload: bytes, expire: int) -> None:
     for channel in channels:
-        pipe.publish(channel, payload)
+        # Not pipe.publish(): redis-py refuses that in a Cluster's pipeline, though PUBLISH works there.
+        pipe.execute_command("PUBLISH", channel, payload)
         if expire > 0:
             pipe.set(channel, payload, ex=expire)
 
@@ -258,58 +270,121 @@ def _unavailable(action: str) -> Iterator[None]:
         raise BrokerUnavailable(f"cannot {action}: redis unreachable at {address}: {exc}") from exc
 
 
-# -- connection pools ----------------------------------------------------------------------------------
+# -- connections ---------------------------------------------------------------------------------------
+#
+# One client per process and topology (and, for the a* methods, per event loop), made on first use
+# and shaped as the broker's command client is (ws4redis_tornado.connections): a single server,
+# the master a Sentinel names, or a Cluster.
+
+
+@dataclass
+class _Connected:
+    """A client, and the Sentinel that finds its master (closed along with it)."""
+
+    client: Any  # redis.Redis or RedisCluster, or their asyncio twins
+    sentinel: Any = None
+
 
 _lock = threading.Lock()
-_pools: dict[tuple[str, str], redis.ConnectionPool] = {}
-_async_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str], aredis.ConnectionPool]]
-_async_pools = weakref.WeakKeyDictionary()
+_clients: dict[tuple[Any, ...], _Connected] = {}
+_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, ...], _Connected]]
+_async_clients = weakref.WeakKeyDictionary()
 
 
-def _pool_key(config: Config) -> tuple[str, str]:
+def _client_key(config: Config) -> tuple[Any, ...]:
     # repr: option values (an SSL context, say) need not be hashable.
-    return config.redis_url, repr(sorted(config.redis_options.items()))
+    return (
+        config.redis_url,
+        repr(sorted(config.redis_options.items())),
+        config.redis_sentinels,
+        config.redis_service_name,
+        repr(sorted(config.redis_sentinel_options.items())),
+        config.redis_cluster_nodes,
+    )
 
 
-def _pool_options(config: Config) -> dict[str, Any]:
+def _options(config: Config) -> dict[str, Any]:
     return {**config.redis_options, "decode_responses": False}
 
 
-def _client() -> redis.Redis:
+def _client() -> redis.Redis | RedisCluster:
     config = get_config()
-    key = _pool_key(config)
+    key = _client_key(config)
     with _lock:
-        pool = _pools.get(key)
-        if pool is None:
-            pool = _pools[key] = redis.ConnectionPool.from_url(config.redis_url, **_pool_options(config))
-    return redis.Redis(connection_pool=pool)
+        connected = _clients.get(key)
+        if connected is None:
+            connected = _clients[key] = _connect(config)
+    return connected.client
 
 
-def _aclient() -> aredis.Redis:
-    # An asyncio connection belongs to the loop it was made on: one set of pools per loop.
+def _connect(config: Config) -> _Connected:
+    options = _options(config)
+    if config.redis_sentinels:
+        sentinel = Sentinel(
+            list(config.redis_sentinels), sentinel_kwargs=dict(config.redis_sentinel_options), **options
+        )
+        return _Connected(sentinel.master_for(config.redis_service_name), sentinel)
+    if config.redis_cluster_nodes:
+        nodes = [ClusterNode(host, port) for host, port in config.redis_cluster_nodes]
+        try:
+            # Connects at once, to learn the slots.
+            return _Connected(RedisCluster(startup_nodes=nodes, **options))
+        except RedisClusterException as exc:
+            raise redis.ConnectionError(str(exc)) from exc
+    return _Connected(redis.Redis(connection_pool=redis.ConnectionPool.from_url(config.redis_url, **options)))
+
+
+async def _aclient() -> aredis.Redis | AsyncRedisCluster:
+    # An asyncio connection belongs to the loop it was made on: one set of clients per loop.
     loop = asyncio.get_running_loop()
     config = get_config()
-    key = _pool_key(config)
+    key = _client_key(config)
     with _lock:
-        pools = _async_pools.setdefault(loop, {})
-        pool = pools.get(key)
-        if pool is None:
-            pool = pools[key] = aredis.ConnectionPool.from_url(config.redis_url, **_pool_options(config))
-    return aredis.Redis(connection_pool=pool)
+        clients = _async_clients.setdefault(loop, {})
+        connected = clients.get(key)
+        if connected is None:
+            connected = clients[key] = _aconnect(config)
+    if isinstance(connected.client, AsyncRedisCluster):
+        try:
+            await connected.client.initialize()  # learns the slots once; a no-op afterwards
+        except RedisClusterException as exc:
+            raise redis.ConnectionError(str(exc)) from exc
+    return connected.client
+
+
+def _aconnect(config: Config) -> _Connected:
+    options = _options(config)
+    if config.redis_sentinels:
+        sentinel = AsyncSentinel(
+            list(config.redis_sentinels), sentinel_kwargs=dict(config.redis_sentinel_options), **options
+        )
+        return _Connected(sentinel.master_for(config.redis_service_name), sentinel)
+    if config.redis_cluster_nodes:
+        nodes = [AsyncClusterNode(host, port) for host, port in config.redis_cluster_nodes]
+        return _Connected(AsyncRedisCluster(startup_nodes=nodes, **options))
+    return _Connected(aredis.Redis(connection_pool=aredis.ConnectionPool.from_url(config.redis_url, **options)))
 
 
 def close_pools() -> None:
-    """Disconnect the synchronous pools; they reconnect on the next call."""
+    """Disconnect the synchronous clients (and their sentinels); they reconnect on the next call."""
     with _lock:
-        pools = list(_pools.values())
-        _pools.clear()
-    for pool in pools:
-        pool.disconnect()
+        connected = list(_clients.values())
+        _clients.clear()
+    for each in connected:
+        each.client.close()
+        if not isinstance(each.client, RedisCluster):
+            each.client.connection_pool.disconnect()
+        if each.sentinel is not None:
+            each.sentinel.close()
 
 
 async def aclose_pools() -> None:
-    """Disconnect the running loop's pools; call it before the loop closes."""
+    """Disconnect the running loop's clients (and their sentinels); call it before the loop closes."""
     with _lock:
-        pools = list(_async_pools.pop(asyncio.get_running_loop(), {}).values())
-    for pool in pools:
-        await pool.disconnect()
+        connected = list(_async_clients.pop(asyncio.get_running_loop(), {}).values())
+    for each in connected:
+        await each.client.aclose()
+        if not isinstance(each.client, AsyncRedisCluster):
+            await each.client.connection_pool.disconnect()
+        if each.sentinel is not None:
+            await each.sentinel.aclose()
