@@ -31,6 +31,4 @@ def test_js_client():
     if result.returncode != 0:
         print(result.stdout)
         print(result.stderr)
-    assert result.returncode == 0, (
-        f"node --test tests/js/ exited with {result.returncode}; its output is printed above"
-    )
+    assert result.returncode == 0, f"node --test tests/js/ exited with {result.returncode}; its output is printed above"
