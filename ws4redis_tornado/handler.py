@@ -45,6 +45,7 @@ Returning None keeps them all; raising :class:`PermissionDenied` refuses with 40
 """
 
 _NO_HEADERS = HTTPHeaders()
+_NOTHING_ASKED = Subscription()
 
 
 NOT_A_WEBSOCKET = "this URL serves websockets; send a GET with Upgrade: websocket"
@@ -102,7 +103,7 @@ class RedisWebSocketHandler(WebSocketHandler):
         self.executor = executor
         self.frame_writer = frame_writer if frame_writer is not None else FrameWriter()
         self.subscriber: RedisSubscriber | None = None
-        self._subscription = Subscription()
+        self._subscription = _NOTHING_ASKED
         # Payload of the last message this socket published, when echo is off.
         self._last_published: bytes | None = None
         # Live messages waiting while open() sends the persisted ones first.
