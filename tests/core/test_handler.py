@@ -248,11 +248,7 @@ async def test_a_closed_socket_leaves_its_channels(ws_url, broker):
     async with websockets.connect(ws_url("gone", "subscribe-broadcast")):
         assert broker.channel_count == 1
     # The server sees the close a moment later.
-    for _ in range(200):
-        if broker.channel_count == 0:
-            break
-        await asyncio.sleep(5 * MS)
-    assert broker.channel_count == 0
+    await wait_for(lambda: broker.channel_count == 0)
 
 
 @pytest.mark.gen_test

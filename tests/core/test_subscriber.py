@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 import redis.asyncio as aredis
 import websockets
@@ -11,7 +9,7 @@ import websockets
 from ws4redis_tornado import RedisSubscriber
 from ws4redis_tornado.channels import Audience, channel_key
 
-from ..utils import MS, within
+from ..utils import wait_for, within
 
 
 class AlsoSystemNotices(RedisSubscriber):
@@ -33,11 +31,7 @@ async def test_a_subscriber_subclass_adds_channels(ws_url, config, broker):
             await client.publish(f"{config.prefix}:broadcast:system", "maintenance at noon")
             assert await within(ws.recv()) == "maintenance at noon"
         # release() dropped the extra channel too
-        for _ in range(200):
-            if broker.channel_count == 0:
-                break
-            await asyncio.sleep(5 * MS)
-        assert broker.channel_count == 0
+        await wait_for(lambda: broker.channel_count == 0)
     finally:
         await client.aclose()
 
