@@ -17,7 +17,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from bench import procs, venvs
+from bench import procs, redis_rate, venvs
 from bench.redis_server import PrivateRedis
 from bench.registry import DEFAULT, PEERS, REPO, TARGETS, use_project_snapshot
 from bench.report import render
@@ -188,6 +188,18 @@ def cmd_report(args: argparse.Namespace) -> None:
     print(render(json.loads(Path(args.results).read_text())))
 
 
+def cmd_publish_rate(args: argparse.Namespace) -> None:
+    procs.raise_nofile()
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    log_dir = RESULTS / f"logs-{stamp}"
+    log_dir.mkdir(parents=True)
+    rows = redis_rate.measure(_ints(args.subscribers), args.requests, args.repeats, log_dir)
+    out = RESULTS / f"publish-rate-{stamp}.json"
+    out.write_text(json.dumps(rows, indent=1))
+    print(redis_rate.render(rows))
+    print(f"\nraw results: {out}")
+
+
 def cmd_setup(args: argparse.Namespace) -> None:
     RESULTS.mkdir(exist_ok=True)
     for name in venvs.SPECS:
@@ -222,6 +234,12 @@ def main() -> None:
     rep = sub.add_parser("report", help="re-render a saved results JSON")
     rep.add_argument("results")
     rep.set_defaults(func=cmd_report)
+
+    rate = sub.add_parser("publish-rate", help="Redis PUBLISH/s with K subscriber connections")
+    rate.add_argument("--subscribers", default="0,1,16,1000", help="comma-separated K values")
+    rate.add_argument("--requests", type=int, default=200_000, help="PUBLISHes per measurement")
+    rate.add_argument("--repeats", type=int, default=3)
+    rate.set_defaults(func=cmd_publish_rate)
 
     setup = sub.add_parser("setup", help="build the peers' virtualenvs only")
     setup.set_defaults(func=cmd_setup)
