@@ -23,7 +23,9 @@ class WatcherSelectServer(uWSGIWebsocketServer):
 
 
 _django_app = get_wsgi_application()
-_websocket_app = WatcherSelectServer()
+# BENCH_WS4REDIS_STOCK_SELECT=1 runs ws4redis' own select, to reproduce the failure.
+_stock = os.environ.get("BENCH_WS4REDIS_STOCK_SELECT") == "1"
+_websocket_app = uWSGIWebsocketServer() if _stock else WatcherSelectServer()
 
 
 def application(environ, start_response):
