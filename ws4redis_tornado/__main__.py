@@ -36,6 +36,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--heartbeat", default=None, help="heartbeat string sent every few seconds")
     parser.add_argument("--websocket-url", default=Config.websocket_url, help="URL prefix of the endpoint")
     parser.add_argument("--demo", action="store_true", help="serve a demo page at /")
+    parser.add_argument(
+        "--xheaders",
+        action="store_true",
+        help="trust X-Forwarded-For and X-Real-Ip (only behind a proxy that sets them)",
+    )
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING ...")
     parser.add_argument("--log-format", choices=("text", "json"), default="text", help="json: one object per line")
     return parser.parse_args(argv)
@@ -64,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         if embedded:
             print(f"started an embedded redis-server at {embedded.url}", file=sys.stderr)
-        asyncio.run(serve(config, host=args.host, port=args.port, demo=args.demo))
+        asyncio.run(serve(config, host=args.host, port=args.port, demo=args.demo, xheaders=args.xheaders))
     except (ConfigurationError, BrokerUnavailable, CannotListen) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, ConfigurationError) else 1

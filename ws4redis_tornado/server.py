@@ -147,6 +147,7 @@ async def serve(
     host: str = "",
     port: int = 8000,
     demo: bool = False,
+    xheaders: bool = False,
     drain_timeout: float = 10.0,
     ready: asyncio.Event | None = None,
 ) -> None:
@@ -157,7 +158,8 @@ async def serve(
     """
     async with Broker(config) as broker:
         app = WebSocketApplication(broker, demo=demo)
-        server = HTTPServer(app, xheaders=True)
+        # X-Forwarded-For / X-Real-Ip are trusted only behind a proxy that sets them (--xheaders).
+        server = HTTPServer(app, xheaders=xheaders)
         try:
             server.listen(port, host)
         except OSError as exc:
