@@ -11,6 +11,8 @@ import redis
 
 from ws4redis_tornado.embedded import RedisServer
 
+from .redis_topologies import ClusterSetup, SentinelSetup
+
 _prefixes = itertools.count()
 
 
@@ -46,3 +48,19 @@ def redis_client(redis_url: str, prefix: str) -> Iterator[redis.Redis]:
         if keys:
             client.delete(*keys)
         client.close()
+
+
+@pytest.fixture
+def sentinel_setup() -> Iterator[SentinelSetup]:
+    """A master, a replica and three sentinels of this test's own, quick to fail over."""
+    setup = SentinelSetup(down_after_ms=500, failover_timeout_ms=2000).start()
+    yield setup
+    setup.stop()
+
+
+@pytest.fixture
+def cluster() -> Iterator[ClusterSetup]:
+    """A Redis Cluster of three masters, of this test's own."""
+    setup = ClusterSetup(masters=3).start()
+    yield setup
+    setup.stop()

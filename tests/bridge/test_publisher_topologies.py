@@ -26,7 +26,7 @@ from django_bridge.publisher import RedisPublisher
 from ws4redis_tornado.embedded import free_port
 from ws4redis_tornado.exceptions import BrokerUnavailable
 
-from ..redis_topologies import HOST, ClusterSetup, SentinelSetup
+from ..redis_topologies import HOST, SentinelSetup
 from ..utils import MS, wait_for, within
 
 logger = logging.getLogger(__name__)
@@ -63,13 +63,6 @@ def connect(url, session=None):
 
 
 # -- Sentinel --------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def sentinel_setup():
-    setup = SentinelSetup(down_after_ms=500, failover_timeout_ms=2000).start()
-    yield setup
-    setup.stop()
 
 
 class TestSentinel:
@@ -156,13 +149,6 @@ async def publish_until_heard(publish, name: str) -> str:
 
 
 # -- Cluster ---------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def cluster():
-    setup = ClusterSetup(masters=3).start()
-    yield setup
-    setup.stop()
 
 
 class TestCluster:

@@ -58,13 +58,6 @@ async def read_persisted(client: aredis.Redis, key: str, expected: bytes) -> byt
 # -- Sentinel ------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def sentinel_setup():
-    setup = SentinelSetup(down_after_ms=500, failover_timeout_ms=2000).start()
-    yield setup
-    setup.stop()
-
-
 class TestSentinel:
     @pytest.fixture
     def config_options(self, sentinel_setup) -> dict:
@@ -176,13 +169,6 @@ async def publish_until_heard(
 
 
 # -- Cluster -------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def cluster():
-    setup = ClusterSetup(masters=3).start()
-    yield setup
-    setup.stop()
 
 
 async def as_alice(request) -> Principal:
