@@ -60,8 +60,13 @@ def close_frame_problem(payload: bytes) -> tuple[int, str] | None:
 class StrictProtocol(WebSocketProtocol13):
     """Tornado's server-side protocol with RFC 6455's answers to bad frames."""
 
+    # A slot, so that Tornado's own attributes keep the instance __dict__ small and shared.
+    __slots__ = ("_reading_header",)
     handler: RedisWebSocketHandler
-    _reading_header = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._reading_header = False
 
     def close(self, code: int | None = None, reason: str | None = None) -> None:
         super().close(code, reason)
