@@ -83,18 +83,6 @@ def _lean_server(port: int, url: str) -> Argv:
     return [sys.executable, str(script), "--port", str(port), "--redis", url]
 
 
-def _project_server(port: int, url: str) -> Argv:
-    return [
-        *_project_python(), "-m", "ws4redis_tornado",
-        "--host", "127.0.0.1", "--port", str(port), "--redis", url,
-    ]  # fmt: skip
-
-
-def _lean_server(port: int, url: str) -> Argv:
-    script = REPO / "bench" / "targets" / "lean_tornado.py"
-    return [sys.executable, str(script), "--port", str(port), "--redis", url]
-
-
 def _redis_publisher(url: str) -> Argv:
     return [sys.executable, "-m", "bench.publisher", url, f"broadcast:{FACILITY}"]
 
