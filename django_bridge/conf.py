@@ -60,6 +60,7 @@ from django.utils.module_loading import import_string
 
 from ws4redis_tornado.config import Config
 from ws4redis_tornado.exceptions import ConfigurationError
+from ws4redis_tornado.origins import normalise_origin
 from ws4redis_tornado.subscriber import RedisSubscriber
 
 __all__ = [
@@ -74,7 +75,6 @@ __all__ = [
     "get_health_url",
     "get_process_request",
     "get_subscriber_class",
-    "normalise_origin",
     "on_setting_changed",
     "problems",
 ]
@@ -87,7 +87,6 @@ MEMBEROF_SESSION_KEY = "ws4redis:memberof"
 """Session key holding the names of the user's groups, written at login (as ws4redis did)."""
 
 _URL_SCHEMES = ("redis", "rediss", "unix")
-_DEFAULT_PORTS = {"http": "80", "https": "443", "ws": "80", "wss": "443"}
 
 _HINTS = {
     "WEBSOCKET_URL": "Set WEBSOCKET_URL to a path starting with '/', such as '/ws/'.",
@@ -467,26 +466,6 @@ def get_allowed_origins() -> tuple[str, ...]:
             )
         origins.append(normalised)
     return tuple(origins)
-
-
-def normalise_origin(origin: str) -> str | None:
-    """Return ``scheme://host[:port]`` in lower case without a default port, or None if not an origin.
-
-    ``'HTTPS://Example.com:443/'`` becomes ``'https://example.com'``; ``'null'`` is not an origin.
-    """
-    try:
-        parts = urlsplit(origin.strip().lower())
-        port = parts.port
-    except ValueError:
-        return None
-    if not parts.scheme or not parts.hostname or parts.path not in ("", "/") or parts.query or parts.fragment:
-        return None
-    if parts.username is not None or parts.password is not None:
-        return None
-    netloc = parts.netloc
-    if port is not None and str(port) == _DEFAULT_PORTS.get(parts.scheme):
-        netloc = netloc.rsplit(":", 1)[0]
-    return f"{parts.scheme}://{netloc}"
 
 
 @functools.cache

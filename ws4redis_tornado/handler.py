@@ -9,7 +9,6 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, MutableSet
 from concurrent.futures import Executor
 from typing import Any
-from urllib.parse import urlsplit
 
 from tornado.httputil import HTTPHeaders
 from tornado.ioloop import IOLoop
@@ -22,6 +21,7 @@ from .exceptions import BrokerUnavailable, InvalidFacility, PermissionDenied
 from .keepalive import PING_FRAME, ping_action
 from .logs import log_event
 from .messages import RedisMessage, encode_frame, is_heartbeat
+from .origins import handshake_origin_problem, is_own_origin, normalise_origin
 from .protocol import CLOSE_GOING_AWAY, CLOSE_POLICY_VIOLATION, CLOSE_TRY_AGAIN_LATER, StrictProtocol
 from .ratelimit import TokenBucket
 from .subscriber import Handshake, RedisSubscriber
@@ -160,8 +160,9 @@ class RedisWebSocketHandler(WebSocketHandler):
             return self._refuse(400, str(exc))
         if not self.broker.connected:
             return self._refuse(503, "redis is unavailable; try again later")
-        if not self._origin_allowed():
-            return self._refuse(403, "cross-origin websocket refused")
+        origin_problem = self._origin_problem()
+        if origin_problem is not None:
+            return self._refuse(403, origin_problem)
         try:
             principal, subscription = await self.authorise(parse_subscription(self.request.query))
         except PermissionDenied as exc:
@@ -185,25 +186,34 @@ class RedisWebSocketHandler(WebSocketHandler):
         await self.subscriber.set_pubsub_channels(handshake, self._subscription.parameters)
         await self.subscriber.send_persisted_messages(self)
 
-    def _origin_allowed(self) -> bool:
-        # Tornado checks too, but only after prepare(): refuse before any work is done.
-        origin = self.request.headers.get("Origin")
-        return origin is None or self.check_origin(origin)
+    def _origin_problem(self) -> str | None:
+        # Tornado checks too, but only after prepare() and differently across its versions:
+        # refuse here, before any work is done, by the project's own policy.
+        headers = self.request.headers
+        return handshake_origin_problem(
+            origin=headers.get("Origin"),
+            fetch_site=headers.get("Sec-Fetch-Site"),
+            origin_allowed=self.check_origin,
+        )
 
     def check_origin(self, origin: str) -> bool:
-        """Allow a same-origin handshake; override to allow others.
+        """Allow a page whose origin is the server's own (scheme, host and port); override to allow others.
 
-        Same origin means the browser says so (``Sec-Fetch-Site: same-origin``, which pages cannot
-        forge), or the ``Origin``'s host and port equal the ``Host`` header. A handshake without
-        ``Origin`` does not come from a browser and is not checked.
+        The scheme is the one the request came with (with ``xheaders``, the one a proxy names in
+        ``X-Forwarded-Proto``). A handshake without ``Origin`` is not a browser's and is not
+        checked; see :mod:`ws4redis_tornado.origins`.
         """
-        if self.request.headers.get("Sec-Fetch-Site") in ("same-origin", "none"):
-            return True
-        try:
-            netloc = urlsplit(origin).netloc
-        except ValueError:
-            return False
-        return netloc.lower() == self.request.headers.get("Host", "").lower()
+        normalised = normalise_origin(origin)
+        return normalised is not None and self.is_own_origin(normalised)
+
+    def is_own_origin(self, normalised_origin: str) -> bool:
+        """Tell whether a normalised origin is this request's own (scheme, host and port)."""
+        return is_own_origin(
+            normalised_origin,
+            scheme=self.request.protocol,
+            host=self.request.headers.get("Host", ""),
+            fetch_site=self.request.headers.get("Sec-Fetch-Site"),
+        )
 
     async def authorise(self, asked: Subscription) -> tuple[Principal, Subscription]:
         """Run the ``process_request`` and ``allowed_channels`` hooks; raise PermissionDenied."""

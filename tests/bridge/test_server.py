@@ -228,24 +228,67 @@ async def test_binary_messages_stay_binary(ws_url):
 @pytest.mark.gen_test
 async def test_a_cross_origin_handshake_is_refused(ws_url, http_port):
     url = ws_url(FACILITY, "subscribe-broadcast")
-    response = await refused_with(url, origin="http://evil.example")
-    assert response.status_code == 403
-    assert b"cross-origin" in response.body
-    for origin in (None, f"http://127.0.0.1:{http_port}", "http://localhost:3000"):
+    # Another host, another port of the same host (SameSite=Lax cookies still travel), another scheme.
+    for origin in (
+        "http://evil.example",
+        "http://localhost:3000",
+        f"http://127.0.0.1:{http_port + 1}",
+        f"https://127.0.0.1:{http_port}",
+    ):
+        response = await refused_with(url, origin=origin)
+        assert response.status_code == 403, origin
+        assert b"cross-origin" in response.body
+    for origin in (None, f"http://127.0.0.1:{http_port}"):
         async with connect(url, origin=origin) as ws:
             assert ws.response.status_code == 101, origin
 
 
 @pytest.mark.gen_test
-async def test_allowed_hosts_and_ws4redis_allowed_origins_admit_origins(ws_url, http_port):
+async def test_ws4redis_allowed_origins_admit_exactly_their_scheme_host_and_port(ws_url, http_port):
     url = ws_url(FACILITY, "subscribe-broadcast")
-    origins = ["https://app.example.net", "https://*.example.com"]
+    origins = ["https://app.example.net", "https://*.example.com", "http://127.0.0.1:9999"]
     with override_settings(ALLOWED_HOSTS=["127.0.0.1", ".example.org"], WS4REDIS_ALLOWED_ORIGINS=origins):
-        for origin in ("https://chat.example.org", "https://app.example.net", "https://a.b.example.com"):
+        for origin in ("https://app.example.net", "https://a.b.example.com", "http://127.0.0.1:9999"):
             async with connect(url, origin=origin) as ws:
                 assert ws.response.status_code == 101, origin
-        for origin in ("http://app.example.net", "https://example.net", "https://example.org.evil", "null"):
+        for origin in (
+            "http://app.example.net",
+            "https://app.example.net:8443",
+            "https://evil.example.com:8443",
+            "http://a.example.com",
+            "https://example.net",
+            "http://127.0.0.1:9998",
+            "null",
+        ):
             assert (await refused_with(url, origin=origin)).status_code == 403, origin
+
+
+@pytest.mark.gen_test
+async def test_allowed_hosts_patterns_admit_no_other_origin(ws_url):
+    # ALLOWED_HOSTS says which hosts the server answers for, not which pages may connect.
+    with override_settings(ALLOWED_HOSTS=["127.0.0.1", ".example.com"]):
+        for origin in ("https://evil.example.com:8443", "https://chat.example.com", "http://127.0.0.1:9999"):
+            response = await refused_with(ws_url(FACILITY, "subscribe-broadcast"), origin=origin)
+            assert response.status_code == 403, origin
+
+
+@pytest.mark.gen_test
+async def test_a_cross_site_handshake_without_origin_is_refused(ws_url):
+    headers = {"Sec-Fetch-Site": "cross-site"}
+    response = await refused_with(ws_url(FACILITY, "subscribe-broadcast"), headers=headers)
+    assert response.status_code == 403
+
+
+@pytest.mark.gen_test
+async def test_behind_a_tls_proxy_the_own_origin_is_https(ws_url, http_port):
+    url = ws_url(FACILITY, "subscribe-broadcast")
+    proxied = {"X-Forwarded-Proto": "https"}
+    with override_settings(SECURE_PROXY_SSL_HEADER=("HTTP_X_FORWARDED_PROTO", "https")):
+        async with connect(url, origin=f"https://127.0.0.1:{http_port}", headers=proxied) as ws:
+            assert ws.response.status_code == 101
+        assert (await refused_with(url, origin=f"http://127.0.0.1:{http_port}", headers=proxied)).status_code == 403
+    # Without the setting, the header is not trusted.
+    assert (await refused_with(url, origin=f"https://127.0.0.1:{http_port}", headers=proxied)).status_code == 403
 
 
 @pytest.mark.gen_test

@@ -37,6 +37,7 @@ from hypothesis import strategies as st
 
 from ws4redis_tornado.channels import validate_facility
 from ws4redis_tornado.exceptions import InvalidFacility
+from ws4redis_tornado.origins import normalise_origin
 
 from ..rawws import FrameParser, ServerProcess, accept_value, open_raw, raw_frame, upgrade_request
 from ..utils import MS, wait_for
@@ -326,20 +327,27 @@ class Handshake:
         except InvalidFacility:
             return "bad facility", {"400"}
         host, origin, fetch_site = headers.get("Host", ""), headers.get("Origin"), headers.get("Sec-Fetch-Site")
-        # The handler's check_origin(): the browser says same-origin, or Origin's host:port is Host.
-        same_origin = fetch_site in ("same-origin", "none") or (origin is not None and _netloc(origin) == host.lower())
-        if origin is not None and not same_origin:
+        if not _origin_admitted(origin, fetch_site, host):
             return "cross origin", {"403"}
         if "upgrade" not in [part.strip().lower() for part in headers.get("Connection", "").split(",")]:
             return "no Connection: upgrade", {"400"}
-        # Tornado's own check, after prepare(): a cross-site Sec-Fetch-Site needs an Origin check_origin() allows.
-        if fetch_site not in (None, "same-origin", "none") and not (origin and same_origin):
-            return "Sec-Fetch-Site without Origin", {"403"}
         if headers.get("Sec-WebSocket-Version") != "13":
             return "not version 13", {"426"}
         if not host or not headers.get("Sec-WebSocket-Key"):
             return "no Host or no key", {"400"}
         return "valid", {"101"}
+
+
+def _origin_admitted(origin: str | None, fetch_site: str | None, host: str) -> bool:
+    """The project's origin policy, for this plain-HTTP server: its own scheme, host and port only."""
+    if origin is None:
+        # Not a browser, unless Sec-Fetch-Site (which only browsers send) names another site.
+        return fetch_site in (None, "same-origin")
+    normalised = normalise_origin(origin)
+    if normalised is None:
+        return False
+    own = f"http://{host.lower().removesuffix(':80')}"
+    return normalised == own or (fetch_site == "same-origin" and _netloc(normalised) == _netloc(own))
 
 
 EXTRA_HEADERS = st.one_of(
