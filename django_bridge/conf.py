@@ -21,6 +21,10 @@ Settings (defaults as in ws4redis, plus the new ones marked *):
                                 none
 ``WS4REDIS_PING_TIMEOUT``       * ``None``: seconds a pong may take before the socket is closed, at
                                 most ``WS4REDIS_PING_INTERVAL``; None waits one ping interval
+``WS4REDIS_MAX_PERSISTED_SIZE`` * ``65536``: largest message, in bytes, that a client publishes and
+                                that is persisted too; larger ones are published, not kept
+``WS4REDIS_SUBPROTOCOLS``       * ``[]``: websocket subprotocols the server selects when a page
+                                offers them; an offer of none of them selects none
 ``WS4REDIS_SUBSCRIBER``         ``'ws4redis_tornado.subscriber.RedisSubscriber'`` (dotted path or
                                 class)
 ``WS4REDIS_ALLOWED_CHANNELS``   ``None`` (callable or dotted path)
@@ -111,6 +115,14 @@ _HINTS = {
         "Set WS4REDIS_PING_TIMEOUT to the number of seconds a pong may take, at most"
         " WS4REDIS_PING_INTERVAL, or to None to wait one ping interval."
     ),
+    "WS4REDIS_MAX_PERSISTED_SIZE": (
+        "Set WS4REDIS_MAX_PERSISTED_SIZE to the largest number of bytes a message a client publishes"
+        " may have and still be persisted, such as 65536."
+    ),
+    "WS4REDIS_SUBPROTOCOLS": (
+        "Set WS4REDIS_SUBPROTOCOLS to a list of the websocket subprotocol names your pages offer,"
+        " such as ['chat.v1'], or to []."
+    ),
     "WS4REDIS_SUBSCRIBER": (
         "Set WS4REDIS_SUBSCRIBER to the dotted path of a subclass of"
         " ws4redis_tornado.RedisSubscriber (its methods are coroutines), or remove it."
@@ -161,6 +173,8 @@ _FIELDS: Mapping[str, tuple[str, Any]] = {
     "WS4REDIS_HEARTBEAT_INTERVAL": ("heartbeat_interval", 4),
     "WS4REDIS_PING_INTERVAL": ("ping_interval", 20),
     "WS4REDIS_PING_TIMEOUT": ("ping_timeout", None),
+    "WS4REDIS_MAX_PERSISTED_SIZE": ("max_persisted_size", 64 * 1024),
+    "WS4REDIS_SUBPROTOCOLS": ("subprotocols", ()),
 }
 
 

@@ -35,7 +35,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--expire", type=int, default=Config.expire, help="seconds a message stays persisted")
     parser.add_argument("--heartbeat", default=None, help="heartbeat string sent every few seconds")
     parser.add_argument("--websocket-url", default=Config.websocket_url, help="URL prefix of the endpoint")
-    parser.add_argument("--demo", action="store_true", help="serve a demo page at /")
+    parser.add_argument("--demo", action="store_true", help="serve a demo page at / (implies --client-publish)")
+    parser.add_argument(
+        "--client-publish",
+        action="store_true",
+        help="let clients publish with publish-* parameters (default: they may only subscribe)",
+    )
     parser.add_argument(
         "--xheaders",
         action="store_true",
@@ -69,7 +74,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         if embedded:
             print(f"started an embedded redis-server at {embedded.url}", file=sys.stderr)
-        asyncio.run(serve(config, host=args.host, port=args.port, demo=args.demo, xheaders=args.xheaders))
+        server = serve(
+            config,
+            host=args.host,
+            port=args.port,
+            demo=args.demo,
+            client_publish=args.client_publish or args.demo,
+            xheaders=args.xheaders,
+        )
+        asyncio.run(server)
     except (ConfigurationError, BrokerUnavailable, CannotListen) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, ConfigurationError) else 1

@@ -136,7 +136,7 @@ def validate_facility(facility: str) -> str:
     A ``:`` is refused because it would let the member of group ``a`` read group ``a:b``'s channel.
     """
     if not facility:
-        raise InvalidFacility("the facility is empty: connect to <websocket url><facility>")
+        raise InvalidFacility("the facility is empty: name one after the websocket URL, as in /ws/chat")
     if ":" in facility:
         raise InvalidFacility("the facility must not contain ':'")
     if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in facility):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,8 @@ from .exceptions import ConfigurationError
 __all__ = ["Config"]
 
 _REDIS_SCHEMES = ("redis", "rediss", "unix")
+# An HTTP token (RFC 9110 section 5.6.2), what a Sec-WebSocket-Protocol value must be.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 MIB = 1024 * 1024
 
 
@@ -47,6 +50,11 @@ class Config:
         redis_sentinel_options: connection arguments for the sentinels themselves (e.g. password).
         redis_cluster_nodes: ``(host, port)`` startup nodes of a Redis Cluster, used instead of
             ``redis_url``.
+        max_persisted_size: largest message, in bytes, that a *client* publishes and that is also
+            persisted; a larger one is published but not kept, so that sockets cannot park
+            ``max_message_size`` in Redis per channel. Messages from the server side are not capped.
+        subprotocols: websocket subprotocols the server speaks; the first one a client offers that
+            is listed here is selected, and an offer of none of them selects none.
     """
 
     redis_url: str = "redis://localhost:6379/0"
@@ -68,6 +76,8 @@ class Config:
     redis_service_name: str = "mymaster"
     redis_sentinel_options: Mapping[str, Any] = field(default_factory=dict)
     redis_cluster_nodes: tuple[tuple[str, int], ...] = ()
+    max_persisted_size: int = 64 * 1024
+    subprotocols: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _check_redis_url(self.redis_url)
@@ -94,6 +104,8 @@ class Config:
         _check_number("redis_health_check_interval", self.redis_health_check_interval, minimum=0.01)
         _check_number("publish_rate", self.publish_rate, minimum=0)
         _check_int("publish_burst", self.publish_burst, minimum=1)
+        _check_int("max_persisted_size", self.max_persisted_size, minimum=0)
+        object.__setattr__(self, "subprotocols", _subprotocols(self.subprotocols))
         object.__setattr__(self, "redis_sentinels", _addresses("redis_sentinels", self.redis_sentinels))
         object.__setattr__(self, "redis_cluster_nodes", _addresses("redis_cluster_nodes", self.redis_cluster_nodes))
         if self.redis_sentinels and self.redis_cluster_nodes:
@@ -183,6 +195,16 @@ def _addresses(name: str, value: object) -> tuple[tuple[str, int], ...]:
             _fail(name, value, expected)
         result.append((item[0], item[1]))
     return tuple(result)
+
+
+def _subprotocols(value: object) -> tuple[str, ...]:
+    expected = "a list of subprotocol names (HTTP tokens), such as ['chat.v1']"
+    if isinstance(value, str | bytes) or not isinstance(value, list | tuple):
+        _fail("subprotocols", value, expected)
+    for name in value:  # type: ignore[union-attr]
+        if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+            _fail("subprotocols", value, expected)
+    return tuple(value)  # type: ignore[arg-type]
 
 
 def _check_int(name: str, value: object, *, minimum: int) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 from tornado.httputil import HTTPHeaders
 from tornado.ioloop import IOLoop
 from tornado.iostream import StreamClosedError
+from tornado.web import Finish
 from tornado.websocket import WebSocketHandler, _WebSocketParams
 
 from .broker import Broker, Delivery
@@ -49,6 +50,8 @@ _NOTHING_ASKED = Subscription()
 
 
 NOT_A_WEBSOCKET = "this URL serves websockets; send a GET with Upgrade: websocket"
+# Copies of its own messages a socket without echo waits for, at most.
+_MAX_OWN_ECHOES = 64
 
 
 class RedisWebSocketHandler(WebSocketHandler):
@@ -63,9 +66,10 @@ class RedisWebSocketHandler(WebSocketHandler):
     __slots__ = (
         "_bucket",
         "_facility",
+        "_gone",
         "_last_ping",
-        "_last_published",
         "_opened_at",
+        "_own_echoes",
         "_peer",
         "_pending",
         "_persisted",
@@ -104,8 +108,11 @@ class RedisWebSocketHandler(WebSocketHandler):
         self.frame_writer = frame_writer if frame_writer is not None else FrameWriter()
         self.subscriber: RedisSubscriber | None = None
         self._subscription = _NOTHING_ASKED
-        # Payload of the last message this socket published, when echo is off.
-        self._last_published: bytes | None = None
+        # (channel, payload) of each message this socket published to a channel it also
+        # receives, when echo is off: the one copy Redis sends back is dropped, no other.
+        self._own_echoes: list[tuple[bytes, bytes]] | None = None
+        # Set when the client hung up during the handshake.
+        self._gone = False
         # Live messages waiting while open() sends the persisted ones first.
         self._queue: list[Delivery] | None = None
         self._persisted: list[tuple[bytes, RedisMessage]] | None = None
@@ -140,8 +147,9 @@ class RedisWebSocketHandler(WebSocketHandler):
         return StrictProtocol(self, False, params)
 
     def select_subprotocol(self, subprotocols: list[str]) -> str | None:
-        """Select the first subprotocol the client offers; none offered, none selected."""
-        return subprotocols[0] if subprotocols else None
+        """Select the first offered subprotocol that ``config.subprotocols`` lists; otherwise none."""
+        spoken = self.config.subprotocols
+        return next((name for name in subprotocols if name in spoken), None)
 
     # -- the handshake ----------------------------------------------------------------------------
 
@@ -167,6 +175,8 @@ class RedisWebSocketHandler(WebSocketHandler):
             principal, subscription = await self.authorise(parse_subscription(self.request.query))
         except PermissionDenied as exc:
             return self._refuse(403, str(exc) or "forbidden")
+        if self._hung_up():
+            raise Finish()
         self._subscription = subscription
         self._facility = facility
         try:
@@ -174,6 +184,19 @@ class RedisWebSocketHandler(WebSocketHandler):
         except BrokerUnavailable:
             self.release()
             return self._refuse(503, "redis is unavailable; try again later")
+        if self._hung_up():
+            # Its close may already have run: leave what was subscribed since.
+            self.release()
+            raise Finish()
+
+    def on_connection_close(self) -> None:
+        self._gone = True
+        super().on_connection_close()
+
+    def _hung_up(self) -> bool:
+        # A client that hangs up along with its request is never reported by on_connection_close().
+        stream = getattr(self.request.connection, "stream", None)
+        return self._gone or stream is None or stream.closed()
 
     async def subscribe(self, handshake: Handshake) -> None:
         """Subscribe and fetch the persisted messages, before the handshake is answered.
@@ -280,23 +303,51 @@ class RedisWebSocketHandler(WebSocketHandler):
         self.path_args = []
 
     async def on_message(self, message: str | bytes) -> None:
+        if not self.frame_allowed():
+            return
         if isinstance(message, str) and is_heartbeat(message, self.config.heartbeat):
             return
         subscriber = self.subscriber
         if subscriber is None or not subscriber.publish_channels:
             return
-        if not self._may_publish():
-            logger.warning("closing %s: publishing faster than %s messages/s", self._peer, self.config.publish_rate)
-            self.close(CLOSE_POLICY_VIOLATION, "publishing too fast")
-            return
         redis_message = RedisMessage(message, binary=isinstance(message, bytes))
-        if not self._subscription.echo:
-            self._last_published = redis_message.payload
+        payload = redis_message.payload
+        echoes = [] if self._subscription.echo else self._expect_own_echoes(subscriber, payload)
+        # What clients send is capped in Redis separately from what they may send at all.
+        expire = 0 if len(payload) > self.config.max_persisted_size else None
         try:
-            await subscriber.publish_message(redis_message)
+            await subscriber.publish_message(redis_message, expire=expire)
         except BrokerUnavailable as exc:
+            self._forget_own_echoes(echoes)
             logger.warning("closing %s: %s", self._peer, exc)
             self.close(CLOSE_TRY_AGAIN_LATER, "redis is unavailable; message not published")
+
+    def _expect_own_echoes(self, subscriber: RedisSubscriber, payload: bytes) -> list[tuple[bytes, bytes]]:
+        # Registered before publishing: Redis may deliver the copy before it answers PUBLISH.
+        receives = subscriber.subscribe_channels
+        echoes = [(channel.encode(), payload) for channel in subscriber.publish_channels if channel in receives]
+        if echoes:
+            own = self._own_echoes
+            if own is None:
+                own = self._own_echoes = []
+            own.extend(echoes)
+            # A copy that never comes back (Redis restarted meanwhile) must not pile up.
+            del own[:-_MAX_OWN_ECHOES]
+        return echoes
+
+    def _forget_own_echoes(self, echoes: list[tuple[bytes, bytes]]) -> None:
+        own = self._own_echoes
+        for echo in echoes:
+            if own and echo in own:
+                own.remove(echo)
+
+    def _is_own_echo(self, delivery: Delivery) -> bool:
+        own = self._own_echoes
+        key = (delivery.channel, delivery.payload)
+        if own is None or key not in own:
+            return False
+        own.remove(key)
+        return True
 
     def keep_alive(self, now: float, interval: float, timeout: float) -> None:
         """Ping, or close a peer that left the last ping unanswered (called by the Pinger)."""
@@ -318,14 +369,34 @@ class RedisWebSocketHandler(WebSocketHandler):
     def on_pong(self, data: bytes) -> None:
         self._pong_pending = False
 
-    def _may_publish(self) -> bool:
+    def control_frame_allowed(self, *, pong: bool) -> bool:
+        """Count a ping or pong against the rate limit, as :meth:`frame_allowed` does.
+
+        A pong answering the server's own ping is free.
+        """
+        if pong and self._pong_pending:
+            return True
+        return self.frame_allowed()
+
+    def frame_allowed(self) -> bool:
+        """Take one token for a frame the client sent; past ``publish_rate``, close with 1008.
+
+        Every message and every ping counts, published or not: a flood costs the server CPU
+        whatever the frames say.
+        """
         if not self.config.publish_rate:
             return True
         now = IOLoop.current().time()
         if self._bucket is None:
-            # Created on the first publish: most sockets never publish and never pay for it.
+            # Created on the first frame: most sockets never send one and never pay for it.
             self._bucket = TokenBucket(self.config.publish_rate, self.config.publish_burst, now=now)
-        return self._bucket.take(now=now)
+        if self._bucket.take(now=now):
+            return True
+        if not self.ws_connection or self.ws_connection.is_closing():
+            return False
+        logger.warning("closing %s: sending faster than %s frames/s", self._peer, self.config.publish_rate)
+        self.close(CLOSE_POLICY_VIOLATION, "sending too fast")
+        return False
 
     def on_close(self) -> None:
         self.release()
@@ -354,7 +425,7 @@ class RedisWebSocketHandler(WebSocketHandler):
 
     def on_broker_message(self, delivery: Delivery) -> None:
         """Take one message from the broker (a :class:`Listener` method)."""
-        if delivery.payload == self._last_published:
+        if self._own_echoes and self._is_own_echo(delivery):
             return
         if self._queue is not None:
             self._queue.append(delivery)
@@ -423,7 +494,10 @@ def _is_websocket_key(key: str) -> bool:
 
 
 def _reason_phrase(text: str) -> str | None:
-    """Use ``text`` as the HTTP reason phrase when it is short printable ASCII."""
-    if len(text) <= 120 and text.isascii() and text.isprintable():
+    """Use ``text`` as the HTTP reason phrase when it is short printable ASCII without ``<``.
+
+    Tornado turns a phrase with ``<`` into "Unknown"; the standard phrase says more.
+    """
+    if len(text) <= 120 and text.isascii() and text.isprintable() and "<" not in text:
         return text
     return None

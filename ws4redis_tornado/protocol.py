@@ -34,6 +34,9 @@ CLOSE_TRY_AGAIN_LATER = 1013
 
 _OPCODE_TEXT = 0x1
 _OPCODE_CLOSE = 0x8
+_OPCODE_PING = 0x9
+_OPCODE_PONG = 0xA
+_PING_PONG = (_OPCODE_PING, _OPCODE_PONG)
 _MASK_BIT = 0x80
 
 
@@ -100,6 +103,8 @@ class StrictProtocol(WebSocketProtocol13):
                 return None
             self._message_bytes_in += len(data)
             return self._run_callback(self.handler.on_message, text)
+        if opcode in _PING_PONG and not self.handler.control_frame_allowed(pong=opcode == _OPCODE_PONG):
+            return None
         if opcode == _OPCODE_CLOSE:
             problem = close_frame_problem(data)
             if problem is not None:

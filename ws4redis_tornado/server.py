@@ -23,12 +23,20 @@ from .keepalive import Pinger
 from .subscriber import RedisSubscriber
 from .writes import FrameWriter
 
-__all__ = ["CLOSE_GOING_AWAY", "HealthHandler", "WebSocketApplication", "serve"]
+__all__ = ["CLOSE_GOING_AWAY", "HealthHandler", "WebSocketApplication", "serve", "subscriptions_only"]
 
 logger = logging.getLogger(__name__)
 
 CLOSE_GOING_AWAY = 1001
 _DEMO_PAGE = Path(__file__).with_name("static") / "demo.html"
+
+
+async def subscriptions_only(request: Any, channels: list[str]) -> list[str]:
+    """An ``allowed_channels`` hook that keeps the ``subscribe-*`` parameters: clients only listen.
+
+    A coroutine function, so it runs on the IOLoop instead of in the thread pool.
+    """
+    return [channel for channel in channels if not channel.startswith("publish-")]
 
 
 class HealthHandler(tornado.web.RequestHandler):
@@ -147,17 +155,21 @@ async def serve(
     host: str = "",
     port: int = 8000,
     demo: bool = False,
+    client_publish: bool = False,
     xheaders: bool = False,
     drain_timeout: float = 10.0,
     ready: asyncio.Event | None = None,
 ) -> None:
     """Run the websocket-only server until SIGTERM or SIGINT, then drain and return.
 
+    Clients may publish (``publish-*`` parameters) only with ``client_publish``: this server does not
+    know who connects, and anybody could otherwise write into channels a Django app shares.
+
     Raises:
         BrokerUnavailable: Redis cannot be reached at start.
     """
     async with Broker(config) as broker:
-        app = WebSocketApplication(broker, demo=demo)
+        app = WebSocketApplication(broker, demo=demo, allowed_channels=None if client_publish else subscriptions_only)
         # X-Forwarded-For / X-Real-Ip are trusted only behind a proxy that sets them (--xheaders).
         server = HTTPServer(app, xheaders=xheaders)
         try:

@@ -66,8 +66,10 @@ class RedisSubscriber:
 
     async def send_persisted_messages(self, websocket: PersistedMessageSink) -> None:
         """Send the persisted message of every subscribed channel, read in one round trip."""
-        payloads = await self._broker.fetch(self.subscribe_channels)
-        for channel, payload in zip(self.subscribe_channels, payloads, strict=True):
+        # release() may empty subscribe_channels while the fetch is under way.
+        channels = self.subscribe_channels
+        payloads = await self._broker.fetch(channels)
+        for channel, payload in zip(channels, payloads, strict=True):
             if payload is not None:
                 websocket.send_persisted(channel, decode_payload(payload))
 

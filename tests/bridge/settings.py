@@ -65,3 +65,4 @@ USE_TZ = True
 
 # The fixtures set WS4REDIS_CONNECTION (the private test Redis) and WS4REDIS_PREFIX (one per test).
 WS4REDIS_EXPIRE = 10
+WS4REDIS_SUBPROTOCOLS = ["unittestprotocol"]

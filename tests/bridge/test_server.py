@@ -202,10 +202,13 @@ async def test_every_close_code_a_client_may_send_is_handled(ws_url, app, broker
 
 @pytest.mark.gen_test
 async def test_subprotocol(ws_url):
+    # The test settings list it in WS4REDIS_SUBPROTOCOLS; the server selects no other.
     url = ws_url(FACILITY, "subscribe-broadcast&publish-broadcast")
-    async with connect(url, subprotocols=["unittestprotocol"]) as ws:
+    async with connect(url, subprotocols=["other", "unittestprotocol"]) as ws:
         assert ws.subprotocol == "unittestprotocol"
         assert ws.response.headers["Sec-WebSocket-Protocol"] == "unittestprotocol"
+    async with connect(url, subprotocols=["other"]) as ws:
+        assert ws.subprotocol is None
 
 
 @pytest.mark.gen_test

@@ -64,6 +64,19 @@ async def test_client_message_is_published_and_persisted(ws_url, publisher, pref
 
 
 @pytest.mark.gen_test
+@pytest.mark.parametrize("config_options", [{"max_persisted_size": 10}])
+async def test_a_client_message_over_max_persisted_size_is_published_but_not_kept(ws_url, publisher, prefix):
+    channel = f"{prefix}:broadcast:chat"
+    async with websockets.connect(ws_url("chat", "publish-broadcast&subscribe-broadcast&echo")) as ws:
+        await ws.send("0123456789")
+        assert await recv(ws) == "0123456789"
+        assert await publisher.get(channel) == b"0123456789"
+        await ws.send("0123456789+")
+        assert await recv(ws) == "0123456789+"
+    assert await publisher.get(channel) == b"0123456789"
+
+
+@pytest.mark.gen_test
 @pytest.mark.parametrize("config_options", [{"expire": 0}])
 async def test_expire_zero_turns_persistence_off(ws_url, publisher, prefix):
     async with websockets.connect(ws_url("chat", "publish-broadcast&subscribe-broadcast&echo")) as ws:
@@ -106,6 +119,35 @@ async def test_without_echo_a_socket_does_not_get_its_own_message_back(ws_url):
 
 
 @pytest.mark.gen_test
+async def test_without_echo_only_the_sockets_own_copy_is_dropped(ws_url, publisher, prefix):
+    # Equal payloads from anybody else, and a second copy of its own, still arrive.
+    query = "subscribe-broadcast&publish-broadcast"
+    async with (
+        websockets.connect(ws_url("room", query)) as sender,
+        websockets.connect(ws_url("room", query)) as other,
+    ):
+        await sender.send("same")
+        assert await recv(other) == "same"
+        await other.send("same")
+        assert await recv(sender) == "same"
+        # One receiver: the process's single subscription serves both sockets.
+        assert await publisher.publish(f"{prefix}:broadcast:room", "same") == 1
+        assert await recv(sender) == "same"
+        assert await recv(other) == "same"
+        await assert_silent(sender)
+
+
+@pytest.mark.gen_test
+async def test_without_echo_each_own_message_is_dropped_once(ws_url, publisher, prefix):
+    async with websockets.connect(ws_url("room", "subscribe-broadcast&publish-broadcast")) as ws:
+        await ws.send("twice")
+        await ws.send("twice")
+        await assert_silent(ws)
+        assert await publisher.publish(f"{prefix}:broadcast:room", "twice") == 1
+        assert await recv(ws) == "twice"
+
+
+@pytest.mark.gen_test
 async def test_with_echo_a_socket_gets_its_own_message_back(ws_url):
     async with websockets.connect(ws_url("room", "subscribe-broadcast&publish-broadcast&echo")) as ws:
         await ws.send("ping")
@@ -127,10 +169,19 @@ async def test_binary_frames_stay_binary_end_to_end(ws_url, publisher, prefix):
 
 
 @pytest.mark.gen_test
-async def test_first_offered_subprotocol_is_selected(ws_url):
-    async with websockets.connect(ws_url("p", "subscribe-broadcast"), subprotocols=["chat", "superchat"]) as ws:
-        assert ws.subprotocol == "chat"
-    async with websockets.connect(ws_url("p", "subscribe-broadcast")) as ws:
+@pytest.mark.parametrize("config_options", [{"subprotocols": ["chat", "superchat"]}])
+async def test_the_first_offered_configured_subprotocol_is_selected(ws_url):
+    url = ws_url("p", "subscribe-broadcast")
+    async with websockets.connect(url, subprotocols=["other", "superchat", "chat"]) as ws:
+        assert ws.subprotocol == "superchat"
+    async with websockets.connect(url) as ws:
+        assert ws.subprotocol is None
+        assert "Sec-WebSocket-Protocol" not in ws.response.headers
+
+
+@pytest.mark.gen_test
+async def test_no_subprotocol_is_selected_unless_configured(ws_url):
+    async with websockets.connect(ws_url("p", "subscribe-broadcast"), subprotocols=["chat"]) as ws:
         assert ws.subprotocol is None
         assert "Sec-WebSocket-Protocol" not in ws.response.headers
 
@@ -214,8 +265,11 @@ async def test_plain_http_on_the_websocket_url_is_explained(app, http_server, ba
 async def test_bad_facility_is_refused_with_400(ws_url, facility):
     with pytest.raises(InvalidStatus) as info:
         await websockets.connect(ws_url(facility, "subscribe-broadcast"))
-    assert info.value.response.status_code == 400
-    assert b"facility" in info.value.response.body
+    response = info.value.response
+    assert response.status_code == 400
+    assert b"facility" in response.body
+    # The reason phrase says it too.
+    assert "facility" in response.reason_phrase
 
 
 @pytest.mark.gen_test

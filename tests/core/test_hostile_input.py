@@ -77,7 +77,7 @@ class Target:
 @pytest.fixture(scope="module")
 def target(redis_url) -> Iterator[Target]:
     prefix = f"hostile{os.getpid()}"
-    with ServerProcess(redis_url=redis_url, prefix=prefix) as server:
+    with ServerProcess("--client-publish", redis_url=redis_url, prefix=prefix) as server:
         yield Target(server, redis_url, prefix)
     client = redis.Redis.from_url(redis_url)
     try:

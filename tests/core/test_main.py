@@ -97,3 +97,32 @@ def test_a_port_in_use_is_one_clear_error(redis_url):
     assert process.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in stderr
     assert "Traceback" not in stderr
+
+
+@pytest.mark.parametrize(("flags", "published"), [((), False), (("--client-publish",), True), (("--demo",), True)])
+def test_clients_publish_only_when_the_server_lets_them(redis_url, prefix, flags, published):
+    port = free_port()
+    process = run_server("--port", str(port), "--redis", redis_url, "--prefix", prefix, *flags)
+    try:
+        wait_until_serving(port, process)
+        asyncio.run(_publish_from_a_client(port, "anybody may write?", delivered=published))
+        client = redis.Redis.from_url(redis_url)
+        try:
+            kept = client.get(f"{prefix}:broadcast:open")
+        finally:
+            client.close()
+        assert kept == (b"anybody may write?" if published else None)
+    finally:
+        process.terminate()
+        process.communicate(timeout=15)
+
+
+async def _publish_from_a_client(port: int, text: str, *, delivered: bool) -> None:
+    url = f"ws://127.0.0.1:{port}/ws/open?subscribe-broadcast&publish-broadcast"
+    async with websockets.connect(url) as listener, websockets.connect(url) as ws:
+        await ws.send(text)
+        if delivered:
+            assert await asyncio.wait_for(listener.recv(), 5000 * MS) == text
+        else:
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(listener.recv(), 500 * MS)
