@@ -7,7 +7,7 @@ the test environment, and PyPI or pip's cache for the build backend and the whee
 
 from __future__ import annotations
 
-import importlib.util
+import importlib.metadata
 import json
 import os
 import re
@@ -62,8 +62,11 @@ class Build:
     output: str
 
 
-def run(command: list[str], *, env: Mapping[str, str], cwd: Path | None = None) -> str:
-    """Run ``command``; return its output (stdout and stderr), or fail the test with it."""
+def run(command: list[str], *, env: Mapping[str, str], cwd: Path) -> str:
+    """Run ``command`` in ``cwd``; return its output (stdout and stderr), or fail the test with it.
+
+    Outside the checkout, as ``-m`` puts the working directory first on ``sys.path``.
+    """
     result = subprocess.run(
         command,
         cwd=cwd,
@@ -93,10 +96,15 @@ def environment(**values: str) -> dict[str, str]:
     return {**env, **values}
 
 
-def require(module: str) -> None:
-    """Fail, saying what to install, unless ``module`` is importable here."""
-    if importlib.util.find_spec(module) is None:
-        pytest.fail(f"{module} is not installed here: pip install build twine (the test extra has them)")
+def require(distribution: str) -> None:
+    """Fail, saying what to install, unless ``distribution`` is installed here.
+
+    Not by trying to import it: the checkout's own build/ folder would pass for the build package.
+    """
+    try:
+        importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        pytest.fail(f"{distribution} is not installed here: pip install build twine (the test extra has them)")
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +112,9 @@ def build(tmp_path_factory: pytest.TempPathFactory) -> Build:
     """``python -m build`` of this checkout, as a release is made: the sdist, then a wheel from it."""
     require("build")
     outdir = tmp_path_factory.mktemp("dist")
-    output = run([sys.executable, "-m", "build", "--outdir", str(outdir), str(REPO)], env=environment())
+    # From the checkout, `-m build` could import its build/ folder rather than the build package.
+    command = [sys.executable, "-m", "build", "--outdir", str(outdir), str(REPO)]
+    output = run(command, env=environment(), cwd=outdir)
     (sdist,) = outdir.glob("*.tar.gz")
     (wheel,) = outdir.glob("*.whl")
     return Build(sdist=sdist, wheel=wheel, output=output)
@@ -114,10 +124,10 @@ def build(tmp_path_factory: pytest.TempPathFactory) -> Build:
 def venv(build: Build, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A new virtualenv with the wheel installed, with the extras the README's quick start names."""
     path = tmp_path_factory.mktemp("venv")
-    run([sys.executable, "-m", "venv", str(path)], env=environment())
+    run([sys.executable, "-m", "venv", str(path)], env=environment(), cwd=path)
     python = str(path / "bin" / "python")
     install = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    run([*install, f"{build.wheel}[django,embedded]"], env=environment())
+    run([*install, f"{build.wheel}[django,embedded]"], env=environment(), cwd=path)
     return path
 
 
@@ -129,7 +139,7 @@ def test_the_build_prints_no_warning(build: Build) -> None:
 def test_twine_check_passes(build: Build) -> None:
     require("twine")
     command = [sys.executable, "-m", "twine", "check", "--strict", str(build.sdist), str(build.wheel)]
-    output = run(command, env={**environment(), "NO_COLOR": "1"})
+    output = run(command, env={**environment(), "NO_COLOR": "1"}, cwd=build.sdist.parent)
     assert output.count("PASSED") == 2, output
 
 
