@@ -203,12 +203,12 @@ def test_the_chat_example_runs_on_the_installed_wheel(
         *("demo", f"127.0.0.1:{port}", "--noreload"),
         settings="chatserver.settings",
         directory=example,
-        env=env,
+        env={**dict.fromkeys(os.environ), **env},  # None unsets what env leaves out
         python=python,
         cwd=example,
     )
     with demo:
-        demo.wait_for_url(f"{base}/chat/", timeout=30_000 * MS)
+        demo.wait_for_url(f"{base}/accounts/login/", timeout=30_000 * MS)
         status, _, page = http_get(f"{base}/chat/")
         assert status == 200, demo.output
         script = re.search(rb'<script src="([^"]*/ws4redis\.js)"', page)
