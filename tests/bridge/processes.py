@@ -37,8 +37,18 @@ class ManageCommand:
     embedded redis-server), so a failing test leaves nothing behind.
     """
 
-    def __init__(self, *args: str, settings: str, directory: Path, env: Mapping[str, str | None] = {}) -> None:
-        self.command = [sys.executable, "-m", "django", *args, f"--settings={settings}", f"--pythonpath={directory}"]
+    def __init__(
+        self,
+        *args: str,
+        settings: str,
+        directory: Path,
+        env: Mapping[str, str | None] = {},
+        python: str = sys.executable,
+        cwd: Path = REPO,
+    ) -> None:
+        """``python`` and ``cwd`` let a test run another interpreter (a virtualenv's) away from the checkout."""
+        self.command = [python, "-m", "django", *args, f"--settings={settings}", f"--pythonpath={directory}"]
+        self.cwd = cwd
         environ = {**os.environ, "PYTHONUNBUFFERED": "1", "DJANGO_RUNSERVER_HIDE_WARNING": "true", **env}
         # None unsets a variable.
         self.env = {name: value for name, value in environ.items() if value is not None}
@@ -50,7 +60,7 @@ class ManageCommand:
         with self.stdout_path.open("wb") as stdout, self.stderr_path.open("wb") as stderr:
             self.process = subprocess.Popen(
                 self.command,
-                cwd=REPO,
+                cwd=self.cwd,
                 env=self.env,
                 stdin=subprocess.DEVNULL,
                 stdout=stdout,
