@@ -78,9 +78,11 @@ class RedisWebSocketHandler(WebSocketHandler):
         "executor",
         "frame_writer",
         "process_request",
+        "session_key",
         "sockets",
         "subscriber",
         "subscriber_class",
+        "user_name",
     )
 
     def initialize(
@@ -117,6 +119,9 @@ class RedisWebSocketHandler(WebSocketHandler):
         self._opened_at: float | None = None
         self._last_ping = 0.0
         self._pong_pending = False
+        # Who the socket connected as: the control channel closes it by these (see revocation.py).
+        self.user_name: str | None = None
+        self.session_key: str | None = None
 
     # -- settings Tornado asks the handler for --------------------------------------------------
 
@@ -162,17 +167,31 @@ class RedisWebSocketHandler(WebSocketHandler):
             return self._refuse(503, "redis is unavailable; try again later")
         if not self._origin_allowed():
             return self._refuse(403, "cross-origin websocket refused")
+        revocations_seen = self.broker.revocations.generation
         try:
             principal, subscription = await self.authorise(parse_subscription(self.request.query))
         except PermissionDenied as exc:
             return self._refuse(403, str(exc) or "forbidden")
         self._subscription = subscription
         self._facility = facility
+        self.user_name, self.session_key = principal.user, principal.session
         try:
             await self.subscribe(Handshake(facility=facility, principal=principal))
         except BrokerUnavailable:
             self.release()
             return self._refuse(503, "redis is unavailable; try again later")
+        self._refuse_if_revoked(revocations_seen)
+
+    def _refuse_if_revoked(self, since: int) -> None:
+        """Refuse the handshake if its session was signed out, or its user's rights changed, meanwhile.
+
+        The last check before open(): nothing yields to the IOLoop between the two, so a command
+        arriving later finds the socket among the open ones.
+        """
+        reason = self.broker.revocations.refusal(user=self.user_name, session=self.session_key, since=since)
+        if reason is not None:
+            self.release()
+            self._refuse(403, reason)
 
     async def subscribe(self, handshake: Handshake) -> None:
         """Subscribe and fetch the persisted messages, before the handshake is answered.
