@@ -173,7 +173,9 @@ def close_websockets(*, users: Iterable[str] = (), sessions: Iterable[str] = ())
         return 0
     channel = control_channel(get_config().prefix)
     with _unavailable("publish"):
-        return int(_client().publish(channel, close_command(users=users, sessions=sessions)))
+        pipe = _client().pipeline(transaction=False)
+        _queue(pipe, [channel], close_command(users=users, sessions=sessions), 0)
+        return _receivers(pipe.execute(), 0)
 
 
 # -- audiences -------------------------------------------------------------------------------------
