@@ -159,11 +159,12 @@ class RedisPublisher:
 def close_websockets(*, users: Iterable[str] = (), sessions: Iterable[str] = ()) -> int:
     """Close the open websockets of ``users`` and ``sessions`` (session keys) in every server process.
 
-    A socket of one of the sessions closes with 4401 ("signed out"), any other socket of one of
-    the users with 4403 ("access changed"); ws4redis.js reconnects, and the new handshake gets
-    the rights of that moment. django_bridge calls it on logout and when a user's groups or
-    ``is_active`` change; call it when your own rules change. Returns how many server processes
-    heard the command.
+    ``users`` are those whose rights changed: their sockets close with 4403 ("access changed"),
+    ws4redis.js reconnects, and the new handshake gets the rights of that moment. ``sessions``
+    are sessions that ended: their sockets close with 4401 ("signed out"), and a handshake with
+    one of those keys is refused for a minute. django_bridge calls it on logout and when a user's
+    groups or ``is_active`` change; call it when your own rules change. Returns how many server
+    processes heard the command.
 
     Raises:
         BrokerUnavailable: Redis cannot be reached.

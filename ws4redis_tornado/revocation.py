@@ -90,6 +90,9 @@ def close_command(*, users: Iterable[str] = (), sessions: Iterable[str] = ()) ->
 async def close_sockets(broker: Broker, *, users: Iterable[str] = (), sessions: Iterable[str] = ()) -> int:
     """Close the sockets of ``users`` and ``sessions`` in every process; return how many processes heard it.
 
+    ``sessions`` are keys of sessions that ended: a handshake with one is refused for
+    :data:`REMEMBER_SECONDS`. ``users`` are those whose rights changed: they may reconnect at once.
+
     Raises:
         BrokerUnavailable: Redis cannot be reached.
     """
