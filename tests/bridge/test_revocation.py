@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -58,8 +59,8 @@ def same_prefix(server_prefix) -> Iterator[None]:
 
 
 @pytest.fixture
-def group(database, server_prefix) -> Iterator[Group]:
-    group = Group.objects.create(name=f"team-{server_prefix}-{free_port()}")
+def group(database) -> Iterator[Group]:
+    group = Group.objects.create(name=f"team-{uuid.uuid4().hex[:8]}")
     yield group
     Group.objects.filter(pk=group.pk).delete()
 
