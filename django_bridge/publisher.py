@@ -36,11 +36,12 @@ from ws4redis_tornado.channels import SELF, Audience, channel_key, validate_faci
 from ws4redis_tornado.config import Config
 from ws4redis_tornado.exceptions import BrokerUnavailable
 from ws4redis_tornado.messages import RedisMessage, decode_payload
+from ws4redis_tornado.revocation import close_command, control_channel
 
-from .conf import MEMBEROF_SESSION_KEY, get_config
-from .sessions import database_connections
+from .conf import get_config
+from .sessions import database_connections, group_names
 
-__all__ = ["SELF", "RedisMessage", "RedisPublisher", "aclose_pools", "close_pools"]
+__all__ = ["SELF", "RedisMessage", "RedisPublisher", "aclose_pools", "close_pools", "close_websockets"]
 
 _ANY = "any"
 # fetch_message looks for the most specific audience first, as ws4redis did.
@@ -53,9 +54,10 @@ class RedisPublisher:
     """Publishes to the channels of one facility; the audience is fixed when it is created.
 
     ``users``, ``groups`` and ``sessions`` are lists of names (user names, group names, session
-    keys); :data:`SELF` in them stands for the ``request``'s user, that user's groups or the
-    request's session. Resolving SELF reads ``request.user`` and ``request.session``, which may
-    query the database: in async code create the publisher through ``sync_to_async``.
+    keys); :data:`SELF` in them stands for the ``request``'s user, that user's groups (read from
+    the database) or the request's session. Resolving SELF reads ``request.user`` and
+    ``request.session``, which may query the database: in async code create the publisher
+    through ``sync_to_async``.
 
     Attributes:
         publish_channels: the Redis keys :meth:`publish_message` publishes to.
@@ -154,6 +156,29 @@ class RedisPublisher:
             return _first(await mget(keys))
 
 
+def close_websockets(*, users: Iterable[str] = (), sessions: Iterable[str] = ()) -> int:
+    """Close the open websockets of ``users`` and ``sessions`` (session keys) in every server process.
+
+    ``users`` are those whose rights changed: their sockets close with 4403 ("access changed"),
+    ws4redis.js reconnects, and the new handshake gets the rights of that moment. ``sessions``
+    are sessions that ended: their sockets close with 4401 ("signed out"), and a handshake with
+    one of those keys is refused for a minute. django_bridge calls it on logout and when a user's
+    groups or ``is_active`` change; call it when your own rules change. Returns how many server
+    processes heard the command.
+
+    Raises:
+        BrokerUnavailable: Redis cannot be reached.
+    """
+    users, sessions = list(users), list(sessions)
+    if not users and not sessions:
+        return 0
+    channel = control_channel(get_config().prefix)
+    with _unavailable("publish"):
+        pipe = _client().pipeline(transaction=False)
+        _queue(pipe, [channel], close_command(users=users, sessions=sessions), 0)
+        return _receivers(pipe.execute(), 0)
+
+
 # -- audiences -------------------------------------------------------------------------------------
 
 
@@ -184,10 +209,10 @@ def _request_user(request: HttpRequest | None) -> list[str]:
 
 
 def _request_groups(request: HttpRequest | None) -> list[str]:
-    session = getattr(request, "session", None)
-    if session is None or not _request_user(request):
+    # The groups as they are now, as the handshakes see them; not those stored at login.
+    if not _request_user(request):
         return []
-    return [str(group) for group in session.get(MEMBEROF_SESSION_KEY, ())]
+    return list(group_names(getattr(request, "user", None)))
 
 
 def _request_session(request: HttpRequest | None) -> list[str]:

@@ -30,12 +30,13 @@ from tornado.httputil import HTTPServerRequest, split_host_and_port
 from ws4redis_tornado.channels import Principal
 from ws4redis_tornado.exceptions import PermissionDenied
 
-from .conf import MEMBEROF_SESSION_KEY, get_allowed_channels, get_process_request
+from .conf import get_allowed_channels, get_process_request
 
 __all__ = [
     "allowed_channels",
     "build_request",
     "database_connections",
+    "group_names",
     "principal_of",
     "process_request",
 ]
@@ -82,22 +83,36 @@ def build_request(handshake: HTTPServerRequest) -> WSGIRequest:
 
 
 def principal_of(request: HttpRequest) -> Principal:
-    """Derive the websocket's identity: user name, groups (from the session) and session key.
+    """Derive the websocket's identity: user name, groups and session key, as they are now.
 
-    Groups come from ``session['ws4redis:memberof']``, written at login, so that no group query
-    runs per handshake. Only a session that exists in the store yields a session channel.
+    The groups are read from the database (one query), not from ``session['ws4redis:memberof']``,
+    which holds them as they were at login. Only a session that exists in the store yields a
+    session channel.
     """
     session = getattr(request, "session", None)
-    # Reading the session loads it; a key the store does not know turns into None.
-    memberof = session.get(MEMBEROF_SESSION_KEY, ()) if session is not None else ()
     user = getattr(request, "user", None)
-    username = user.get_username() if user is not None and user.is_authenticated else None
+    authenticated = user is not None and user.is_authenticated
+    username = user.get_username() if authenticated else None
     return Principal(
         user=username or None,
-        groups=tuple(str(group) for group in memberof) if username else (),
-        session=session.session_key if session is not None else None,
+        groups=group_names(user) if username else (),
+        session=_stored_key(session) if session is not None else None,
         request=request,
     )
+
+
+def _stored_key(session: Any) -> str | None:
+    """Return the session's key if the store knows it: loading the session forgets an unknown key."""
+    session.keys()
+    return session.session_key
+
+
+def group_names(user: Any) -> tuple[str, ...]:
+    """Return the names of ``user``'s groups, read from the database now; () for a model without groups."""
+    groups = getattr(user, "groups", None)
+    if groups is None:
+        return ()
+    return tuple(str(name) for name in groups.values_list("name", flat=True))
 
 
 @contextmanager

@@ -28,6 +28,7 @@ from .config import Config
 from .connections import RedisTopology
 from .exceptions import BrokerClosed, BrokerUnavailable
 from .messages import RedisMessage, decode_payload, encode_frame
+from .revocation import Revocations, control_channel
 
 __all__ = ["Broker", "Delivery", "Listener"]
 
@@ -100,6 +101,10 @@ class Broker:
         self._ping_outstanding = False
         # ws4redis never delivered the heartbeat string as a message; neither does the broker.
         self._heartbeat = config.heartbeat.encode("utf-8") if config.heartbeat else None
+        # The control channel is subscribed from start() on and kept out of _listeners: it is
+        # nobody's channel, and channel_count does not count it.
+        self._control_key = control_channel(config.prefix).encode()
+        self.revocations = Revocations()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -112,6 +117,7 @@ class Broker:
         try:
             await self._commands.ping()
             await self._pubsub.connect()
+            await self._subscribe_control()
         except _CONNECTION_ERRORS as exc:
             await self._close_connections()
             raise BrokerUnavailable(f"redis unreachable at {self.config.redis_address}: {exc}") from exc
@@ -123,6 +129,15 @@ class Broker:
             self.config.redis_address,
             extra=_event("redis_up", address=self.config.redis_address, channels=0),
         )
+
+    async def _subscribe_control(self) -> None:
+        # Before the reader starts, so that start() returns subscribed: a command published
+        # from then on reaches this process.
+        assert self._pubsub is not None
+        await self._pubsub.send_command("SUBSCRIBE", self._control_key)
+        reply = await self._pubsub.read_response(timeout=_CONFIRM_TIMEOUT)
+        if not reply or reply[0] != b"subscribe":
+            raise ConnectionError(f"redis did not confirm the subscription to the control channel: {reply!r}")
 
     async def aclose(self) -> None:
         """Stop reading and close every Redis connection; listeners are dropped."""
@@ -413,8 +428,7 @@ class Broker:
             for key in list(self._confirmed):
                 if key not in self._unconfirmed:
                     self._forget_confirmation(key)
-            if keys:
-                await self._pubsub.send_command("SUBSCRIBE", *keys)
+            await self._pubsub.send_command("SUBSCRIBE", self._control_key, *keys)
             self._connected = True
         logger.info(
             "reconnected to redis at %s; resubscribed %d channels",
@@ -426,7 +440,11 @@ class Broker:
         kind = response[0]
         if kind == b"message":
             listeners = self._listeners.get(response[1])
-            if not listeners or response[2] == self._heartbeat:
+            if not listeners:
+                if response[1] == self._control_key:
+                    self.revocations.take(response[2])
+                return
+            if response[2] == self._heartbeat:
                 return
             delivery = Delivery(response[1], response[2])
             # A listener may leave while we iterate (its socket closed on a failed write).

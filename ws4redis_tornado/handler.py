@@ -82,9 +82,11 @@ class RedisWebSocketHandler(WebSocketHandler):
         "executor",
         "frame_writer",
         "process_request",
+        "session_key",
         "sockets",
         "subscriber",
         "subscriber_class",
+        "user_name",
     )
 
     def initialize(
@@ -124,6 +126,9 @@ class RedisWebSocketHandler(WebSocketHandler):
         self._opened_at: float | None = None
         self._last_ping = 0.0
         self._pong_pending = False
+        # Who the socket connected as: the control channel closes it by these (see revocation.py).
+        self.user_name: str | None = None
+        self.session_key: str | None = None
 
     # -- settings Tornado asks the handler for --------------------------------------------------
 
@@ -171,6 +176,7 @@ class RedisWebSocketHandler(WebSocketHandler):
         origin_problem = self._origin_problem()
         if origin_problem is not None:
             return self._refuse(403, origin_problem)
+        revocations_seen = self.broker.revocations.generation
         try:
             principal, subscription = await self.authorise(parse_subscription(self.request.query))
         except PermissionDenied as exc:
@@ -179,6 +185,7 @@ class RedisWebSocketHandler(WebSocketHandler):
             raise Finish()
         self._subscription = subscription
         self._facility = facility
+        self.user_name, self.session_key = principal.user, principal.session
         try:
             await self.subscribe(Handshake(facility=facility, principal=principal))
         except BrokerUnavailable:
@@ -188,6 +195,7 @@ class RedisWebSocketHandler(WebSocketHandler):
             # Its close may already have run: leave what was subscribed since.
             self.release()
             raise Finish()
+        self._refuse_if_revoked(revocations_seen)
 
     def on_connection_close(self) -> None:
         self._gone = True
@@ -197,6 +205,17 @@ class RedisWebSocketHandler(WebSocketHandler):
         # A client that hangs up along with its request is never reported by on_connection_close().
         stream = getattr(self.request.connection, "stream", None)
         return self._gone or stream is None or stream.closed()
+
+    def _refuse_if_revoked(self, since: int) -> None:
+        """Refuse the handshake if its session was signed out, or its user's rights changed, meanwhile.
+
+        The last check before open(): nothing yields to the IOLoop between the two, so a command
+        arriving later finds the socket among the open ones.
+        """
+        reason = self.broker.revocations.refusal(user=self.user_name, session=self.session_key, since=since)
+        if reason is not None:
+            self.release()
+            self._refuse(403, reason)
 
     async def subscribe(self, handshake: Handshake) -> None:
         """Subscribe and fetch the persisted messages, before the handshake is answered.

@@ -93,6 +93,8 @@ class WebSocketApplication(tornado.web.Application):
         self.broker = broker
         config = broker.config
         self.sockets: set[RedisWebSocketHandler] = set()
+        # Commands on the control channel close the matching sockets of this set.
+        broker.revocations.watch(self.sockets)
         # Set by close_sockets(): a handshake finishing afterwards is closed at once.
         self.closing = False
         self.frame_writer = FrameWriter()

@@ -11,6 +11,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.test import RequestFactory, override_settings
 
 import ws4redis_tornado
+from django_bridge.conf import MEMBEROF_SESSION_KEY
 from django_bridge.publisher import SELF, RedisMessage, RedisPublisher
 from ws4redis_tornado.embedded import free_port
 from ws4redis_tornado.exceptions import BrokerUnavailable, InvalidFacility
@@ -71,6 +72,12 @@ def test_self_stands_for_the_requests_user_groups_and_session(prefix, john_reque
         f"{prefix}:user:john:{FACILITY}",
         f"{prefix}:session:{john}:{FACILITY}",
     ]
+
+
+def test_self_groups_are_the_users_groups_now_not_those_stored_in_the_session_at_login(prefix, john_request):
+    john_request.session[MEMBEROF_SESSION_KEY] = ["a-group-john-left"]
+    publisher = RedisPublisher(facility=FACILITY, groups=[SELF], request=john_request)
+    assert publisher.publish_channels == [f"{prefix}:group:chatters:{FACILITY}", f"{prefix}:group:admins:{FACILITY}"]
 
 
 def test_self_of_an_anonymous_request_is_only_its_session(prefix, anonymous_request, anonymous):

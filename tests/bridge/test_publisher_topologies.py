@@ -22,9 +22,10 @@ from redis.crc import key_slot
 from redis.retry import Retry
 
 from django_bridge import publisher as publisher_module
-from django_bridge.publisher import RedisPublisher
+from django_bridge.publisher import RedisPublisher, close_websockets
 from ws4redis_tornado.embedded import free_port
 from ws4redis_tornado.exceptions import BrokerUnavailable
+from ws4redis_tornado.revocation import CLOSE_ACCESS_CHANGED
 
 from ..redis_topologies import HOST, SentinelSetup
 from ..utils import MS, wait_for, within
@@ -222,3 +223,11 @@ async def test_an_unreachable_topology_is_reported_with_its_address(address):
         await publisher.apublish_message("lost")
     with pytest.raises(BrokerUnavailable, match=f"cannot read: redis unreachable at {address}"):
         await publisher.afetch_message(None, FACILITY)
+
+    @pytest.mark.gen_test(timeout=60)
+    async def test_close_websockets_reaches_the_broker_whichever_node_it_listens_on(self, broker, app, ws_url, john):
+        async with connect(ws_url(FACILITY, "subscribe-user"), session=john) as ws:
+            await in_thread(lambda: close_websockets(users=["john"]))
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await within(ws.recv())
+        assert closed.value.rcvd.code == CLOSE_ACCESS_CHANGED

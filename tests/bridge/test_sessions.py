@@ -55,6 +55,15 @@ def test_principal_of_a_logged_in_user(users, john):
     assert principal.request.user == users["john"]
 
 
+def test_the_groups_are_read_from_the_database_not_from_the_session(users, john):
+    # As stored at login; john has left that group since, and joined the others.
+    stored = sessions.build_request(handshake(cookie=john)).session
+    stored[MEMBEROF_SESSION_KEY] = ["a-group-john-left"]
+    stored.save()
+    principal = sessions.principal_of(sessions.build_request(handshake(cookie=john)))
+    assert set(principal.groups) == {"chatters", "admins"}
+
+
 def test_principal_of_an_anonymous_session(anonymous):
     principal = sessions.principal_of(sessions.build_request(handshake(cookie=anonymous)))
     assert (principal.user, principal.groups, principal.session) == (None, (), anonymous)

@@ -13,4 +13,5 @@ urlpatterns = [
     path("broken-stream/", views.broken_stream),
     path("wrong-length/", views.wrong_length),
     path("accounts/login/", auth_views.LoginView.as_view()),
+    path("accounts/logout/", auth_views.LogoutView.as_view(next_page="/hello/")),
 ]

@@ -13,14 +13,7 @@ from __future__ import annotations
 import importlib
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -28,13 +21,10 @@ from typing import Any, NoReturn
 
 import pytest
 
+from ..chat_example import PASSWORD, REPO_ROOT, USERS, ChatServer, chat_environment
 from ..utils import MS
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-MANAGE = REPO_ROOT / "examples" / "chatserver" / "manage.py"
 SCREENSHOTS = REPO_ROOT / "build" / "screenshots"
-USERS = ("admin", "john", "mary")  # examples/chatserver/chat/fixtures/chat.json
-PASSWORD = "secret"
 
 # runserver sends a heartbeat every 4 s (+-5%); pages count a miss every CLIENT_HEARTBEAT_MS and give
 # up at the third in a row, so two intervals must outlast the server's: 6 s leaves 1.8 s for delays.
@@ -42,7 +32,6 @@ PASSWORD = "secret"
 CLIENT_HEARTBEAT_MS = 3000
 # Reconnection attempts at most 1 s apart, so that a restarted server is found within a second.
 RECONNECT_MAX_MS = 1000
-STARTUP_TIMEOUT = 30_000 * MS
 TIMEOUT = round(10_000 * MS * 1000)  # 10 s, in milliseconds as Playwright counts: for anything to arrive
 
 CHROMIUM_ARGS = [
@@ -82,72 +71,6 @@ def require_playwright() -> ModuleType:
         skip_or_fail("Playwright for Python is not installed (pip install playwright)")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class ChatServer:
-    """The chat example in a subprocess: start, wait until it serves, kill, freeze, restart."""
-
-    def __init__(self, *, env: dict[str, str], log_dir: Path, command: str = "runserver", port: int | None = None):
-        self.env = env
-        self.command = command
-        self.port = port or free_port()
-        self.log_path = log_dir / f"server-{self.port}.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> ChatServer:
-        """Start the server and return once it answers HTTP; fail with its output if it does not."""
-        args = [sys.executable, str(MANAGE), self.command, f"127.0.0.1:{self.port}", "--noreload"]
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while not self._answers():
-            if self.process.poll() is not None:
-                pytest.fail(f"{self.command} exited with {self.process.returncode}:\n{self.output()}", pytrace=False)
-            if time.monotonic() > deadline:
-                self.kill()
-                pytest.fail(f"{self.command} did not serve within {STARTUP_TIMEOUT}s:\n{self.output()}", pytrace=False)
-            time.sleep(0.05)
-        return self
-
-    def _answers(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/accounts/login/", timeout=1) as response:
-                return response.status == 200
-        except (urllib.error.URLError, OSError):
-            return False
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def signal(self, signum: int) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, signum)
-
-    def kill(self) -> None:
-        """End the process at once (SIGKILL): its sockets drop without a closing handshake."""
-        assert self.process is not None
-        self.process.kill()
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.signal(signal.SIGCONT)  # a frozen process would never see SIGTERM
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.kill()
-
-
 # -- servers ---------------------------------------------------------------------------------------
 
 
@@ -171,20 +94,12 @@ def chat_dir(chromium) -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def chat_env(chat_dir: Path, redis_url: str) -> dict[str, str]:
     """The environment of every chat server; without this suite's own Django and ws4redis variables."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("WS4REDIS_", "CHATSERVER_", "DJANGO_")) and key != "RUN_MAIN"
-    }
-    env.update(
-        DJANGO_SETTINGS_MODULE="chatserver.settings",
-        CHATSERVER_DATABASE=str(chat_dir / "db.sqlite3"),
-        CHATSERVER_REDIS_URL=redis_url,
+    return chat_environment(
+        chat_dir / "db.sqlite3",
+        redis_url,
         CHATSERVER_RECONNECT_MAX_MS=str(RECONNECT_MAX_MS),
         CHATSERVER_HEARTBEAT_INTERVAL_MS=str(CLIENT_HEARTBEAT_MS),
-        PYTHONUNBUFFERED="1",
     )
-    return env
 
 
 @pytest.fixture(scope="session")

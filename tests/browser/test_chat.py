@@ -59,7 +59,7 @@ def test_visitor_reads_the_lobby_but_cannot_write(open_page, chat_server):
     john = open_page(f"{chat_server.url}/chat/", "john")
     expect(visitor.locator("#composer")).to_have_count(0)
     # The page offers no composer, but a socket could still try: WS4REDIS_ALLOWED_CHANNELS drops
-    # publish-broadcast for visitors, so what it sends goes nowhere.
+    # publish-broadcast for every socket, so what it sends goes nowhere.
     forged = unique("forged by a visitor")
     visitor.evaluate(
         """([uri, text]) => new Promise((resolve, reject) => {

@@ -1,7 +1,9 @@
 """The three chat pages. Each subscribes with ws4redis.js; the views publish with RedisPublisher.
 
 Every message is a JSON object: ``id`` (pages show each id once, though a reconnecting page gets
-the channel's last message again), ``text``, and ``from``/``to`` when a person sent it.
+the channel's last message again), ``text``, and ``from``/``to`` when a person sent it. Pages send
+by POSTing a form (CSRF-protected), never over their websocket, so that ``from`` is always the
+logged-in user the view sees, never what a browser claims.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ def message(text: str, **fields: str) -> str:
 
 
 class BroadcastChatView(TemplateView):
-    """Everybody reads the lobby; logged-in users write to it over their websocket."""
+    """Everybody reads the lobby; logged-in users write to it: the page POSTs, the view publishes."""
 
     template_name = "chat/broadcast.html"
     extra_context = {"facility": LOBBY}
@@ -40,6 +42,16 @@ class BroadcastChatView(TemplateView):
         # message is also kept for WS4REDIS_EXPIRE seconds, so this very page gets it on connect.
         RedisPublisher(facility=LOBBY, broadcast=True).publish_message(message("Hello everybody"))
         return super().get(request, *args, **kwargs)
+
+    def post(self, request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return JsonResponse({"error": "Log in to write to the lobby."}, status=403)
+        text, error = read_text(request)
+        if error:
+            return JsonResponse({"error": error}, status=400)
+        publisher = RedisPublisher(facility=LOBBY, broadcast=True)
+        publisher.publish_message(message(text, **{"from": request.user.get_username()}))
+        return JsonResponse({"sent": True})
 
 
 class UserChatView(LoginRequiredMixin, TemplateView):

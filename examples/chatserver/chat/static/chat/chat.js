@@ -1,11 +1,12 @@
 /*
  * The chat pages' script: one WS4Redis client, the message list and the composer.
  *
- *   Chat.start({uri, heartbeat_msg, heartbeat_interval_ms, reconnect_max_ms, me, send})
+ *   Chat.start({uri, heartbeat_msg, heartbeat_interval_ms, reconnect_max_ms, me})
  *
- * `send` is "websocket" (the lobby: messages go out over the socket) or "post" (the form is
- * POSTed and the view publishes). Messages are JSON objects {id, text, from?, to?}; each id is
- * shown once, since a page that reconnects receives the channel's last message again.
+ * The websocket only receives. Sending POSTs the composer form (with its CSRF token), and the
+ * view publishes the message with the logged-in user as its sender. Messages are JSON objects
+ * {id, text, from?, to?}; each id is shown once, since a page that reconnects receives the
+ * channel's last message again.
  */
 (function () {
 	'use strict';
@@ -30,9 +31,6 @@
 		function set_status(state) {
 			status.dataset.state = state;
 			status.textContent = STATES[state];
-			if (form && options.send === 'websocket') {
-				form.querySelector('button').disabled = state !== 'connected';
-			}
 		}
 
 		function add(item) {
@@ -134,16 +132,7 @@
 			}
 		});
 
-		function random_id() {
-			return Date.now().toString(36) + Math.random().toString(36).slice(2);
-		}
-
-		function send_over_websocket() {
-			client.send_message(JSON.stringify({id: random_id(), from: options.me, text: input.value.trim()}));
-			return Promise.resolve();
-		}
-
-		function send_by_post() {
+		function send() {
 			return fetch(form.action, {
 				method: 'POST',
 				body: new FormData(form),
@@ -166,13 +155,7 @@
 				if (!input.value.trim()) {
 					return;
 				}
-				var sending;
-				try {
-					sending = options.send === 'websocket' ? send_over_websocket() : send_by_post();
-				} catch (err) {
-					sending = Promise.reject(err);
-				}
-				sending.then(function () {
+				send().then(function () {
 					input.value = '';
 					input.focus();
 				}, function (err) {

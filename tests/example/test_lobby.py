@@ -1,0 +1,119 @@
+"""The chat example's lobby over plain HTTP and websockets: the server, not the client, names the sender.
+
+The example runs as ``manage.py demo`` in a subprocess, with the suite's private Redis; john and
+mary log in through the login page, as a browser would, and talk to it with urllib and websockets.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from http.cookiejar import CookieJar
+
+import pytest
+from websockets.sync.client import ClientConnection, connect
+
+from ..chat_example import PASSWORD, ChatServer, chat_environment
+from ..utils import MS
+
+TIMEOUT = 5000 * MS
+
+
+@pytest.fixture(scope="module")
+def chat(tmp_path_factory, redis_url) -> Iterator[ChatServer]:
+    directory = tmp_path_factory.mktemp("chat")
+    env = chat_environment(directory / "db.sqlite3", redis_url, CHATSERVER_REDIS_PREFIX=directory.name)
+    server = ChatServer(env=env, log_dir=directory, command="demo")
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+class Browser:
+    """Cookies, CSRF token and login, as a browser keeps them."""
+
+    def __init__(self, server: ChatServer) -> None:
+        self.server = server
+        self.cookies = CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.cookies))
+
+    def cookie(self, name: str) -> str:
+        return next(cookie.value for cookie in self.cookies if cookie.name == name)
+
+    def request(self, path: str, fields: dict[str, str] | None = None, *, csrf: bool = True) -> tuple[int, bytes]:
+        data = None
+        if fields is not None:
+            if csrf:
+                fields = {**fields, "csrfmiddlewaretoken": self.cookie("csrftoken")}
+            data = urllib.parse.urlencode(fields).encode()
+        try:
+            with self.opener.open(f"{self.server.url}{path}", data, timeout=TIMEOUT) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    def log_in(self, username: str) -> Browser:
+        self.request("/accounts/login/")
+        status, _ = self.request("/accounts/login/", {"username": username, "password": PASSWORD})
+        assert status == 200 and self.cookie("sessionid")
+        return self
+
+    def lobby(self, query: str = "subscribe-broadcast") -> ClientConnection:
+        cookie = "; ".join(f"{cookie.name}={cookie.value}" for cookie in self.cookies)
+        url = f"ws://127.0.0.1:{self.server.port}/ws/lobby?{query}"
+        return connect(url, additional_headers={"Cookie": cookie}, open_timeout=TIMEOUT)
+
+    def post_to_lobby(self, text: str, **fields: str) -> tuple[int, dict]:
+        status, body = self.request("/chat/", {"message": text, **fields})
+        return status, json.loads(body)
+
+
+def unique(text: str) -> str:
+    return f"{text} {uuid.uuid4().hex[:6]}"
+
+
+def messages_until(ws: ClientConnection, text: str) -> list[dict]:
+    """Read the lobby until the message ``text``; return every message read, that one last."""
+    read = []
+    while not read or read[-1]["text"] != text:
+        read.append(json.loads(ws.recv(timeout=TIMEOUT)))
+    return read
+
+
+def test_what_a_socket_sends_to_the_lobby_reaches_nobody_whatever_sender_it_names(chat):
+    john, mary = Browser(chat).log_in("john"), Browser(chat).log_in("mary")
+    forged = unique("Server restarting, log in again at evil.example")
+    with mary.lobby() as listener, john.lobby("subscribe-broadcast&publish-broadcast&echo") as speaker:
+        speaker.send(json.dumps({"id": forged, "from": "admin", "text": forged}))
+        # The server reads a socket's frames in order: once it answered the ping, it was done
+        # with the forgery, and had published it if it ever would.
+        speaker.ping().wait(TIMEOUT)
+        mark = unique("Hello from john")
+        assert john.post_to_lobby(mark) == (200, {"sent": True})
+        seen = messages_until(listener, mark)
+    assert forged not in [message["text"] for message in seen]
+    assert seen[-1]["from"] == "john"
+
+
+def test_the_lobby_view_names_the_logged_in_user_as_the_sender(chat):
+    john, mary = Browser(chat).log_in("john"), Browser(chat).log_in("mary")
+    text = unique("Who am I?")
+    with mary.lobby() as listener:
+        assert john.post_to_lobby(text, **{"from": "admin"}) == (200, {"sent": True})
+        message = messages_until(listener, text)[-1]
+    assert message["from"] == "john"
+    assert set(message) == {"id", "text", "from"}
+
+
+def test_the_lobby_view_refuses_visitors_empty_messages_and_posts_without_the_csrf_token(chat):
+    john, visitor = Browser(chat).log_in("john"), Browser(chat)
+    visitor.request("/accounts/login/")  # for a CSRF token
+    assert visitor.post_to_lobby("let me in") == (403, {"error": "Log in to write to the lobby."})
+    assert john.post_to_lobby("   ") == (400, {"error": "Write a message first."})
+    status, body = john.request("/chat/", {"message": "forged by another site"}, csrf=False)
+    assert status == 403 and b"CSRF" in body
