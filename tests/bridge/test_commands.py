@@ -148,6 +148,35 @@ def test_runserver_with_a_configured_redis_that_is_down_exits_with_one_line(tmp_
     assert "embedded" not in server.stdout
 
 
+def refuses_connections(port: int) -> bool:
+    """Whether nothing listens on ``port`` of the loopback address."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1000 * MS).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize(
+    ("broken", "error"),
+    [
+        ({"SESSION_ENGINE": "no_such_engine"}, "No module named 'no_such_engine'"),
+        ({"MIDDLEWARE": ["no_such_middleware.Middleware"]}, "No module named 'no_such_middleware'"),
+    ],
+    ids=["SESSION_ENGINE", "MIDDLEWARE"],
+)
+def test_runserver_whose_project_fails_to_load_shows_why_and_holds_no_port(tmp_path, env, redis_url, broken, error):
+    module = write_settings(tmp_path, "broken", WS4REDIS_CONNECTION=redis_url, **broken)
+    port = free_port()
+    with ManageCommand(
+        "runserver", f"127.0.0.1:{port}", "--skip-checks", settings=module, directory=tmp_path, env=env
+    ) as server:
+        server.wait_until(lambda: error in server.stderr, "the error")
+        # As Django's runserver: the reloader waits for a fix, and nothing accepts connections.
+        assert refuses_connections(port), server.output
+        assert server.poll() is None
+
+
 def test_runserver_nows4redis_runs_djangos_wsgi_server(tmp_path, env):
     module = write_settings(tmp_path, "plain", WS4REDIS_CONNECTION=None)
     port = free_port()

@@ -143,6 +143,10 @@ class Command(RunserverCommand):
                 on_ready=lambda: self._on_ready(sockets[0].getsockname()[1]),
             )
         finally:
+            # When the project fails to load, the traceback keeps the sockets alive while the
+            # autoreloader waits for a fix: close them, so nothing accepts connections no one serves.
+            for sock in sockets:
+                sock.close()
             executor.shutdown(wait=False, cancel_futures=True)
 
     def _on_ready(self, port: int) -> None:
