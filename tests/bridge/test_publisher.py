@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from importlib import import_module
 
 import pytest
@@ -11,7 +12,8 @@ from django.contrib.auth.models import AnonymousUser
 from django.test import RequestFactory, override_settings
 
 import ws4redis_tornado
-from django_bridge.publisher import SELF, RedisMessage, RedisPublisher
+from django_bridge.conf import MEMBEROF_SESSION_KEY
+from django_bridge.publisher import SELF, RedisMessage, RedisPublisher, UnresolvedSelfWarning
 from ws4redis_tornado.embedded import free_port
 from ws4redis_tornado.exceptions import BrokerUnavailable, InvalidFacility
 
@@ -73,11 +75,59 @@ def test_self_stands_for_the_requests_user_groups_and_session(prefix, john_reque
     ]
 
 
-def test_self_of_an_anonymous_request_is_only_its_session(prefix, anonymous_request, anonymous):
-    publisher = RedisPublisher(
-        facility=FACILITY, users=[SELF], groups=[SELF], sessions=[SELF], request=anonymous_request
-    )
+def test_self_of_an_anonymous_request_is_only_its_session_and_the_others_are_warned_about(
+    prefix, anonymous_request, anonymous
+):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        publisher = RedisPublisher(
+            facility=FACILITY, users=[SELF], groups=[SELF], sessions=[SELF], request=anonymous_request
+        )
     assert publisher.publish_channels == [f"{prefix}:session:{anonymous}:{FACILITY}"]
+    assert [(w.category, str(w.message)) for w in caught] == [
+        (UnresolvedSelfWarning, "SELF in groups= stands for nobody and was dropped: the request's user is anonymous"),
+        (UnresolvedSelfWarning, "SELF in users= stands for nobody and was dropped: the request's user is anonymous"),
+    ]
+    assert {w.filename for w in caught} == {__file__}, "the warning points at the caller"
+
+
+def test_unresolved_self_is_a_runtime_warning():
+    assert issubclass(UnresolvedSelfWarning, RuntimeWarning)
+
+
+def test_self_of_a_user_whose_session_holds_no_groups_says_to_log_in_again(users, anonymous):
+    request = RequestFactory().get("/chat/")
+    request.user = users["mary"]
+    request.session = session_store(anonymous)  # a session that saw no login
+    with pytest.warns(UnresolvedSelfWarning, match=r"groups=.*no groups of 'mary'.*'ws4redis:memberof'.*log in again"):
+        publisher = RedisPublisher(facility=FACILITY, groups=[SELF], request=request)
+    assert publisher.publish_channels == []
+
+
+def test_self_of_a_user_in_no_group_says_so(prefix, john_request):
+    john_request.session[MEMBEROF_SESSION_KEY] = []
+    with pytest.warns(UnresolvedSelfWarning, match=r"groups= stands for nobody and was dropped: 'john' is in no group"):
+        publisher = RedisPublisher(facility=FACILITY, users=[SELF], groups=[SELF], request=john_request)
+    assert publisher.publish_channels == [f"{prefix}:user:john:{FACILITY}"]
+
+
+def test_self_without_a_session_says_so(users):
+    request = RequestFactory().get("/chat/")
+    request.user = users["john"]
+    with pytest.warns(UnresolvedSelfWarning, match=r"sessions= stands for nobody and was dropped: .*no session"):
+        assert RedisPublisher(facility=FACILITY, sessions=[SELF], request=request).publish_channels == []
+    request.session = session_store()  # new, not saved yet
+    with pytest.warns(UnresolvedSelfWarning, match=r"sessions= stands for nobody and was dropped: .*no key yet"):
+        assert RedisPublisher(facility=FACILITY, sessions=[SELF], request=request).publish_channels == []
+
+
+def test_self_without_a_request_says_so():
+    with pytest.warns(UnresolvedSelfWarning, match=r"users= stands for nobody and was dropped: no request= was given"):
+        assert (
+            RedisPublisher(facility=FACILITY, users=[SELF, "mary"])
+            .publish_channels[0]
+            .endswith("user:mary:" + FACILITY)
+        )
 
 
 def test_ws4redis_deprecated_audience_forms_still_work_with_a_warning(prefix, john_request):
