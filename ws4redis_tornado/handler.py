@@ -78,6 +78,7 @@ class RedisWebSocketHandler(WebSocketHandler):
         "executor",
         "frame_writer",
         "process_request",
+        "sent_close_code",
         "sockets",
         "subscriber",
         "subscriber_class",
@@ -117,6 +118,8 @@ class RedisWebSocketHandler(WebSocketHandler):
         self._opened_at: float | None = None
         self._last_ping = 0.0
         self._pong_pending = False
+        # The code of the close frame this server sent (set by StrictProtocol), if it sent one.
+        self.sent_close_code: int | None = None
 
     # -- settings Tornado asks the handler for --------------------------------------------------
 
@@ -324,7 +327,9 @@ class RedisWebSocketHandler(WebSocketHandler):
                 "close",
                 peer=self._peer,
                 facility=self._facility,
-                code=self.close_code,
+                # What we sent: our own code if we closed first, else the peer's, echoed. Tornado's
+                # close_code is only what the peer sent, None if it never answered our close.
+                code=self.sent_close_code if self.sent_close_code is not None else self.close_code,
                 seconds=round(IOLoop.current().time() - self._opened_at, 3),
             )
 

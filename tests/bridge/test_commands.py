@@ -6,6 +6,7 @@ them looks at localhost:6379: WS4REDIS_LOCAL_REDIS_URL points runserver's probe 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import json
@@ -27,6 +28,7 @@ from django_bridge.conf import DEFAULT_HEALTH_URL
 from django_bridge.publisher import RedisPublisher
 from ws4redis_tornado.embedded import free_port
 
+from ..rawws import handshake, read_frame
 from ..utils import MS
 from .processes import ManageCommand, http_get, write_settings
 
@@ -221,6 +223,30 @@ def test_runtornado_processes_share_the_port_and_close_websockets_with_1001_on_s
             assert server.wait(5000 * MS) == 0
             assert time.monotonic() - started < 5
     assert "Traceback" not in server.stderr
+
+
+def test_runtornado_logs_the_code_it_closed_a_websocket_with_though_the_peer_never_answers(
+    tmp_path, env, live_settings_module
+):
+    port = free_port()
+    args = ("runtornado", "--port", str(port), "--skip-checks")
+    with ManageCommand(*args, settings=live_settings_module, directory=tmp_path, env=env) as server:
+        health = f"http://127.0.0.1:{port}{DEFAULT_HEALTH_URL}"
+        server.wait_for_url(health)
+
+        async def drain_a_silent_peer() -> tuple[int, bytes]:
+            reader, writer = await handshake("127.0.0.1", port, f"/ws/{FACILITY}?subscribe-broadcast")
+            server.wait_until(lambda: json.loads(http_get(health)[2])["sockets"] == 1, "an open socket")
+            server.send_signal(signal.SIGTERM)
+            frame = await read_frame(reader)
+            # The close frame stays unanswered and the connection open until the server exits.
+            assert await asyncio.to_thread(server.wait) == 0
+            writer.close()
+            return frame
+
+        opcode, payload = asyncio.run(drain_a_silent_peer())
+        assert (opcode, int.from_bytes(payload[:2])) == (0x8, GOING_AWAY)
+    assert f"close peer=127.0.0.1 facility={FACILITY} code={GOING_AWAY} " in server.stderr, server.output
 
 
 def test_runtornado_sigterm_lets_an_in_flight_request_finish(tmp_path, env, live_settings_module):
