@@ -150,6 +150,34 @@ def test_runserver_with_a_configured_redis_that_is_down_exits_with_one_line(tmp_
     assert "embedded" not in server.stdout
 
 
+def test_runserver_points_to_runtornado_for_production(tmp_path, env, live_settings_module):
+    args = ("runserver", f"127.0.0.1:{free_port()}", "--noreload", "--skip-checks")
+    env = {**env, "DJANGO_RUNSERVER_HIDE_WARNING": None}
+    with ManageCommand(*args, settings=live_settings_module, directory=tmp_path, env=env) as server:
+        server.wait_until(lambda: "Websockets at" in server.stdout, "serving")
+    assert "Do not use it in a production setting. Use 'manage.py runtornado' instead" in server.stdout
+    assert "production WSGI or ASGI server" not in server.stdout
+
+
+def test_runserver_logs_every_request_as_djangos_runserver_does(tmp_path, env, live_settings_module):
+    port = free_port()
+    args = ("runserver", f"127.0.0.1:{port}", "--noreload", "--skip-checks")
+    with ManageCommand(*args, settings=live_settings_module, directory=tmp_path, env=env) as server:
+        server.wait_for_url(f"http://127.0.0.1:{port}/hello/")
+        assert http_get(f"http://127.0.0.1:{port}/nothing-here/?q=1")[0] == 404
+        with connect(f"ws://127.0.0.1:{port}/ws/{FACILITY}?subscribe-broadcast", open_timeout=5000 * MS):
+            pass
+        expected = [
+            '"GET /hello/ HTTP/1.1" 200 17',
+            '"GET /nothing-here/?q=1 HTTP/1.1" 404 ',
+            f'"GET /ws/{FACILITY}?subscribe-broadcast HTTP/1.1" 101 -',
+        ]
+        server.wait_until(lambda: all(line in server.stderr for line in expected), "a log line per request")
+    # django.server's format: "[05/Dec/2026 10:00:00] " before the message.
+    assert re.search(r'^\[\d\d/\w{3}/\d{4} \d\d:\d\d:\d\d\] "GET /hello/ HTTP/1\.1" 200 17$', server.stderr, re.M)
+    assert "WARNING: This is a development server" not in server.stdout, "hidden by DJANGO_RUNSERVER_HIDE_WARNING"
+
+
 def refuses_connections(port: int) -> bool:
     """Whether nothing listens on ``port`` of the loopback address."""
     try:
