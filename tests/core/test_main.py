@@ -11,7 +11,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 
 import pytest
@@ -20,7 +19,7 @@ import websockets
 
 from ws4redis_tornado.embedded import free_port
 
-from ..utils import MS
+from ..utils import wait_until_serving
 
 
 def run_server(*args: str, host: str | None = "127.0.0.1") -> subprocess.Popen[str]:
@@ -45,19 +44,6 @@ def stop(process: subprocess.Popen[str]) -> tuple[str, str]:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.communicate()
-
-
-def wait_until_serving(port: int, process: subprocess.Popen[str], timeout: float = 15_000 * MS) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"server exited: {process.communicate()}")
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1).read()
-            return
-        except OSError:
-            time.sleep(0.02)
-    raise AssertionError("server did not start")
 
 
 def test_unreachable_redis_is_one_clear_error_and_a_non_zero_exit():
