@@ -53,6 +53,9 @@ class DjangoApplication(WebSocketApplication):
             of websocket handshakes.
         request_log: logs every request, websocket handshakes included, instead of Tornado's
             access log (which leaves out successful handshakes: the connect event says more).
+
+    ``serve_static`` serves the static files as Django's ``runserver`` does; None means "when
+    ``DEBUG`` is on" (``runserver --insecure`` and ``--nostatic`` decide otherwise).
     """
 
     def __init__(
@@ -62,6 +65,7 @@ class DjangoApplication(WebSocketApplication):
         executor: Executor | None = None,
         ws_only: bool = False,
         request_log: RequestLog | None = None,
+        serve_static: bool | None = None,
         **settings: Any,
     ) -> None:
         self._owns_executor = executor is None
@@ -69,7 +73,8 @@ class DjangoApplication(WebSocketApplication):
         self.request_log = request_log
         routes = []
         if not ws_only:
-            django = _DjangoContainer(_wsgi_application(), executor=self.executor, request_log=request_log)
+            application = _wsgi_application(serve_static)
+            django = _DjangoContainer(application, executor=self.executor, request_log=request_log)
             routes.append((r".*", FallbackHandler, {"fallback": django}))
         super().__init__(
             broker,
@@ -101,15 +106,18 @@ def make_app(
     executor: Executor | None = None,
     ws_only: bool = False,
     request_log: RequestLog | None = None,
+    serve_static: bool | None = None,
 ) -> DjangoApplication:
     """Build the application serving the project's websockets and views from a started broker.
 
     ``executor`` runs Django code (views and handshake lookups); by default the application
     creates a ``ThreadPoolExecutor`` and :meth:`DjangoApplication.close` shuts it down. With
     ``ws_only`` the views are not served (another server serves them): other paths answer 404.
-    ``request_log`` replaces Tornado's access log (see :class:`DjangoApplication`).
+    ``request_log`` and ``serve_static`` are described at :class:`DjangoApplication`.
     """
-    return DjangoApplication(broker, executor=executor, ws_only=ws_only, request_log=request_log)
+    return DjangoApplication(
+        broker, executor=executor, ws_only=ws_only, request_log=request_log, serve_static=serve_static
+    )
 
 
 def log_like_runserver(request: HTTPServerRequest, status: int, size: int | None) -> None:
@@ -135,14 +143,16 @@ def build_broker(config: Config | None = None) -> Broker:
     return Broker(config if config is not None else conf.get_config())
 
 
-def _wsgi_application() -> Any:
+def _wsgi_application(serve_static: bool | None = None) -> Any:
     """Django's WSGI application as runserver builds it: WSGI_APPLICATION, static files in DEBUG."""
     from django.apps import apps
     from django.conf import settings
     from django.core.servers.basehttp import get_internal_wsgi_application
 
     application = get_internal_wsgi_application()
-    if settings.DEBUG and apps.is_installed("django.contrib.staticfiles"):
+    if serve_static is None:
+        serve_static = settings.DEBUG
+    if serve_static and apps.is_installed("django.contrib.staticfiles"):
         from django.contrib.staticfiles.handlers import StaticFilesHandler
 
         application = StaticFilesHandler(application)

@@ -178,6 +178,20 @@ def test_runserver_logs_every_request_as_djangos_runserver_does(tmp_path, env, l
     assert "WARNING: This is a development server" not in server.stdout, "hidden by DJANGO_RUNSERVER_HIDE_WARNING"
 
 
+@pytest.mark.parametrize(
+    ("debug", "option", "status"),
+    [(False, "--insecure", 200), (True, "--nostatic", 404)],
+    ids=["insecure-without-DEBUG", "nostatic-with-DEBUG"],
+)
+def test_runserver_static_options_work_as_in_djangos_runserver(tmp_path, env, redis_url, debug, option, status):
+    module = write_settings(tmp_path, "static", WS4REDIS_CONNECTION=redis_url, DEBUG=debug)
+    port = free_port()
+    args = ("runserver", f"127.0.0.1:{port}", option, "--noreload", "--skip-checks")
+    with ManageCommand(*args, settings=module, directory=tmp_path, env=env) as server:
+        server.wait_for_url(f"http://127.0.0.1:{port}/hello/")
+        assert http_get(f"http://127.0.0.1:{port}/static/django_bridge/js/ws4redis.js")[0] == status
+
+
 def refuses_connections(port: int) -> bool:
     """Whether nothing listens on ``port`` of the loopback address."""
     try:

@@ -154,6 +154,7 @@ class Command(RunserverCommand):
                 executor=executor,
                 on_ready=lambda: self._on_ready(sockets[0].getsockname()[1]),
                 request_log=log_like_runserver,
+                serve_static=_serves_static(options),
             )
         finally:
             # When the project fails to load, the traceback keeps the sockets alive while the
@@ -198,6 +199,13 @@ def _django_warning_hidden() -> Iterator[bool]:
             del os.environ[HIDE_WARNING_VARIABLE]
         else:
             os.environ[HIDE_WARNING_VARIABLE] = previous
+
+
+def _serves_static(options: dict[str, Any]) -> bool:
+    """Whether Django's staticfiles runserver would serve static files (DEBUG, --insecure, --nostatic)."""
+    if "use_static_handler" not in options:  # django.contrib.staticfiles is not installed
+        return False
+    return options["use_static_handler"] and (settings.DEBUG or options["insecure_serving"])
 
 
 def _redis_configured() -> bool:

@@ -221,6 +221,7 @@ async def serve(
     xheaders: bool = False,
     on_ready: Callable[[], None] | None = None,
     request_log: RequestLog | None = None,
+    serve_static: bool | None = None,
 ) -> bool:
     """Serve on ``sockets`` until SIGTERM or SIGINT, then drain; return whether the drain completed.
 
@@ -233,7 +234,9 @@ async def serve(
     broker = build_broker()
     await broker.start()
     try:
-        app = make_app(broker=broker, executor=executor, ws_only=ws_only, request_log=request_log)
+        app = make_app(
+            broker=broker, executor=executor, ws_only=ws_only, request_log=request_log, serve_static=serve_static
+        )
         server = DrainingHTTPServer(app, xheaders=xheaders)
         server.add_sockets(sockets)
         app.start()
