@@ -41,13 +41,30 @@ from ws4redis_tornado.revocation import close_command, control_channel
 from .conf import get_config
 from .sessions import database_connections, group_names
 
-__all__ = ["SELF", "RedisMessage", "RedisPublisher", "aclose_pools", "close_pools", "close_websockets"]
+__all__ = [
+    "SELF",
+    "RedisMessage",
+    "RedisPublisher",
+    "UnresolvedSelfWarning",
+    "aclose_pools",
+    "close_pools",
+    "close_websockets",
+]
 
 _ANY = "any"
 # fetch_message looks for the most specific audience first, as ws4redis did.
 _FETCH_ORDER = (Audience.SESSION, Audience.USER, Audience.GROUP, Audience.BROADCAST)
 # MasterNotFoundError (no sentinel names a master yet) is a ConnectionError.
 _CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, ClusterDownError, OSError)
+
+
+class UnresolvedSelfWarning(RuntimeWarning):
+    """SELF in a publisher's audience stood for nobody (no user, no groups, no session) and was dropped.
+
+    A message meant for the request's own audience would otherwise reach nobody without a word.
+    Silence it with ``warnings.filterwarnings("ignore", category=UnresolvedSelfWarning)`` where
+    that is expected, e.g. for anonymous visitors.
+    """
 
 
 class RedisPublisher:
@@ -197,8 +214,34 @@ def _names(
         values = ()
     names: list[str] = []
     for value in values:
-        names.extend(resolve(request) if value is SELF else [str(value)])
+        if value is not SELF:
+            names.append(str(value))
+            continue
+        resolved = resolve(request)
+        if not resolved:
+            reason = _why_self_is_nobody(argument, request)
+            warnings.warn(
+                f"SELF in {argument}= stands for nobody and was dropped: {reason}", UnresolvedSelfWarning, stacklevel=3
+            )
+        names.extend(resolved)
     return names
+
+
+def _why_self_is_nobody(argument: str, request: HttpRequest | None) -> str:
+    """Say why SELF resolved to nobody in ``argument`` (users, groups or sessions)."""
+    if request is None:
+        return "no request= was given"
+    session = getattr(request, "session", None)
+    if argument == "sessions":
+        if session is None:
+            return "the request has no session (is SessionMiddleware installed?)"
+        return "the request's session has no key yet (it is saved at the end of its first response)"
+    user = getattr(request, "user", None)
+    if user is None:
+        return "the request has no user (is AuthenticationMiddleware installed?)"
+    if not user.is_authenticated:
+        return "the request's user is anonymous"
+    return f"{user.get_username()!r} is in no group"
 
 
 def _request_user(request: HttpRequest | None) -> list[str]:

@@ -3,7 +3,12 @@
 ``WEBSOCKET_URL`` goes to :class:`~django_bridge.handlers.DjangoWebSocketHandler`, the health
 check to ``WS4REDIS_HEALTH_URL``, and every other path to Django's WSGI application through
 ``tornado.wsgi.WSGIContainer`` with an executor, so a slow view occupies a thread and never the
-IOLoop. With ``DEBUG`` on, static files are served as ``runserver`` serves them.
+IOLoop. With ``DEBUG`` on, static files are served as ``runserver`` serves them; with ``DEBUG`` off
+they are not served at all (Django's ``runserver`` does the same): serve ``collectstatic``'s output
+with WhiteNoise or a web server.
+
+Requests are logged on ``tornado.access``, or through a ``request_log`` function, such as
+:func:`log_like_runserver`, which ``manage.py runserver`` passes.
 
 The container strips the blanks around response header values, because Django writes each
 ``Set-Cookie`` value with a leading space and Tornado (6.6 at least) refuses it; when the container
@@ -13,14 +18,14 @@ fails for any other reason it answers 500, where Tornado's own would leave the r
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
 from tornado.concurrent import Future
 from tornado.httputil import HTTPConnection, HTTPHeaders, HTTPServerRequest, ResponseStartLine
-from tornado.log import access_log
-from tornado.web import FallbackHandler
+from tornado.web import FallbackHandler, RequestHandler
 from tornado.wsgi import WSGIContainer
 
 from ws4redis_tornado.broker import Broker
@@ -31,9 +36,13 @@ from . import conf, sessions
 from .checks import resolves
 from .handlers import DjangoWebSocketHandler
 
-__all__ = ["DjangoApplication", "build_broker", "make_app"]
+__all__ = ["DjangoApplication", "RequestLog", "build_broker", "log_like_runserver", "make_app"]
 
 logger = logging.getLogger(__name__)
+server_logger = logging.getLogger("django.server")
+
+RequestLog = Callable[[HTTPServerRequest, int, "int | None"], None]
+"""Called once per answered request with its status and body size in bytes (None if unknown)."""
 
 
 class DjangoApplication(WebSocketApplication):
@@ -42,16 +51,30 @@ class DjangoApplication(WebSocketApplication):
     Attributes:
         executor: the thread pool Django code runs in: views, and the session lookups and hooks
             of websocket handshakes.
+        request_log: logs every request, websocket handshakes included, instead of Tornado's
+            access log (which leaves out successful handshakes: the connect event says more).
+
+    ``serve_static`` serves the static files as Django's ``runserver`` does; None means "when
+    ``DEBUG`` is on" (``runserver --insecure`` and ``--nostatic`` decide otherwise).
     """
 
     def __init__(
-        self, broker: Broker, *, executor: Executor | None = None, ws_only: bool = False, **settings: Any
+        self,
+        broker: Broker,
+        *,
+        executor: Executor | None = None,
+        ws_only: bool = False,
+        request_log: RequestLog | None = None,
+        serve_static: bool | None = None,
+        **settings: Any,
     ) -> None:
         self._owns_executor = executor is None
         self.executor = executor or ThreadPoolExecutor(thread_name_prefix="django")
+        self.request_log = request_log
         routes = []
         if not ws_only:
-            django = _DjangoContainer(_wsgi_application(), executor=self.executor)
+            application = _wsgi_application(serve_static)
+            django = _DjangoContainer(application, executor=self.executor, request_log=request_log)
             routes.append((r".*", FallbackHandler, {"fallback": django}))
         super().__init__(
             broker,
@@ -65,20 +88,54 @@ class DjangoApplication(WebSocketApplication):
             **settings,
         )
 
+    def log_request(self, handler: RequestHandler) -> None:
+        if self.request_log is None:
+            super().log_request(handler)
+        else:
+            self.request_log(handler.request, handler.get_status(), _body_size(handler))
+
     def close(self) -> None:
         """Shut down the thread pool if the application created it; call after draining."""
         if self._owns_executor:
             self.executor.shutdown(wait=True)
 
 
-def make_app(*, broker: Broker, executor: Executor | None = None, ws_only: bool = False) -> DjangoApplication:
+def make_app(
+    *,
+    broker: Broker,
+    executor: Executor | None = None,
+    ws_only: bool = False,
+    request_log: RequestLog | None = None,
+    serve_static: bool | None = None,
+) -> DjangoApplication:
     """Build the application serving the project's websockets and views from a started broker.
 
     ``executor`` runs Django code (views and handshake lookups); by default the application
     creates a ``ThreadPoolExecutor`` and :meth:`DjangoApplication.close` shuts it down. With
     ``ws_only`` the views are not served (another server serves them): other paths answer 404.
+    ``request_log`` and ``serve_static`` are described at :class:`DjangoApplication`.
     """
-    return DjangoApplication(broker, executor=executor, ws_only=ws_only)
+    return DjangoApplication(
+        broker, executor=executor, ws_only=ws_only, request_log=request_log, serve_static=serve_static
+    )
+
+
+def log_like_runserver(request: HTTPServerRequest, status: int, size: int | None) -> None:
+    """Log a request on ``django.server`` as Django's development server does.
+
+    The same message (``"GET /path HTTP/1.1" 200 17``), arguments, level by status and ``extra``
+    (``status_code``, ``server_time``), so Django's default logging prints it as runserver would.
+    """
+    level = logging.ERROR if status >= 500 else logging.WARNING if status >= 400 else logging.INFO
+    request_line = f"{request.method} {request.uri} {request.version}"
+    extra = {"status_code": status, "server_time": time.strftime("%d/%b/%Y %H:%M:%S")}
+    server_logger.log(level, '"%s" %s %s', request_line, str(status), "-" if size is None else str(size), extra=extra)
+
+
+def _body_size(handler: RequestHandler) -> int | None:
+    # Tornado keeps the response headers only in a private attribute; finish() sets Content-Length.
+    length = getattr(handler, "_headers", {}).get("Content-Length")
+    return int(length) if length is not None and length.isdigit() else None
 
 
 def build_broker(config: Config | None = None) -> Broker:
@@ -86,14 +143,16 @@ def build_broker(config: Config | None = None) -> Broker:
     return Broker(config if config is not None else conf.get_config())
 
 
-def _wsgi_application() -> Any:
+def _wsgi_application(serve_static: bool | None = None) -> Any:
     """Django's WSGI application as runserver builds it: WSGI_APPLICATION, static files in DEBUG."""
     from django.apps import apps
     from django.conf import settings
     from django.core.servers.basehttp import get_internal_wsgi_application
 
     application = get_internal_wsgi_application()
-    if settings.DEBUG and apps.is_installed("django.contrib.staticfiles"):
+    if serve_static is None:
+        serve_static = settings.DEBUG
+    if serve_static and apps.is_installed("django.contrib.staticfiles"):
         from django.contrib.staticfiles.handlers import StaticFilesHandler
 
         application = StaticFilesHandler(application)
@@ -115,8 +174,11 @@ class _DjangoContainer(WSGIContainer):
     would wait for an answer until it gave up.
     """
 
-    def __init__(self, wsgi_application: _WSGIApp, executor: Executor | None = None) -> None:
+    def __init__(
+        self, wsgi_application: _WSGIApp, executor: Executor | None = None, request_log: RequestLog | None = None
+    ) -> None:
         super().__init__(_strip_header_values(wsgi_application), executor=executor)
+        self.request_log = request_log
 
     async def handle_request(self, request: HTTPServerRequest) -> None:
         connection = request.connection
@@ -134,9 +196,21 @@ class _DjangoContainer(WSGIContainer):
                 )
             else:
                 logger.exception("cannot send Django's response to %s %s; answering 500", request.method, request.path)
-                _answer_500(request, connection)
+                _answer_500(connection)
+                self._log_answer(request, 500, len(_ERROR_BODY))
         finally:
             request.connection = connection
+
+    def _log(self, status_code: int, request: HTTPServerRequest) -> None:
+        # Tornado's hook, called once the response is written, while request.connection is the watch.
+        watch = request.connection
+        self._log_answer(request, status_code, watch.body_size if isinstance(watch, _ResponseWatch) else None)
+
+    def _log_answer(self, request: HTTPServerRequest, status: int, size: int | None) -> None:
+        if self.request_log is None:
+            super()._log(status, request)
+        else:
+            self.request_log(request, status, size)
 
 
 def _strip_header_values(application: _WSGIApp) -> _WSGIApp:
@@ -155,30 +229,30 @@ def _strip_header_values(application: _WSGIApp) -> _WSGIApp:
 
 
 class _ResponseWatch(HTTPConnection):
-    """The request's connection, noting whether the container began a response on it."""
+    """The request's connection, noting whether the container began a response on it, and its size."""
 
     def __init__(self, connection: HTTPConnection) -> None:
         self.connection = connection
         self.started = False
+        self.body_size = 0
 
     def write_headers(self, start_line: Any, headers: HTTPHeaders, chunk: bytes | None = None) -> Future[None]:
         self.started = True
+        self.body_size += len(chunk or b"")
         return self.connection.write_headers(start_line, headers, chunk)
 
     def write(self, chunk: bytes) -> Future[None]:
+        self.body_size += len(chunk)
         return self.connection.write(chunk)
 
     def finish(self) -> None:
         self.connection.finish()
 
 
-def _answer_500(request: HTTPServerRequest, connection: HTTPConnection) -> None:
+def _answer_500(connection: HTTPConnection) -> None:
     headers = HTTPHeaders({"Content-Type": "text/plain; charset=utf-8", "Content-Length": str(len(_ERROR_BODY))})
     connection.write_headers(ResponseStartLine("HTTP/1.1", 500, "Internal Server Error"), headers, _ERROR_BODY)
     connection.finish()
-    access_log.error(
-        "500 %s %s (%s) %.2fms", request.method, request.uri, request.remote_ip, request.request_time() * 1000
-    )
 
 
 def _health_url() -> str | None:

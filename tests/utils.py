@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import time
+import urllib.request
 from collections.abc import Awaitable, Callable
 
 MS = 0.001 * float(os.environ.get("WS4REDIS_TESTS_TIMEOUT_FACTOR", "1"))
@@ -23,3 +25,19 @@ async def wait_for(predicate: Callable[[], bool], timeout: float = 5000 * MS, st
 async def within(awaitable: Awaitable, timeout: float = 5000 * MS):
     """Await ``awaitable`` for at most ``timeout`` seconds."""
     return await asyncio.wait_for(awaitable, timeout)
+
+
+def wait_until_serving(
+    port: int, process: subprocess.Popen[str], path: str = "/health", timeout: float = 15_000 * MS
+) -> None:
+    """Wait until the server ``process`` answers ``path`` on ``port``; fail with its output if it exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited: {process.communicate()}")
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=1).read()
+            return
+        except OSError:
+            time.sleep(20 * MS)
+    raise AssertionError(f"server did not answer {path} on port {port} within {timeout:.1f}s")

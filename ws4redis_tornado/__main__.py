@@ -22,7 +22,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         description="Serve websockets whose messages travel through Redis pub/sub.",
     )
     parser.add_argument("--version", action="version", version=__version__)
-    parser.add_argument("--host", default="", help="address to listen on (default: all)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on; '' for every interface, 0.0.0.0 for every IPv4 one (default: %(default)s)",
+    )
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--redis", default=Config.redis_url, help="Redis URL (default: %(default)s)")

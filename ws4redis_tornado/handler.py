@@ -82,6 +82,7 @@ class RedisWebSocketHandler(WebSocketHandler):
         "executor",
         "frame_writer",
         "process_request",
+        "sent_close_code",
         "session_key",
         "sockets",
         "subscriber",
@@ -129,6 +130,8 @@ class RedisWebSocketHandler(WebSocketHandler):
         # Who the socket connected as: the control channel closes it by these (see revocation.py).
         self.user_name: str | None = None
         self.session_key: str | None = None
+        # The code of the close frame this server sent (set by StrictProtocol), if it sent one.
+        self.sent_close_code: int | None = None
 
     # -- settings Tornado asks the handler for --------------------------------------------------
 
@@ -424,7 +427,9 @@ class RedisWebSocketHandler(WebSocketHandler):
                 "close",
                 peer=self._peer,
                 facility=self._facility,
-                code=self.close_code,
+                # What we sent: our own code if we closed first, else the peer's, echoed. Tornado's
+                # close_code is only what the peer sent, None if it never answered our close.
+                code=self.sent_close_code if self.sent_close_code is not None else self.close_code,
                 seconds=round(IOLoop.current().time() - self._opened_at, 3),
             )
 

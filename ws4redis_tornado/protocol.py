@@ -72,6 +72,9 @@ class StrictProtocol(WebSocketProtocol13):
         self._reading_header = False
 
     def close(self, code: int | None = None, reason: str | None = None) -> None:
+        if not self.server_terminated and not self.stream.closed():
+            # For the close event: Tornado keeps only the code the peer sent, if it answers at all.
+            self.handler.sent_close_code = 1000 if code is None and reason is not None else code
         super().close(code, reason)
         # Nothing may follow a close frame, and a dead peer never answers it (Tornado waits 5 s
         # before dropping it): leave the channels now.

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import logging
+import shlex
 import signal
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import tornado.web
 from tornado.httpserver import HTTPServer
 
 from .broker import Broker
+from .channels import Audience, channel_key
 from .config import Config
 from .exceptions import CannotListen
 from .handler import AllowedChannels, ProcessRequest, RedisWebSocketHandler
@@ -29,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 CLOSE_GOING_AWAY = 1001
 _DEMO_PAGE = Path(__file__).with_name("static") / "demo.html"
+_DEMO_FACILITY = "demo"
 
 
 async def subscriptions_only(request: Any, channels: list[str]) -> list[str]:
@@ -58,15 +63,31 @@ class HealthHandler(tornado.web.RequestHandler):
 
 
 class DemoHandler(tornado.web.RequestHandler):
-    """A page that subscribes to the ``demo`` facility and shows what arrives."""
+    """A page that subscribes to the ``demo`` facility, shows what arrives and how to publish to it."""
 
-    def initialize(self, *, websocket_url: str) -> None:
-        self.websocket_url = websocket_url
+    def initialize(self, *, config: Config) -> None:
+        self.config = config
 
     def get(self) -> None:
         page = _DEMO_PAGE.read_text(encoding="utf-8")
         self.set_header("Content-Type", "text/html; charset=utf-8")
-        self.finish(page.replace("{{ websocket_url }}", self.websocket_url))
+        page = page.replace("{{ websocket_url }}", self.config.websocket_url)
+        self.finish(page.replace("{{ publish_command }}", html.escape(demo_publish_command(self.config))))
+
+
+def demo_publish_command(config: Config, message: str = "Hello from Redis") -> str:
+    """The shell command that publishes ``message`` to the demo page through the Redis ``config`` uses.
+
+    The password, if any, is left out (``***``): the page may be seen by others.
+    """
+    arguments = f"{channel_key(Audience.BROADCAST, _DEMO_FACILITY, prefix=config.prefix)} {shlex.quote(message)}"
+    publish = f"publish {arguments}"
+    address = config.redis_address
+    if config.redis_sentinels or config.redis_cluster_nodes:
+        return f"PUBLISH {arguments}  # on the Redis at {address}"
+    if address.startswith("unix://"):
+        return f"redis-cli -s {shlex.quote(urlsplit(address).path)} {publish}"
+    return f"redis-cli -u {shlex.quote(address)} {publish}"
 
 
 class WebSocketApplication(tornado.web.Application):
@@ -111,7 +132,7 @@ class WebSocketApplication(tornado.web.Application):
         if health_url:
             routes.append((health_url, HealthHandler))
         if demo:
-            routes.append(("/", DemoHandler, {"websocket_url": config.websocket_url}))
+            routes.append(("/", DemoHandler, {"config": config}))
         routes.extend(handlers)
         super().__init__(routes, **settings)
         self.heartbeat = (
@@ -154,7 +175,7 @@ class WebSocketApplication(tornado.web.Application):
 async def serve(
     config: Config,
     *,
-    host: str = "",
+    host: str = "127.0.0.1",
     port: int = 8000,
     demo: bool = False,
     client_publish: bool = False,

@@ -6,6 +6,7 @@ them looks at localhost:6379: WS4REDIS_LOCAL_REDIS_URL points runserver's probe 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import json
@@ -27,6 +28,7 @@ from django_bridge.conf import DEFAULT_HEALTH_URL
 from django_bridge.publisher import RedisPublisher
 from ws4redis_tornado.embedded import free_port
 
+from ..rawws import handshake, read_frame
 from ..utils import MS
 from .processes import ManageCommand, http_get, write_settings
 
@@ -148,6 +150,77 @@ def test_runserver_with_a_configured_redis_that_is_down_exits_with_one_line(tmp_
     assert "embedded" not in server.stdout
 
 
+def test_runserver_points_to_runtornado_for_production(tmp_path, env, live_settings_module):
+    args = ("runserver", f"127.0.0.1:{free_port()}", "--noreload", "--skip-checks")
+    env = {**env, "DJANGO_RUNSERVER_HIDE_WARNING": None}
+    with ManageCommand(*args, settings=live_settings_module, directory=tmp_path, env=env) as server:
+        server.wait_until(lambda: "Websockets at" in server.stdout, "serving")
+    assert "Do not use it in a production setting. Use 'manage.py runtornado' instead" in server.stdout
+    assert "production WSGI or ASGI server" not in server.stdout
+
+
+def test_runserver_logs_every_request_as_djangos_runserver_does(tmp_path, env, live_settings_module):
+    port = free_port()
+    args = ("runserver", f"127.0.0.1:{port}", "--noreload", "--skip-checks")
+    with ManageCommand(*args, settings=live_settings_module, directory=tmp_path, env=env) as server:
+        server.wait_for_url(f"http://127.0.0.1:{port}/hello/")
+        assert http_get(f"http://127.0.0.1:{port}/nothing-here/?q=1")[0] == 404
+        with connect(f"ws://127.0.0.1:{port}/ws/{FACILITY}?subscribe-broadcast", open_timeout=5000 * MS):
+            pass
+        expected = [
+            '"GET /hello/ HTTP/1.1" 200 17',
+            '"GET /nothing-here/?q=1 HTTP/1.1" 404 ',
+            f'"GET /ws/{FACILITY}?subscribe-broadcast HTTP/1.1" 101 -',
+        ]
+        server.wait_until(lambda: all(line in server.stderr for line in expected), "a log line per request")
+    # django.server's format: "[05/Dec/2026 10:00:00] " before the message.
+    assert re.search(r'^\[\d\d/\w{3}/\d{4} \d\d:\d\d:\d\d\] "GET /hello/ HTTP/1\.1" 200 17$', server.stderr, re.M)
+    assert "WARNING: This is a development server" not in server.stdout, "hidden by DJANGO_RUNSERVER_HIDE_WARNING"
+
+
+@pytest.mark.parametrize(
+    ("debug", "option", "status"),
+    [(False, "--insecure", 200), (True, "--nostatic", 404)],
+    ids=["insecure-without-DEBUG", "nostatic-with-DEBUG"],
+)
+def test_runserver_static_options_work_as_in_djangos_runserver(tmp_path, env, redis_url, debug, option, status):
+    module = write_settings(tmp_path, "static", WS4REDIS_CONNECTION=redis_url, DEBUG=debug)
+    port = free_port()
+    args = ("runserver", f"127.0.0.1:{port}", option, "--noreload", "--skip-checks")
+    with ManageCommand(*args, settings=module, directory=tmp_path, env=env) as server:
+        server.wait_for_url(f"http://127.0.0.1:{port}/hello/")
+        assert http_get(f"http://127.0.0.1:{port}/static/django_bridge/js/ws4redis.js")[0] == status
+
+
+def refuses_connections(port: int) -> bool:
+    """Whether nothing listens on ``port`` of the loopback address."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1000 * MS).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize(
+    ("broken", "error"),
+    [
+        ({"SESSION_ENGINE": "no_such_engine"}, "No module named 'no_such_engine'"),
+        ({"MIDDLEWARE": ["no_such_middleware.Middleware"]}, "No module named 'no_such_middleware'"),
+    ],
+    ids=["SESSION_ENGINE", "MIDDLEWARE"],
+)
+def test_runserver_whose_project_fails_to_load_shows_why_and_holds_no_port(tmp_path, env, redis_url, broken, error):
+    module = write_settings(tmp_path, "broken", WS4REDIS_CONNECTION=redis_url, **broken)
+    port = free_port()
+    with ManageCommand(
+        "runserver", f"127.0.0.1:{port}", "--skip-checks", settings=module, directory=tmp_path, env=env
+    ) as server:
+        server.wait_until(lambda: error in server.stderr, "the error")
+        # As Django's runserver: the reloader waits for a fix, and nothing accepts connections.
+        assert refuses_connections(port), server.output
+        assert server.poll() is None
+
+
 def test_runserver_nows4redis_runs_djangos_wsgi_server(tmp_path, env):
     module = write_settings(tmp_path, "plain", WS4REDIS_CONNECTION=None)
     port = free_port()
@@ -192,6 +265,30 @@ def test_runtornado_processes_share_the_port_and_close_websockets_with_1001_on_s
             assert server.wait(5000 * MS) == 0
             assert time.monotonic() - started < 5
     assert "Traceback" not in server.stderr
+
+
+def test_runtornado_logs_the_code_it_closed_a_websocket_with_though_the_peer_never_answers(
+    tmp_path, env, live_settings_module
+):
+    port = free_port()
+    args = ("runtornado", "--port", str(port), "--skip-checks")
+    with ManageCommand(*args, settings=live_settings_module, directory=tmp_path, env=env) as server:
+        health = f"http://127.0.0.1:{port}{DEFAULT_HEALTH_URL}"
+        server.wait_for_url(health)
+
+        async def drain_a_silent_peer() -> tuple[int, bytes]:
+            reader, writer = await handshake("127.0.0.1", port, f"/ws/{FACILITY}?subscribe-broadcast")
+            server.wait_until(lambda: json.loads(http_get(health)[2])["sockets"] == 1, "an open socket")
+            server.send_signal(signal.SIGTERM)
+            frame = await read_frame(reader)
+            # The close frame stays unanswered and the connection open until the server exits.
+            assert await asyncio.to_thread(server.wait) == 0
+            writer.close()
+            return frame
+
+        opcode, payload = asyncio.run(drain_a_silent_peer())
+        assert (opcode, int.from_bytes(payload[:2])) == (0x8, GOING_AWAY)
+    assert f"close peer=127.0.0.1 facility={FACILITY} code={GOING_AWAY} " in server.stderr, server.output
 
 
 def test_runtornado_sigterm_lets_an_in_flight_request_finish(tmp_path, env, live_settings_module):

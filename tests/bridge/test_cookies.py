@@ -19,6 +19,7 @@ from django.conf import settings
 from tornado.simple_httpclient import HTTPStreamClosedError
 
 from django_bridge.publisher import RedisPublisher
+from django_bridge.server import log_like_runserver
 from ws4redis_tornado.embedded import free_port
 
 from ..utils import MS, within
@@ -94,6 +95,23 @@ async def test_a_response_the_container_cannot_send_is_answered_500(http_client,
     assert record.exc_info is not None
     # The server goes on serving.
     assert (await fetch(http_client, http_url("/hello/"))).body == b"hello from django"
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("app_options", [{"request_log": log_like_runserver}])
+async def test_a_request_log_sees_django_answers_the_500_answer_and_the_health_check(
+    app_options, http_client, http_url, caplog
+):
+    caplog.set_level(logging.INFO, logger="django.server")
+    await fetch(http_client, http_url("/hello/"))
+    await fetch(http_client, http_url("/odd-header/"))
+    health = await fetch(http_client, http_url("/ws4redis/health"))
+    logged = [(r.levelno, r.getMessage(), r.status_code) for r in caplog.records if r.name == "django.server"]
+    assert logged == [
+        (logging.INFO, '"GET /hello/ HTTP/1.1" 200 17', 200),
+        (logging.ERROR, '"GET /odd-header/ HTTP/1.1" 500 26', 500),
+        (logging.INFO, f'"GET /ws4redis/health HTTP/1.1" 200 {len(health.body)}', 200),
+    ]
 
 
 @pytest.mark.gen_test

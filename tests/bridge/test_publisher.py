@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import warnings
 from importlib import import_module
 
 import pytest
 import redis
 from django.conf import settings
-from django.contrib.auth.models import AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
+from django.db import connections
 from django.test import RequestFactory, override_settings
 
 import ws4redis_tornado
 from django_bridge.conf import MEMBEROF_SESSION_KEY
-from django_bridge.publisher import SELF, RedisMessage, RedisPublisher
+from django_bridge.publisher import SELF, RedisMessage, RedisPublisher, UnresolvedSelfWarning
 from ws4redis_tornado.embedded import free_port
 from ws4redis_tornado.exceptions import BrokerUnavailable, InvalidFacility
 
@@ -80,11 +82,56 @@ def test_self_groups_are_the_users_groups_now_not_those_stored_in_the_session_at
     assert publisher.publish_channels == [f"{prefix}:group:chatters:{FACILITY}", f"{prefix}:group:admins:{FACILITY}"]
 
 
-def test_self_of_an_anonymous_request_is_only_its_session(prefix, anonymous_request, anonymous):
-    publisher = RedisPublisher(
-        facility=FACILITY, users=[SELF], groups=[SELF], sessions=[SELF], request=anonymous_request
-    )
+def test_self_of_an_anonymous_request_is_only_its_session_and_the_others_are_warned_about(
+    prefix, anonymous_request, anonymous
+):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        publisher = RedisPublisher(
+            facility=FACILITY, users=[SELF], groups=[SELF], sessions=[SELF], request=anonymous_request
+        )
     assert publisher.publish_channels == [f"{prefix}:session:{anonymous}:{FACILITY}"]
+    assert [(w.category, str(w.message)) for w in caught] == [
+        (UnresolvedSelfWarning, "SELF in groups= stands for nobody and was dropped: the request's user is anonymous"),
+        (UnresolvedSelfWarning, "SELF in users= stands for nobody and was dropped: the request's user is anonymous"),
+    ]
+    assert {w.filename for w in caught} == {__file__}, "the warning points at the caller"
+
+
+def test_unresolved_self_is_a_runtime_warning():
+    assert issubclass(UnresolvedSelfWarning, RuntimeWarning)
+
+
+def test_self_of_a_user_in_no_group_says_so(anonymous):
+    loner, _ = User.objects.get_or_create(username="loner")
+    request = RequestFactory().get("/chat/")
+    request.user = loner
+    request.session = session_store(anonymous)
+    with pytest.warns(
+        UnresolvedSelfWarning, match=r"groups= stands for nobody and was dropped: 'loner' is in no group"
+    ):
+        publisher = RedisPublisher(facility=FACILITY, groups=[SELF], request=request)
+    assert publisher.publish_channels == []
+    connections.close_all()
+
+
+def test_self_without_a_session_says_so(users):
+    request = RequestFactory().get("/chat/")
+    request.user = users["john"]
+    with pytest.warns(UnresolvedSelfWarning, match=r"sessions= stands for nobody and was dropped: .*no session"):
+        assert RedisPublisher(facility=FACILITY, sessions=[SELF], request=request).publish_channels == []
+    request.session = session_store()  # new, not saved yet
+    with pytest.warns(UnresolvedSelfWarning, match=r"sessions= stands for nobody and was dropped: .*no key yet"):
+        assert RedisPublisher(facility=FACILITY, sessions=[SELF], request=request).publish_channels == []
+
+
+def test_self_without_a_request_says_so():
+    with pytest.warns(UnresolvedSelfWarning, match=r"users= stands for nobody and was dropped: no request= was given"):
+        assert (
+            RedisPublisher(facility=FACILITY, users=[SELF, "mary"])
+            .publish_channels[0]
+            .endswith("user:mary:" + FACILITY)
+        )
 
 
 def test_ws4redis_deprecated_audience_forms_still_work_with_a_warning(prefix, john_request):

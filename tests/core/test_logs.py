@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
+import struct
+from urllib.parse import urlsplit
 
 import pytest
 import websockets
 
 from ws4redis_tornado.logs import JsonFormatter
 
+from ..rawws import handshake, read_frame
 from ..utils import wait_for
+
+GOING_AWAY = 1001
 
 
 def events(caplog) -> list[dict]:
@@ -31,6 +36,20 @@ async def test_connect_close_and_deny_are_logged_as_events_without_bodies(ws_url
     assert by_name["close"]["code"] == 1000 and by_name["close"]["peer"] == "127.0.0.1"
     assert by_name["deny"]["status"] == 400
     assert "secret body" not in caplog.text
+
+
+@pytest.mark.gen_test
+async def test_a_close_the_server_began_is_logged_with_its_code_when_the_peer_never_answers(app, ws_url, caplog):
+    caplog.set_level(logging.INFO, logger="ws4redis_tornado")
+    url = urlsplit(ws_url("room", "subscribe-broadcast"))
+    reader, writer = await handshake(url.hostname, url.port, f"{url.path}?{url.query}")
+    await wait_for(lambda: app.sockets)
+    app.close_sockets()
+    assert await read_frame(reader) == (0x8, struct.pack("!H", GOING_AWAY) + b"server shutting down")
+    writer.close()  # gone without answering the close frame
+    await wait_for(lambda: any(e["event"] == "close" for e in events(caplog)))
+    [close] = [e for e in events(caplog) if e["event"] == "close"]
+    assert close["code"] == GOING_AWAY
 
 
 def test_json_formatter_renders_plain_records_too():

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import html
+import os
+import re
 import signal
+import socket
 import subprocess
 import sys
-import time
 import urllib.request
 
 import pytest
@@ -15,29 +19,31 @@ import websockets
 
 from ws4redis_tornado.embedded import free_port
 
-from ..utils import MS
+from ..utils import MS, wait_until_serving
 
 
-def run_server(*args: str) -> subprocess.Popen[str]:
+def run_server(*args: str, host: str | None = "127.0.0.1") -> subprocess.Popen[str]:
+    """Start the server (on ``host``, or on its default address with None) in a process group of its own."""
+    where = () if host is None else ("--host", host)
     return subprocess.Popen(
-        [sys.executable, "-m", "ws4redis_tornado", "--host", "127.0.0.1", *args],
+        [sys.executable, "-m", "ws4redis_tornado", *where, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,
     )
 
 
-def wait_until_serving(port: int, process: subprocess.Popen[str], timeout: float = 15_000 * MS) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"server exited: {process.communicate()}")
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1).read()
-            return
-        except OSError:
-            time.sleep(0.02)
-    raise AssertionError("server did not start")
+def stop(process: subprocess.Popen[str]) -> tuple[str, str]:
+    """SIGTERM the server, SIGKILL its whole group (an embedded redis-server too) if it hangs; return its output."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        return process.communicate(timeout=15)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
 
 
 def test_unreachable_redis_is_one_clear_error_and_a_non_zero_exit():
@@ -126,3 +132,40 @@ async def _publish_from_a_client(port: int, text: str, *, delivered: bool) -> No
         else:
             with pytest.raises(TimeoutError):
                 await asyncio.wait_for(listener.recv(), 500 * MS)
+
+
+def test_the_server_listens_on_loopback_only_by_default(redis_url):
+    port = free_port()
+    process = run_server("--port", str(port), "--redis", redis_url, host=None)
+    try:
+        wait_until_serving(port, process)
+        # Linux routes all of 127/8 to loopback: a server on every interface would answer here too.
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.2", port), timeout=1).close()
+    finally:
+        stop(process)
+
+
+def test_the_demo_page_shows_how_to_publish_through_the_embedded_redis():
+    port = free_port()
+    process = run_server("--port", str(port), "--embedded-redis", "--prefix", "app", "--demo")
+    try:
+        wait_until_serving(port, process)
+        page = html.unescape(urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read().decode())
+        found = re.search(
+            r"redis-cli -u (redis://127\.0\.0\.1:\d+/0) publish (app:broadcast:demo) 'Hello from Redis'", page
+        )
+        assert found, page
+        url, channel = found.groups()
+        assert not url.startswith("redis://127.0.0.1:6379/"), "the page names the embedded Redis, not the default"
+        asyncio.run(_receive_what_the_page_says_to_publish(port, url, channel))
+    finally:
+        _, stderr = stop(process)
+    assert f"started an embedded redis-server at {url}" in stderr
+
+
+async def _receive_what_the_page_says_to_publish(port: int, url: str, channel: str) -> None:
+    async with websockets.connect(f"ws://127.0.0.1:{port}/ws/demo?subscribe-broadcast") as ws:
+        with redis.Redis.from_url(url) as client:
+            assert client.publish(channel, "Hello from Redis") == 1
+        assert await asyncio.wait_for(ws.recv(), 5) == "Hello from Redis"

@@ -13,9 +13,12 @@ children find its URL in an environment variable and it stops when the parent ex
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
+import os
 import socket
 import sys
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NoReturn
 
@@ -28,6 +31,7 @@ from django.utils import autoreload
 from tornado.netutil import bind_sockets
 
 from django_bridge import conf, embedded
+from django_bridge.server import log_like_runserver
 from ws4redis_tornado.embedded import RedisServer
 from ws4redis_tornado.exceptions import BrokerUnavailable
 
@@ -42,6 +46,14 @@ __all__ = ["Command"]
 
 GRACE_PERIOD = 2.0
 """Seconds a stopping development server gives requests and websocket closes (without reloader)."""
+
+HIDE_WARNING_VARIABLE = "DJANGO_RUNSERVER_HIDE_WARNING"
+PRODUCTION_WARNING = (
+    "WARNING: This is a development server. Do not use it in a production setting. "
+    "Use 'manage.py runtornado' instead: it serves Django and its websockets in several processes "
+    "and drains them on SIGTERM."
+)
+"""Replaces Django's advice to use "a production WSGI or ASGI server", which would serve no websockets."""
 
 
 class Command(RunserverCommand):
@@ -141,12 +153,21 @@ class Command(RunserverCommand):
                 grace_period=GRACE_PERIOD,
                 executor=executor,
                 on_ready=lambda: self._on_ready(sockets[0].getsockname()[1]),
+                request_log=log_like_runserver,
+                serve_static=_serves_static(options),
             )
         finally:
+            # When the project fails to load, the traceback keeps the sockets alive while the
+            # autoreloader waits for a fix: close them, so nothing accepts connections no one serves.
+            for sock in sockets:
+                sock.close()
             executor.shutdown(wait=False, cancel_futures=True)
 
     def _on_ready(self, port: int) -> None:
-        self.on_bind(port)
+        with _django_warning_hidden() as hidden_by_user:
+            self.on_bind(port)
+        if not hidden_by_user:
+            self.stdout.write(self.style.WARNING(PRODUCTION_WARNING))
         config = conf.get_config()
         host = f"[{self.addr}]" if self._raw_ipv6 else self.addr
         self.stdout.write(f"Websockets at ws://{host}:{port}{config.websocket_url}, Redis at {config.redis_address}")
@@ -161,6 +182,30 @@ class Command(RunserverCommand):
         if self.embedded_redis is not None:
             self.embedded_redis.stop()
         exit_now(code)
+
+
+@contextlib.contextmanager
+def _django_warning_hidden() -> Iterator[bool]:
+    """Keep Django's on_bind() (5.2 and later) from printing its production warning.
+
+    Yields whether the user hid it already, in which case no warning is wanted at all.
+    """
+    previous = os.environ.get(HIDE_WARNING_VARIABLE)
+    os.environ[HIDE_WARNING_VARIABLE] = "true"
+    try:
+        yield previous == "true"
+    finally:
+        if previous is None:
+            del os.environ[HIDE_WARNING_VARIABLE]
+        else:
+            os.environ[HIDE_WARNING_VARIABLE] = previous
+
+
+def _serves_static(options: dict[str, Any]) -> bool:
+    """Whether Django's staticfiles runserver would serve static files (DEBUG, --insecure, --nostatic)."""
+    if "use_static_handler" not in options:  # django.contrib.staticfiles is not installed
+        return False
+    return options["use_static_handler"] and (settings.DEBUG or options["insecure_serving"])
 
 
 def _redis_configured() -> bool:

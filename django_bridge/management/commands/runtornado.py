@@ -39,7 +39,7 @@ from tornado import httputil
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
-from django_bridge.server import build_broker, make_app
+from django_bridge.server import RequestLog, build_broker, make_app
 from ws4redis_tornado.exceptions import BrokerUnavailable
 from ws4redis_tornado.server import CLOSE_GOING_AWAY, WebSocketApplication
 
@@ -220,6 +220,8 @@ async def serve(
     executor: Executor | None = None,
     xheaders: bool = False,
     on_ready: Callable[[], None] | None = None,
+    request_log: RequestLog | None = None,
+    serve_static: bool | None = None,
 ) -> bool:
     """Serve on ``sockets`` until SIGTERM or SIGINT, then drain; return whether the drain completed.
 
@@ -232,7 +234,9 @@ async def serve(
     broker = build_broker()
     await broker.start()
     try:
-        app = make_app(broker=broker, executor=executor, ws_only=ws_only)
+        app = make_app(
+            broker=broker, executor=executor, ws_only=ws_only, request_log=request_log, serve_static=serve_static
+        )
         server = DrainingHTTPServer(app, xheaders=xheaders)
         server.add_sockets(sockets)
         app.start()
