@@ -19,11 +19,12 @@ from tornado.websocket import WebSocketHandler, _WebSocketParams
 from .broker import Broker, Delivery
 from .channels import Principal, Subscription, parse_subscription, validate_facility
 from .exceptions import BrokerUnavailable, InvalidFacility, PermissionDenied
-from .keepalive import PING_FRAME, ping_action
+from .frames import PING_FRAME, CloseCode, encode_frame
+from .keepalive import ping_action
 from .logs import log_event
-from .messages import RedisMessage, encode_frame, is_heartbeat
+from .messages import RedisMessage, is_heartbeat
 from .origins import handshake_origin_problem, is_own_origin, normalise_origin
-from .protocol import CLOSE_GOING_AWAY, CLOSE_POLICY_VIOLATION, CLOSE_TRY_AGAIN_LATER, StrictProtocol
+from .protocol import StrictProtocol
 from .ratelimit import TokenBucket
 from .subscriber import Handshake, RedisSubscriber
 from .writes import FrameWriter, write_now
@@ -297,7 +298,7 @@ class RedisWebSocketHandler(WebSocketHandler):
         assert self.ws_connection is not None
         self.ws_connection.stream.max_write_buffer_size = self.config.max_buffered_bytes
         if getattr(self.application, "closing", False):
-            self.close(CLOSE_GOING_AWAY, "server shutting down")
+            self.close(CloseCode.GOING_AWAY, "server shutting down")
             return
         persisted, self._persisted = self._persisted or [], None
         for _, message in persisted:
@@ -342,7 +343,7 @@ class RedisWebSocketHandler(WebSocketHandler):
         except BrokerUnavailable as exc:
             self._forget_own_echoes(echoes)
             logger.warning("closing %s: %s", self._peer, exc)
-            self.close(CLOSE_TRY_AGAIN_LATER, "redis is unavailable; message not published")
+            self.close(CloseCode.TRY_AGAIN_LATER, "redis is unavailable; message not published")
 
     def _expect_own_echoes(self, subscriber: RedisSubscriber, payload: bytes) -> list[tuple[bytes, bytes]]:
         # Registered before publishing: Redis may deliver the copy before it answers PUBLISH.
@@ -417,7 +418,7 @@ class RedisWebSocketHandler(WebSocketHandler):
         if not self.ws_connection or self.ws_connection.is_closing():
             return False
         logger.warning("closing %s: sending faster than %s frames/s", self._peer, self.config.publish_rate)
-        self.close(CLOSE_POLICY_VIOLATION, "sending too fast")
+        self.close(CloseCode.POLICY_VIOLATION, "sending too fast")
         return False
 
     def on_close(self) -> None:
@@ -507,7 +508,7 @@ class RedisWebSocketHandler(WebSocketHandler):
         )
         # Let the close frame through the full buffer; Tornado aborts if the peer never answers.
         self.ws_connection.stream.max_write_buffer_size = None
-        self.close(CLOSE_POLICY_VIOLATION, "too much data queued: the client is not reading")
+        self.close(CloseCode.POLICY_VIOLATION, "too much data queued: the client is not reading")
 
 
 def _is_websocket_key(key: str) -> bool:

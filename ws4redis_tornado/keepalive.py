@@ -11,12 +11,10 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Protocol
 
+from .frames import PING_FRAME
 from .timers import SocketTimer
 
 __all__ = ["PING_FRAME", "Pinger", "ping_action"]
-
-PING_FRAME = b"\x89\x00"
-"""A complete, empty, unmasked ping frame."""
 
 
 class PingedSocket(Protocol):

@@ -1,22 +1,21 @@
-"""Messages as they travel between websockets and Redis, and their websocket frames.
+"""Messages as they travel between websockets and Redis.
 
 Redis carries bytes. A text message is stored as its UTF-8 bytes, exactly as ws4redis stored it, so
 old and new processes can share channels. A binary message is stored as is when it is not valid
 UTF-8, and behind :data:`BINARY_MARKER` when it is (or when it starts with the marker), so that it
 stays binary end to end. The marker starts with 0xFF, which never occurs in UTF-8 text.
+
+A message's websocket frame is built by :func:`ws4redis_tornado.frames.encode_frame` (also
+importable from here).
 """
 
 from __future__ import annotations
 
-import struct
+from .frames import encode_frame
 
 __all__ = ["BINARY_MARKER", "RedisMessage", "decode_payload", "encode_frame", "is_heartbeat"]
 
 BINARY_MARKER = b"\xffws4redis:binary\x00"
-
-_OPCODE_TEXT = 0x1
-_OPCODE_BINARY = 0x2
-_FIN = 0x80
 
 
 class RedisMessage(bytes):
@@ -68,22 +67,6 @@ def is_heartbeat(data: str | bytes, heartbeat: str | None) -> bool:
     if isinstance(data, str):
         return data == heartbeat
     return data == heartbeat.encode("utf-8")
-
-
-def encode_frame(data: bytes, *, binary: bool) -> bytes:
-    """Return one complete, unmasked server-to-client websocket frame carrying ``data``.
-
-    Built once per message and written to every subscribed socket as is.
-    """
-    first = _FIN | (_OPCODE_BINARY if binary else _OPCODE_TEXT)
-    length = len(data)
-    if length < 126:
-        header = struct.pack("!BB", first, length)
-    elif length < 65536:
-        header = struct.pack("!BBH", first, 126, length)
-    else:
-        header = struct.pack("!BBQ", first, 127, length)
-    return header + data
 
 
 def _is_utf8(data: bytes) -> bool:

@@ -7,14 +7,12 @@ releases a socket's channels as soon as it has sent a close frame.
 
 from __future__ import annotations
 
-import struct
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketProtocol13
 
-if TYPE_CHECKING:
-    from .handler import RedisWebSocketHandler
+from .frames import MASK_BIT, CloseCode, Opcode, close_code_is_valid, close_frame_problem
 
 __all__ = [
     "CLOSE_GOING_AWAY",
@@ -22,42 +20,36 @@ __all__ = [
     "CLOSE_POLICY_VIOLATION",
     "CLOSE_PROTOCOL_ERROR",
     "CLOSE_TRY_AGAIN_LATER",
+    "FrameHandler",
     "StrictProtocol",
+    "close_code_is_valid",
     "close_frame_problem",
 ]
 
-CLOSE_GOING_AWAY = 1001
-CLOSE_PROTOCOL_ERROR = 1002
-CLOSE_INVALID_PAYLOAD = 1007
-CLOSE_POLICY_VIOLATION = 1008
-CLOSE_TRY_AGAIN_LATER = 1013
+# The names these codes had before ws4redis_tornado.frames.CloseCode; kept importable.
+CLOSE_GOING_AWAY = CloseCode.GOING_AWAY
+CLOSE_PROTOCOL_ERROR = CloseCode.PROTOCOL_ERROR
+CLOSE_INVALID_PAYLOAD = CloseCode.INVALID_PAYLOAD
+CLOSE_POLICY_VIOLATION = CloseCode.POLICY_VIOLATION
+CLOSE_TRY_AGAIN_LATER = CloseCode.TRY_AGAIN_LATER
 
-_OPCODE_TEXT = 0x1
-_OPCODE_CLOSE = 0x8
-_OPCODE_PING = 0x9
-_OPCODE_PONG = 0xA
-_PING_PONG = (_OPCODE_PING, _OPCODE_PONG)
-_MASK_BIT = 0x80
-
-
-def close_code_is_valid(code: int) -> bool:
-    """Whether a peer may send ``code`` in a close frame (RFC 6455 section 7.4, IANA registry)."""
-    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
+# Plain ints, compared once per frame a client sends.
+_OPCODE_TEXT = int(Opcode.TEXT)
+_OPCODE_CLOSE = int(Opcode.CLOSE)
+_OPCODE_PONG = int(Opcode.PONG)
+_PING_PONG = (int(Opcode.PING), _OPCODE_PONG)
 
 
-def close_frame_problem(payload: bytes) -> tuple[int, str] | None:
-    """Return the ``(code, reason)`` to answer a malformed close frame with, or None if it is fine."""
-    if len(payload) == 1:
-        return CLOSE_PROTOCOL_ERROR, "a close frame cannot carry one byte"
-    if len(payload) >= 2:
-        (code,) = struct.unpack("!H", payload[:2])
-        if not close_code_is_valid(code):
-            return CLOSE_PROTOCOL_ERROR, f"invalid close code {code}"
-        try:
-            payload[2:].decode("utf-8")
-        except UnicodeDecodeError:
-            return CLOSE_INVALID_PAYLOAD, "invalid UTF-8 in the close reason"
-    return None
+class FrameHandler(Protocol):
+    """What :class:`StrictProtocol` needs of its websocket handler, besides what Tornado needs."""
+
+    sent_close_code: int | None
+
+    def on_message(self, message: str | bytes) -> Any: ...
+
+    def control_frame_allowed(self, *, pong: bool) -> bool: ...
+
+    def release(self) -> None: ...
 
 
 class StrictProtocol(WebSocketProtocol13):
@@ -65,7 +57,7 @@ class StrictProtocol(WebSocketProtocol13):
 
     # A slot, so that Tornado's own attributes keep the instance __dict__ small and shared.
     __slots__ = ("_reading_header",)
-    handler: RedisWebSocketHandler
+    handler: FrameHandler  # type: ignore[assignment]  # Tornado types it by what it needs itself
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -74,7 +66,7 @@ class StrictProtocol(WebSocketProtocol13):
     def close(self, code: int | None = None, reason: str | None = None) -> None:
         if not self.server_terminated and not self.stream.closed():
             # For the close event: Tornado keeps only the code the peer sent, if it answers at all.
-            self.handler.sent_close_code = 1000 if code is None and reason is not None else code
+            self.handler.sent_close_code = CloseCode.NORMAL_CLOSURE if code is None and reason is not None else code
         super().close(code, reason)
         # Nothing may follow a close frame, and a dead peer never answers it (Tornado waits 5 s
         # before dropping it): leave the channels now.
@@ -88,9 +80,9 @@ class StrictProtocol(WebSocketProtocol13):
         data = await super()._read_bytes(n)
         if self._reading_header:
             self._reading_header = False
-            if not data[1] & _MASK_BIT:
+            if not data[1] & MASK_BIT:
                 # RFC 6455 section 5.1: the server must fail the connection.
-                self.close(CLOSE_PROTOCOL_ERROR, "client frames must be masked")
+                self.close(CloseCode.PROTOCOL_ERROR, "client frames must be masked")
                 raise StreamClosedError()
         return data
 
@@ -102,7 +94,7 @@ class StrictProtocol(WebSocketProtocol13):
                 text = data.decode("utf-8")
             except UnicodeDecodeError:
                 # Tornado would drop the TCP connection without a word.
-                self.close(CLOSE_INVALID_PAYLOAD, "invalid UTF-8 in a text frame")
+                self.close(CloseCode.INVALID_PAYLOAD, "invalid UTF-8 in a text frame")
                 return None
             self._message_bytes_in += len(data)
             return self._run_callback(self.handler.on_message, text)

@@ -32,6 +32,8 @@ import time
 from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING, Protocol
 
+from .frames import CloseCode
+
 if TYPE_CHECKING:
     from .broker import Broker
 
@@ -51,10 +53,10 @@ logger = logging.getLogger(__name__)
 CONTROL_CHANNEL = "ws4redis-tornado:control"
 """The control channel's name after the prefix; see :func:`control_channel`."""
 
-CLOSE_SIGNED_OUT = 4401
+CLOSE_SIGNED_OUT = CloseCode.SIGNED_OUT
 """Close code of a socket whose session ended (reason ``"signed out"``)."""
 
-CLOSE_ACCESS_CHANGED = 4403
+CLOSE_ACCESS_CHANGED = CloseCode.ACCESS_CHANGED
 """Close code of a socket whose user's rights changed (reason ``"access changed"``)."""
 
 SIGNED_OUT = "signed out"

@@ -24,6 +24,7 @@ from .exceptions import CannotListen
 from .handler import AllowedChannels, ProcessRequest, RedisWebSocketHandler
 from .heartbeat import Heartbeat
 from .keepalive import Pinger
+from .protocol import CLOSE_GOING_AWAY
 from .subscriber import RedisSubscriber
 from .writes import FrameWriter
 
@@ -31,7 +32,6 @@ __all__ = ["CLOSE_GOING_AWAY", "HealthHandler", "WebSocketApplication", "serve",
 
 logger = logging.getLogger(__name__)
 
-CLOSE_GOING_AWAY = 1001
 _DEMO_PAGE = Path(__file__).with_name("static") / "demo.html"
 _DEMO_FACILITY = "demo"
 
