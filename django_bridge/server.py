@@ -26,9 +26,9 @@ from typing import Any
 from tornado.concurrent import Future
 from tornado.httputil import HTTPConnection, HTTPHeaders, HTTPServerRequest, ResponseStartLine
 from tornado.web import FallbackHandler, RequestHandler
-from tornado.wsgi import WSGIContainer
 
 from ws4redis_tornado.broker import Broker
+from ws4redis_tornado.compat.tornado import LoggedWSGIContainer, response_header
 from ws4redis_tornado.config import Config
 from ws4redis_tornado.server import WebSocketApplication
 
@@ -133,8 +133,8 @@ def log_like_runserver(request: HTTPServerRequest, status: int, size: int | None
 
 
 def _body_size(handler: RequestHandler) -> int | None:
-    # Tornado keeps the response headers only in a private attribute; finish() sets Content-Length.
-    length = getattr(handler, "_headers", {}).get("Content-Length")
+    # The Content-Length that finish() set.
+    length = response_header(handler, "Content-Length")
     return int(length) if length is not None and length.isdigit() else None
 
 
@@ -166,7 +166,7 @@ _ERROR_BODY = b"500 Internal Server Error\n"
 _WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
-class _DjangoContainer(WSGIContainer):
+class _DjangoContainer(LoggedWSGIContainer):
     """A ``WSGIContainer`` that answers every request: with Django's response, or with a 500.
 
     Tornado's container runs in a callback of its own, so an exception there (a header value
@@ -201,14 +201,14 @@ class _DjangoContainer(WSGIContainer):
         finally:
             request.connection = connection
 
-    def _log(self, status_code: int, request: HTTPServerRequest) -> None:
-        # Tornado's hook, called once the response is written, while request.connection is the watch.
+    def log_response(self, status_code: int, request: HTTPServerRequest) -> None:
+        # Called once the response is written, while request.connection is the watch.
         watch = request.connection
         self._log_answer(request, status_code, watch.body_size if isinstance(watch, _ResponseWatch) else None)
 
     def _log_answer(self, request: HTTPServerRequest, status: int, size: int | None) -> None:
         if self.request_log is None:
-            super()._log(status, request)
+            super().log_response(status, request)
         else:
             self.request_log(request, status, size)
 

@@ -14,10 +14,11 @@ from tornado.httputil import HTTPHeaders
 from tornado.ioloop import IOLoop
 from tornado.iostream import StreamClosedError
 from tornado.web import Finish
-from tornado.websocket import WebSocketHandler, _WebSocketParams
+from tornado.websocket import WebSocketHandler
 
 from .broker import Broker, Delivery
 from .channels import Principal, Subscription, parse_subscription, validate_facility
+from .compat.tornado import reason_phrase, replace_response_headers, stream_of, websocket_params
 from .exceptions import BrokerUnavailable, InvalidFacility, PermissionDenied
 from .frames import PING_FRAME, CloseCode, encode_frame
 from .keepalive import ping_action
@@ -148,10 +149,8 @@ class RedisWebSocketHandler(WebSocketHandler):
     def get_websocket_protocol(self) -> StrictProtocol | None:
         if self.request.headers.get("Sec-WebSocket-Version") != "13":
             return None
-        params = _WebSocketParams(
-            ping_interval=None,
-            max_message_size=self.max_message_size,
-            compression_options=self.get_compression_options(),
+        params = websocket_params(
+            max_message_size=self.max_message_size, compression_options=self.get_compression_options()
         )
         return StrictProtocol(self, False, params)
 
@@ -207,7 +206,7 @@ class RedisWebSocketHandler(WebSocketHandler):
 
     def _hung_up(self) -> bool:
         # A client that hangs up along with its request is never reported by on_connection_close().
-        stream = getattr(self.request.connection, "stream", None)
+        stream = stream_of(self.request)
         return self._gone or stream is None or stream.closed()
 
     def _refuse_if_revoked(self, since: int) -> None:
@@ -290,7 +289,7 @@ class RedisWebSocketHandler(WebSocketHandler):
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         # Covers what Tornado refuses itself, e.g. an unknown method or a bad Origin.
         self.set_header("Content-Type", "text/plain; charset=utf-8")
-        self.finish(f"{status_code} {self._reason}: {NOT_A_WEBSOCKET}\n")
+        self.finish(f"{status_code} {reason_phrase(self)}: {NOT_A_WEBSOCKET}\n")
 
     # -- the open socket --------------------------------------------------------------------------
 
@@ -322,7 +321,7 @@ class RedisWebSocketHandler(WebSocketHandler):
         request = self.request
         request.headers = _NO_HEADERS
         request.arguments = request.query_arguments = request.body_arguments = {}
-        self._headers = _NO_HEADERS
+        replace_response_headers(self, _NO_HEADERS)
         self.path_args = []
 
     async def on_message(self, message: str | bytes) -> None:

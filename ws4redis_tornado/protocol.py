@@ -10,8 +10,10 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from tornado.iostream import StreamClosedError
-from tornado.websocket import WebSocketProtocol13
 
+# The base class comes from the compat module, which checks at import that the private hooks and
+# state StrictProtocol uses (PROTOCOL_HOOKS, PROTOCOL_STATE there) exist in the installed Tornado.
+from .compat.tornado import WebSocketProtocol13
 from .frames import MASK_BIT, CloseCode, Opcode, close_code_is_valid, close_frame_problem
 
 __all__ = [
@@ -53,7 +55,11 @@ class FrameHandler(Protocol):
 
 
 class StrictProtocol(WebSocketProtocol13):
-    """Tornado's server-side protocol with RFC 6455's answers to bad frames."""
+    """Tornado's server-side protocol with RFC 6455's answers to bad frames.
+
+    It overrides private hooks of ``WebSocketProtocol13`` and uses its private state; those are
+    listed, and checked at import, in :mod:`ws4redis_tornado.compat.tornado`.
+    """
 
     # A slot, so that Tornado's own attributes keep the instance __dict__ small and shared.
     __slots__ = ("_reading_header",)

@@ -5,7 +5,8 @@ system call per message per socket. Instead a socket queues the ready-made frame
 once with the process's :class:`FrameWriter`, and the writer flushes every registered socket
 when the IOLoop next runs callbacks: one ``send()`` per socket for the whole batch. A socket whose
 kernel buffer is full falls back to Tornado's ``IOStream`` buffering, bounded by
-``max_buffered_bytes``.
+``max_buffered_bytes`` (see :func:`write_now`, which lives with the other Tornado internals in
+:mod:`ws4redis_tornado.compat.tornado`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import asyncio
 import logging
 from typing import Protocol
 
-from tornado.iostream import IOStream, SSLIOStream, StreamBufferFullError
+from .compat.tornado import write_now
 
 __all__ = ["FrameWriter", "write_now"]
 
@@ -49,28 +50,3 @@ class FrameWriter:
                 socket.flush_frames()
             except Exception:
                 logger.exception("writing to %r failed", socket)
-
-
-def write_now(stream: IOStream, data: bytes) -> bool:
-    """Write ``data``: straight to the socket when nothing is queued, else through the stream.
-
-    The direct ``send()`` skips the Future and bookkeeping ``IOStream.write`` does per call.
-    Returns False when the stream's buffer bound was hit (the caller closes the socket).
-    Raises tornado.iostream.StreamClosedError when the stream is closed.
-    """
-    if not stream._write_buffer and not isinstance(stream, SSLIOStream) and stream.socket is not None:
-        try:
-            sent = stream.socket.send(data)
-        except BlockingIOError:
-            sent = 0
-        except OSError:
-            # Let the stream see the error and close itself the usual way.
-            sent = 0
-        if sent == len(data):
-            return True
-        data = memoryview(data)[sent:]
-    try:
-        stream.write(data)
-    except StreamBufferFullError:
-        return False
-    return True
