@@ -28,6 +28,7 @@ Settings (defaults as in ws4redis, plus the new ones marked *):
 ``WS4REDIS_ALLOWED_ORIGINS``    * ``[]``: origins such as ``'https://example.com'`` (or
                                 ``'https://*.example.com'``) whose pages may open websockets
 ``WS4REDIS_HEALTH_URL``         * ``'/ws4redis/health'``; None serves no health check
+``WS4REDIS_HANDSHAKE_TIMEOUT``  * ``10`` seconds a connection may take to send its request headers
 =============================== ==================================================================
 
 A master that Redis Sentinel watches, followed through failovers::
@@ -131,6 +132,10 @@ _HINTS = {
         "Set WS4REDIS_HEALTH_URL to a path starting with '/' outside WEBSOCKET_URL, such as"
         f" {DEFAULT_HEALTH_URL!r}, or to None to serve no health check."
     ),
+    "WS4REDIS_HANDSHAKE_TIMEOUT": (
+        "Set WS4REDIS_HANDSHAKE_TIMEOUT to the number of seconds a connection may take to send its"
+        " request headers, such as 10."
+    ),
 }
 
 
@@ -162,6 +167,7 @@ _FIELDS: Mapping[str, tuple[str, Any]] = {
     "WS4REDIS_HEARTBEAT_INTERVAL": ("heartbeat_interval", 4),
     "WS4REDIS_PING_INTERVAL": ("ping_interval", 20),
     "WS4REDIS_PING_TIMEOUT": ("ping_timeout", None),
+    "WS4REDIS_HANDSHAKE_TIMEOUT": ("handshake_timeout", 10),
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import time
 from collections.abc import Awaitable, Callable
 
@@ -23,3 +24,20 @@ async def wait_for(predicate: Callable[[], bool], timeout: float = 5000 * MS, st
 async def within(awaitable: Awaitable, timeout: float = 5000 * MS):
     """Await ``awaitable`` for at most ``timeout`` seconds."""
     return await asyncio.wait_for(awaitable, timeout)
+
+
+def limit_open_files(pid: int, count: int) -> None:
+    """Give the running process ``pid`` at most ``count`` file descriptors (soft and hard limit).
+
+    Set on the running process (Linux's prlimit) rather than through a ``preexec_fn``, which is
+    not safe in a test process that runs threads.
+    """
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, (count, count))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far, from /proc/<pid>/stat."""
+    with open(f"/proc/{pid}/stat") as stat:
+        # The command name may hold spaces; the fields after it are fixed.
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

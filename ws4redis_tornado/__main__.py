@@ -35,6 +35,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--expire", type=int, default=Config.expire, help="seconds a message stays persisted")
     parser.add_argument("--heartbeat", default=None, help="heartbeat string sent every few seconds")
     parser.add_argument("--websocket-url", default=Config.websocket_url, help="URL prefix of the endpoint")
+    parser.add_argument(
+        "--handshake-timeout",
+        type=float,
+        default=Config.handshake_timeout,
+        metavar="SECONDS",
+        help="close a connection that has not sent its request headers within this time (default: %(default)s)",
+    )
     parser.add_argument("--demo", action="store_true", help="serve a demo page at /")
     parser.add_argument(
         "--xheaders",
@@ -66,6 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             expire=args.expire,
             heartbeat=args.heartbeat,
             websocket_url=args.websocket_url,
+            handshake_timeout=args.handshake_timeout,
         )
         if embedded:
             print(f"started an embedded redis-server at {embedded.url}", file=sys.stderr)

@@ -47,6 +47,9 @@ class Config:
         redis_sentinel_options: connection arguments for the sentinels themselves (e.g. password).
         redis_cluster_nodes: ``(host, port)`` startup nodes of a Redis Cluster, used instead of
             ``redis_url``.
+        handshake_timeout: seconds a connection may take to send its request headers (the
+            websocket handshake); a connection that has not sent them by then is closed. Also how
+            long an idle keep-alive connection stays open. An open websocket is not affected.
     """
 
     redis_url: str = "redis://localhost:6379/0"
@@ -68,6 +71,7 @@ class Config:
     redis_service_name: str = "mymaster"
     redis_sentinel_options: Mapping[str, Any] = field(default_factory=dict)
     redis_cluster_nodes: tuple[tuple[str, int], ...] = ()
+    handshake_timeout: float = 10.0
 
     def __post_init__(self) -> None:
         _check_redis_url(self.redis_url)
@@ -102,6 +106,7 @@ class Config:
             _fail("redis_service_name", self.redis_service_name, "the name of the master Sentinel monitors")
         if not isinstance(self.redis_sentinel_options, Mapping):
             _fail("redis_sentinel_options", self.redis_sentinel_options, "a mapping of connection arguments")
+        _check_number("handshake_timeout", self.handshake_timeout, minimum=0.001)
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> Config:

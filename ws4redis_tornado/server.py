@@ -20,6 +20,7 @@ from .exceptions import CannotListen
 from .handler import AllowedChannels, ProcessRequest, RedisWebSocketHandler
 from .heartbeat import Heartbeat
 from .keepalive import Pinger
+from .listening import GuardedHTTPServer
 from .subscriber import RedisSubscriber
 from .writes import FrameWriter
 
@@ -159,7 +160,13 @@ async def serve(
     async with Broker(config) as broker:
         app = WebSocketApplication(broker, demo=demo)
         # X-Forwarded-For / X-Real-Ip are trusted only behind a proxy that sets them (--xheaders).
-        server = HTTPServer(app, xheaders=xheaders)
+        # Nothing served here takes a request body, so a body gets no more time than the headers.
+        server = GuardedHTTPServer(
+            app,
+            xheaders=xheaders,
+            handshake_timeout=config.handshake_timeout,
+            body_timeout=config.handshake_timeout,
+        )
         try:
             server.listen(port, host)
         except OSError as exc:

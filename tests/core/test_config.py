@@ -38,12 +38,18 @@ def test_normalisation():
         ("ping_interval", float("nan")),
         ("prefix", "has space"),
         ("redis_options", ["password"]),
+        ("handshake_timeout", 0),
+        ("handshake_timeout", None),
     ],
 )
 def test_wrong_values_name_the_setting(name, value):
     with pytest.raises(ConfigurationError, match=name) as info:
         Config(**{name: value})
     assert isinstance(info.value, ValueError)
+
+
+def test_connections_get_a_few_seconds_for_their_headers():
+    assert 0 < Config().handshake_timeout <= 10
 
 
 def test_from_mapping_refuses_unknown_names():
