@@ -28,6 +28,8 @@ Settings (defaults as in ws4redis, plus the new ones marked *):
 ``WS4REDIS_ALLOWED_ORIGINS``    * ``[]``: origins such as ``'https://example.com'`` (or
                                 ``'https://*.example.com'``) whose pages may open websockets
 ``WS4REDIS_HEALTH_URL``         * ``'/ws4redis/health'``; None serves no health check
+``WS4REDIS_HEALTH_DETAIL``      * ``False``: True adds the numbers of sockets and channels to the
+                                health check's answer
 ``WS4REDIS_HANDSHAKE_TIMEOUT``  * ``10`` seconds a connection may take to send its request headers
 =============================== ==================================================================
 
@@ -132,6 +134,10 @@ _HINTS = {
         "Set WS4REDIS_HEALTH_URL to a path starting with '/' outside WEBSOCKET_URL, such as"
         f" {DEFAULT_HEALTH_URL!r}, or to None to serve no health check."
     ),
+    "WS4REDIS_HEALTH_DETAIL": (
+        "Set WS4REDIS_HEALTH_DETAIL to True to show the numbers of sockets and channels in the health"
+        " check's answer, or to False."
+    ),
     "WS4REDIS_HANDSHAKE_TIMEOUT": (
         "Set WS4REDIS_HANDSHAKE_TIMEOUT to the number of seconds a connection may take to send its"
         " request headers, such as 10."
@@ -168,6 +174,7 @@ _FIELDS: Mapping[str, tuple[str, Any]] = {
     "WS4REDIS_PING_INTERVAL": ("ping_interval", 20),
     "WS4REDIS_PING_TIMEOUT": ("ping_timeout", None),
     "WS4REDIS_HANDSHAKE_TIMEOUT": ("handshake_timeout", 10),
+    "WS4REDIS_HEALTH_DETAIL": ("health_detail", False),
 }
 
 

@@ -42,6 +42,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="SECONDS",
         help="close a connection that has not sent its request headers within this time (default: %(default)s)",
     )
+    parser.add_argument(
+        "--health-detail",
+        action="store_true",
+        help="show the numbers of sockets and channels in /health (anybody reaching it can read them)",
+    )
     parser.add_argument("--demo", action="store_true", help="serve a demo page at /")
     parser.add_argument(
         "--xheaders",
@@ -74,6 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             heartbeat=args.heartbeat,
             websocket_url=args.websocket_url,
             handshake_timeout=args.handshake_timeout,
+            health_detail=args.health_detail,
         )
         if embedded:
             print(f"started an embedded redis-server at {embedded.url}", file=sys.stderr)

@@ -50,6 +50,8 @@ class Config:
         handshake_timeout: seconds a connection may take to send its request headers (the
             websocket handshake); a connection that has not sent them by then is closed. Also how
             long an idle keep-alive connection stays open. An open websocket is not affected.
+        health_detail: whether the health check also shows how many sockets and channels this
+            process holds; off by default, since anybody who reaches the URL can read it.
     """
 
     redis_url: str = "redis://localhost:6379/0"
@@ -72,6 +74,7 @@ class Config:
     redis_sentinel_options: Mapping[str, Any] = field(default_factory=dict)
     redis_cluster_nodes: tuple[tuple[str, int], ...] = ()
     handshake_timeout: float = 10.0
+    health_detail: bool = False
 
     def __post_init__(self) -> None:
         _check_redis_url(self.redis_url)
@@ -107,6 +110,8 @@ class Config:
         if not isinstance(self.redis_sentinel_options, Mapping):
             _fail("redis_sentinel_options", self.redis_sentinel_options, "a mapping of connection arguments")
         _check_number("handshake_timeout", self.handshake_timeout, minimum=0.001)
+        if not isinstance(self.health_detail, bool):
+            _fail("health_detail", self.health_detail, "True or False")
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> Config:
