@@ -120,6 +120,14 @@ class WebSocketApplication(tornado.web.Application):
             else None
         )
 
+    def listen(self, port: int, address: str | None = None, **kwargs: Any) -> HTTPServer:
+        """Like Tornado's, but on a :class:`GuardedHTTPServer` bound by ``config.handshake_timeout``."""
+        listening = {name: kwargs.pop(name) for name in ("family", "backlog", "flags", "reuse_port") if name in kwargs}
+        kwargs.setdefault("handshake_timeout", self.broker.config.handshake_timeout)
+        server = GuardedHTTPServer(self, **kwargs)
+        server.listen(port, address, **listening)
+        return server
+
     def log_request(self, handler: tornado.web.RequestHandler) -> None:
         # A successful upgrade is logged as a "connect" event with more to say; skip its access line.
         if handler.get_status() != 101:

@@ -1,7 +1,8 @@
 """Connections that stall, and a process out of file descriptors, against ``python -m ws4redis_tornado``.
 
 The server runs as a child process, as an attacker meets it; the descriptor limit is lowered on
-the running child, and its CPU time is read from /proc.
+the running child, and its CPU time is read from /proc. The last test checks that an application
+started with ``app.listen()`` gets the same bound.
 """
 
 from __future__ import annotations
@@ -10,10 +11,14 @@ import asyncio
 import contextlib
 import time
 
+import pytest
 from websockets.sync.client import connect
 
-from ..rawws import ServerProcess, all_closed_by_server, stalled_connection
-from ..utils import MS, cpu_seconds, limit_open_files, wait_for
+from ws4redis_tornado import WebSocketApplication
+from ws4redis_tornado.embedded import free_port
+
+from ..rawws import HALF_HANDSHAKE, ServerProcess, all_closed_by_server, stalled_connection
+from ..utils import MS, cpu_seconds, limit_open_files, wait_for, within
 
 HOST = "127.0.0.1"
 
@@ -77,3 +82,19 @@ def test_out_of_descriptors_the_server_pauses_accepting_quietly_and_recovers(red
         assert 1 <= len(warnings) <= 2, text  # one per episode; a second round of accepts may start one
         assert "open files limit: 64" in warnings[0]
         assert len(log) <= 10, text
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("config_options", [{"handshake_timeout": 0.2}])
+async def test_an_application_listening_by_itself_closes_stalled_connections_too(broker):
+    app = WebSocketApplication(broker)
+    port = free_port()
+    server = app.listen(port, HOST)
+    try:
+        reader, writer = await asyncio.open_connection(HOST, port)
+        writer.write(HALF_HANDSHAKE)
+        assert await within(reader.read(), 3000 * MS) == b""
+        writer.close()
+    finally:
+        server.stop()
+        await server.close_all_connections()
