@@ -6,7 +6,6 @@ lowered on the running process and its CPU time read from /proc.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 
@@ -19,7 +18,7 @@ from django_bridge import conf, embedded
 from ws4redis_tornado.embedded import free_port
 
 from ..rawws import all_closed_by_server, stalled_connection
-from ..utils import MS, cpu_seconds, limit_open_files, wait_for
+from ..utils import MS, cpu_seconds, limit_open_files
 from .processes import ManageCommand, write_settings
 
 HOST = "127.0.0.1"
@@ -63,7 +62,7 @@ def test_runtornado_closes_stalled_connections_and_survives_running_out_of_descr
         limit_open_files(server.pid, 64)
         first_line = server.stderr.count("\n")
         stalled = [stack.enter_context(stalled_connection(port)) for _ in range(80)]
-        asyncio.run(wait_for(lambda: "Too many open files" in server.stderr))
+        server.wait_until(lambda: "Too many open files" in server.stderr, "running out of descriptors")
 
         cpu_before = cpu_seconds(server.pid)
         redis_client.publish(f"{prefix}:broadcast:calm", "still served")

@@ -18,7 +18,8 @@ from ws4redis_tornado import WebSocketApplication
 from ws4redis_tornado.embedded import free_port
 
 from ..rawws import HALF_HANDSHAKE, ServerProcess, all_closed_by_server, stalled_connection
-from ..utils import MS, cpu_seconds, limit_open_files, wait_for, within
+from ..redis_topologies import wait_until
+from ..utils import MS, cpu_seconds, limit_open_files, within
 
 HOST = "127.0.0.1"
 
@@ -59,7 +60,8 @@ def test_out_of_descriptors_the_server_pauses_accepting_quietly_and_recovers(red
             limit_open_files(server.pid, 64)
             first_line = len(server.lines)
             stalled = [stack.enter_context(stalled_connection(server.port)) for _ in range(stalled_count)]
-            asyncio.run(wait_for(lambda: "Too many open files" in server.log))
+            # Polled without asyncio.run(), which would leave pytest-tornado's next loop unclosed.
+            wait_until(lambda: "Too many open files" in server.log, timeout=5000 * MS, what="EMFILE")
 
             # Out of descriptors: the IOLoop idles, and the sockets already open are served.
             cpu_before = cpu_seconds(server.pid)
