@@ -183,7 +183,7 @@ class Broker:
     async def probe(self, timeout: float) -> bool:
         """Whether Redis answers a PING on the command pool and on the pub/sub connection now.
 
-        Each round trip must end within ``timeout`` seconds in all. ``connected`` only says the
+        Both round trips must end within ``timeout`` seconds in all. ``connected`` only says the
         pub/sub connection has not failed yet; a Redis that hangs answers neither. Callers asking
         while a probe is under way share it, so a burst of health checks costs one probe.
         """
