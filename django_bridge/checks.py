@@ -15,6 +15,8 @@ django_bridge.E011     WS4REDIS_HEALTH_URL is not a path, or lies under WEBSOCKE
 django_bridge.E012     WS4REDIS_HEARTBEAT_INTERVAL is not a number of seconds > 0
 django_bridge.E013     WS4REDIS_PING_INTERVAL is not a number of seconds >= 0
 django_bridge.E014     WS4REDIS_PING_TIMEOUT is not a number of seconds > 0, or exceeds the ping interval
+django_bridge.E015     WS4REDIS_HANDSHAKE_TIMEOUT is not a number of seconds > 0
+django_bridge.E016     WS4REDIS_HEALTH_DETAIL is not True or False
 django_bridge.W001     WS4REDIS_ALLOWED_CHANNELS is unset while DEBUG is off
 django_bridge.W002     WS4REDIS_HEALTH_URL is also one of the project's URLs (then it is not served)
 =====================  ==========================================================================
@@ -53,6 +55,8 @@ _SETTING_IDS = {
     "WS4REDIS_HEARTBEAT_INTERVAL": "django_bridge.E012",
     "WS4REDIS_PING_INTERVAL": "django_bridge.E013",
     "WS4REDIS_PING_TIMEOUT": "django_bridge.E014",
+    "WS4REDIS_HANDSHAKE_TIMEOUT": "django_bridge.E015",
+    "WS4REDIS_HEALTH_DETAIL": "django_bridge.E016",
 }
 
 

@@ -32,6 +32,9 @@ Settings (defaults as in ws4redis, plus the new ones marked *):
 ``WS4REDIS_ALLOWED_ORIGINS``    * ``[]``: origins such as ``'https://example.com'`` (or
                                 ``'https://*.example.com'``) whose pages may open websockets
 ``WS4REDIS_HEALTH_URL``         * ``'/ws4redis/health'``; None serves no health check
+``WS4REDIS_HEALTH_DETAIL``      * ``False``: True adds the numbers of sockets and channels to the
+                                health check's answer
+``WS4REDIS_HANDSHAKE_TIMEOUT``  * ``10`` seconds a connection may take to send its request headers
 =============================== ==================================================================
 
 A master that Redis Sentinel watches, followed through failovers::
@@ -142,6 +145,14 @@ _HINTS = {
         "Set WS4REDIS_HEALTH_URL to a path starting with '/' outside WEBSOCKET_URL, such as"
         f" {DEFAULT_HEALTH_URL!r}, or to None to serve no health check."
     ),
+    "WS4REDIS_HEALTH_DETAIL": (
+        "Set WS4REDIS_HEALTH_DETAIL to True to show the numbers of sockets and channels in the health"
+        " check's answer, or to False."
+    ),
+    "WS4REDIS_HANDSHAKE_TIMEOUT": (
+        "Set WS4REDIS_HANDSHAKE_TIMEOUT to the number of seconds a connection may take to send its"
+        " request headers, such as 10."
+    ),
 }
 
 
@@ -175,6 +186,8 @@ _FIELDS: Mapping[str, tuple[str, Any]] = {
     "WS4REDIS_PING_TIMEOUT": ("ping_timeout", None),
     "WS4REDIS_MAX_PERSISTED_SIZE": ("max_persisted_size", 64 * 1024),
     "WS4REDIS_SUBPROTOCOLS": ("subprotocols", ()),
+    "WS4REDIS_HANDSHAKE_TIMEOUT": ("handshake_timeout", 10),
+    "WS4REDIS_HEALTH_DETAIL": ("health_detail", False),
 }
 
 

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import os
+import socket
 import struct
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from ws4redis_tornado.embedded import free_port
@@ -203,6 +205,34 @@ async def open_raw(
     _, client = await loop.create_connection(lambda: RawClient(request, on_message), host, port, **create_connection)
     await client.opened
     return client
+
+
+HALF_HANDSHAKE = b"GET /ws/stalled?subscribe-broadcast HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+"""The start of a websocket handshake: its headers never end."""
+
+
+@contextlib.contextmanager
+def stalled_connection(port: int, request: bytes = HALF_HANDSHAKE, host: str = "127.0.0.1") -> Iterator[socket.socket]:
+    """A connection that sends ``request`` (by default half a handshake) and then nothing."""
+    with socket.create_connection((host, port), timeout=5000 * MS) as sock:
+        sock.sendall(request)
+        yield sock
+
+
+def all_closed_by_server(socks: Iterable[socket.socket], timeout: float) -> bool:
+    """Whether the server closes every one of ``socks`` within ``timeout`` seconds, answering nothing."""
+    deadline = time.monotonic() + timeout
+    return all(_closed_by_server(sock, deadline) for sock in socks)
+
+
+def _closed_by_server(sock: socket.socket, deadline: float) -> bool:
+    sock.settimeout(max(deadline - time.monotonic(), 0.001))
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
 
 
 class ServerProcess:

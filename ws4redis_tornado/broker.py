@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections.abc import Iterable, Sequence
 from functools import cached_property
@@ -99,6 +100,10 @@ class Broker:
         self._connected = False
         self._closed = False
         self._ping_outstanding = False
+        # The health probe in flight, and the pongs its pub/sub PINGs wait for, by token.
+        self._probe: asyncio.Future[bool] | None = None
+        self._pongs: dict[bytes, asyncio.Future[None]] = {}
+        self._probe_tokens = itertools.count()
         # ws4redis never delivered the heartbeat string as a message; neither does the broker.
         self._heartbeat = config.heartbeat.encode("utf-8") if config.heartbeat else None
         # The control channel is subscribed from start() on and kept out of _listeners: it is
@@ -144,7 +149,7 @@ class Broker:
         if self._closed:
             return
         self._closed = True
-        for task in (self._reader, self._writer, *self._tasks):
+        for task in (self._reader, self._writer, self._probe, *self._tasks):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -189,6 +194,56 @@ class Broker:
 
     def listener_count(self, channel: str) -> int:
         return len(self._listeners.get(channel.encode(), ()))
+
+    async def probe(self, timeout: float) -> bool:
+        """Whether Redis answers a PING on the command pool and on the pub/sub connection now.
+
+        Both round trips must end within ``timeout`` seconds in all. ``connected`` only says the
+        pub/sub connection has not failed yet; a Redis that hangs answers neither. Callers asking
+        while a probe is under way share it, so a burst of health checks costs one probe.
+        """
+        if self._closed or self._pubsub is None:
+            return False
+        probe = self._probe
+        if probe is None:
+            probe = self._probe = asyncio.ensure_future(self._round_trips(timeout))
+            probe.add_done_callback(self._forget_probe)
+        try:
+            # Shielded: one caller cancelled must not cancel the others' probe.
+            return await asyncio.shield(probe)
+        except asyncio.CancelledError:
+            if probe.cancelled():  # by aclose(), not by our caller
+                return False
+            raise
+
+    def _forget_probe(self, probe: asyncio.Future[bool]) -> None:
+        if self._probe is probe:
+            self._probe = None
+
+    async def _round_trips(self, timeout: float) -> bool:
+        if not self._connected:
+            return False
+        try:
+            async with asyncio.timeout(timeout):
+                async with self._command_slots:
+                    await self._command_client().ping()
+                await self._ping_pubsub()
+        except (TimeoutError, *_CONNECTION_ERRORS):
+            return False
+        return True
+
+    async def _ping_pubsub(self) -> None:
+        """PING on the pub/sub connection; RESP2 answers ``["pong", token]``, in order with the messages.
+
+        While nothing is subscribed the answer is the bare token.
+        """
+        token = b"ws4redis-health-%d" % next(self._probe_tokens)
+        pong = self._pongs[token] = asyncio.get_running_loop().create_future()
+        try:
+            self._queue_command("PING", (token,))
+            await pong
+        finally:
+            del self._pongs[token]
 
     # -- subscriptions ------------------------------------------------------------------------
 
@@ -437,6 +492,10 @@ class Broker:
         )
 
     def _dispatch(self, response: Any) -> None:
+        if isinstance(response, bytes):
+            # PING's answer while nothing is subscribed: its argument, or b"PONG".
+            self._answer_pong(response)
+            return
         kind = response[0]
         if kind == b"message":
             listeners = self._listeners.get(response[1])
@@ -455,6 +514,14 @@ class Broker:
                     logger.exception("listener %r failed to take a message", listener)
         elif kind == b"subscribe":
             self._confirm(response[1])
+        elif kind == b"pong":
+            self._answer_pong(response[1])
+
+    def _answer_pong(self, token: bytes) -> None:
+        # The reader's own keep-alive PING carries no token, so it finds no future here.
+        pong = self._pongs.get(token)
+        if pong is not None and not pong.done():
+            pong.set_result(None)
 
 
 def _event(name: str, **fields: object) -> dict[str, object]:

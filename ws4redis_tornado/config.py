@@ -55,6 +55,11 @@ class Config:
             ``max_message_size`` in Redis per channel. Messages from the server side are not capped.
         subprotocols: websocket subprotocols the server speaks; the first one a client offers that
             is listed here is selected, and an offer of none of them selects none.
+        handshake_timeout: seconds a connection may take to send its request headers (the
+            websocket handshake); a connection that has not sent them by then is closed. Also how
+            long an idle keep-alive connection stays open. An open websocket is not affected.
+        health_detail: whether the health check also shows how many sockets and channels this
+            process holds; off by default, since anybody who reaches the URL can read it.
     """
 
     redis_url: str = "redis://localhost:6379/0"
@@ -78,6 +83,8 @@ class Config:
     redis_cluster_nodes: tuple[tuple[str, int], ...] = ()
     max_persisted_size: int = 64 * 1024
     subprotocols: tuple[str, ...] = ()
+    handshake_timeout: float = 10.0
+    health_detail: bool = False
 
     def __post_init__(self) -> None:
         _check_redis_url(self.redis_url)
@@ -114,6 +121,9 @@ class Config:
             _fail("redis_service_name", self.redis_service_name, "the name of the master Sentinel monitors")
         if not isinstance(self.redis_sentinel_options, Mapping):
             _fail("redis_sentinel_options", self.redis_sentinel_options, "a mapping of connection arguments")
+        _check_number("handshake_timeout", self.handshake_timeout, minimum=0.001)
+        if not isinstance(self.health_detail, bool):
+            _fail("health_detail", self.health_detail, "True or False")
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> Config:

@@ -24,14 +24,17 @@ from .exceptions import CannotListen
 from .handler import AllowedChannels, ProcessRequest, RedisWebSocketHandler
 from .heartbeat import Heartbeat
 from .keepalive import Pinger
+from .listening import GuardedHTTPServer
 from .protocol import CLOSE_GOING_AWAY
 from .subscriber import RedisSubscriber
 from .writes import FrameWriter
 
-__all__ = ["CLOSE_GOING_AWAY", "HealthHandler", "WebSocketApplication", "serve", "subscriptions_only"]
+__all__ = ["CLOSE_GOING_AWAY", "HEALTH_TIMEOUT", "HealthHandler", "WebSocketApplication", "serve", "subscriptions_only"]
 
 logger = logging.getLogger(__name__)
 
+HEALTH_TIMEOUT = 1.0
+"""Seconds a health check's two round trips to Redis may take in all before it answers 503."""
 _DEMO_PAGE = Path(__file__).with_name("static") / "demo.html"
 _DEMO_FACILITY = "demo"
 
@@ -45,20 +48,24 @@ async def subscriptions_only(request: Any, channels: list[str]) -> list[str]:
 
 
 class HealthHandler(tornado.web.RequestHandler):
-    """``GET`` answers 200 with a JSON summary while Redis is reachable, 503 while it is not."""
+    """``GET`` answers 200 while Redis answers on both of the broker's connections, 503 when not.
 
-    def get(self) -> None:
+    Each answer rests on a PING on the command pool and one on the pub/sub connection, both
+    back within :data:`HEALTH_TIMEOUT`; concurrent checks share one probe. The numbers of sockets and
+    channels are shown only with ``Config.health_detail``: the URL needs no credentials.
+    """
+
+    async def get(self) -> None:
         app = self.application
         assert isinstance(app, WebSocketApplication)
         broker = app.broker
-        self.set_status(200 if broker.connected else 503)
+        up = await broker.probe(HEALTH_TIMEOUT)
+        body: dict[str, object] = {"redis": "up" if up else "down"}
+        if broker.config.health_detail:
+            body.update(sockets=len(app.sockets), channels=broker.channel_count)
+        self.set_status(200 if up else 503)
         self.set_header("Content-Type", "application/json")
         self.set_header("Cache-Control", "no-store")
-        body = {
-            "redis": "up" if broker.connected else "down",
-            "sockets": len(app.sockets),
-            "channels": broker.channel_count,
-        }
         self.finish(json.dumps(body))
 
 
@@ -144,6 +151,14 @@ class WebSocketApplication(tornado.web.Application):
             else None
         )
 
+    def listen(self, port: int, address: str | None = None, **kwargs: Any) -> HTTPServer:
+        """Like Tornado's, but on a :class:`GuardedHTTPServer` bound by ``config.handshake_timeout``."""
+        listening = {name: kwargs.pop(name) for name in ("family", "backlog", "flags", "reuse_port") if name in kwargs}
+        kwargs.setdefault("handshake_timeout", self.broker.config.handshake_timeout)
+        server = GuardedHTTPServer(self, **kwargs)
+        server.listen(port, address, **listening)
+        return server
+
     def log_request(self, handler: tornado.web.RequestHandler) -> None:
         # A successful upgrade is logged as a "connect" event with more to say; skip its access line.
         if handler.get_status() != 101:
@@ -194,7 +209,13 @@ async def serve(
     async with Broker(config) as broker:
         app = WebSocketApplication(broker, demo=demo, allowed_channels=None if client_publish else subscriptions_only)
         # X-Forwarded-For / X-Real-Ip are trusted only behind a proxy that sets them (--xheaders).
-        server = HTTPServer(app, xheaders=xheaders)
+        # Nothing served here takes a request body, so a body gets no more time than the headers.
+        server = GuardedHTTPServer(
+            app,
+            xheaders=xheaders,
+            handshake_timeout=config.handshake_timeout,
+            body_timeout=config.handshake_timeout,
+        )
         try:
             server.listen(port, host)
         except OSError as exc:

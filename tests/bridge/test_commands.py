@@ -239,12 +239,16 @@ def test_runserver_nows4redis_runs_djangos_wsgi_server(tmp_path, env):
 
 
 def test_runtornado_processes_share_the_port_and_close_websockets_with_1001_on_sigterm(
-    tmp_path, env, live_settings_module
+    tmp_path, env, redis_url, prefix
 ):
     port = free_port()
     count = 40
+    # The health check's counts show how the processes shared the sockets.
+    module = write_settings(
+        tmp_path, "detailed", WS4REDIS_CONNECTION=redis_url, WS4REDIS_PREFIX=prefix, WS4REDIS_HEALTH_DETAIL=True
+    )
     args = ("runtornado", "--port", str(port), "--processes", "2", "--grace-period", "5")
-    with ManageCommand(*args, settings=live_settings_module, directory=tmp_path, env=env) as server:
+    with ManageCommand(*args, settings=module, directory=tmp_path, env=env) as server:
         health = f"http://127.0.0.1:{port}{DEFAULT_HEALTH_URL}"
         server.wait_for_url(health)
         assert http_get(f"http://127.0.0.1:{port}/hello/")[2] == b"hello from django"

@@ -38,12 +38,21 @@ def test_normalisation():
         ("ping_interval", float("nan")),
         ("prefix", "has space"),
         ("redis_options", ["password"]),
+        ("handshake_timeout", 0),
+        ("handshake_timeout", None),
+        ("health_detail", "yes"),
     ],
 )
 def test_wrong_values_name_the_setting(name, value):
     with pytest.raises(ConfigurationError, match=name) as info:
         Config(**{name: value})
     assert isinstance(info.value, ValueError)
+
+
+def test_connections_get_a_few_seconds_for_their_headers_and_health_shows_no_counts_by_default():
+    config = Config()
+    assert 0 < config.handshake_timeout <= 10
+    assert config.health_detail is False
 
 
 def test_from_mapping_refuses_unknown_names():

@@ -77,7 +77,8 @@ class Target:
 @pytest.fixture(scope="module")
 def target(redis_url) -> Iterator[Target]:
     prefix = f"hostile{os.getpid()}"
-    with ServerProcess("--client-publish", redis_url=redis_url, prefix=prefix) as server:
+    # The counts of /health tell when every hostile socket is gone.
+    with ServerProcess("--client-publish", "--health-detail", redis_url=redis_url, prefix=prefix) as server:
         yield Target(server, redis_url, prefix)
     client = redis.Redis.from_url(redis_url)
     try:

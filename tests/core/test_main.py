@@ -62,6 +62,13 @@ def test_a_wrong_setting_is_named():
     assert "'expire'" in stderr
 
 
+def test_a_wrong_handshake_timeout_is_named():
+    process = run_server("--handshake-timeout", "0")
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 2
+    assert "'handshake_timeout'" in stderr
+
+
 def test_demo_server_relays_and_closes_sockets_with_1001_on_sigterm(redis_url, prefix):
     port = free_port()
     process = run_server("--port", str(port), "--redis", redis_url, "--prefix", prefix, "--demo")

@@ -100,8 +100,8 @@ async def run_scenario(servers: list[ServerProcess], redis_url: str, prefix: str
 def test_every_socket_receives_its_facility_messages_once_and_in_order(redis_url, prefix, record_property):
     raise_open_files_limit(SOCKETS + 1024)
     with (
-        ServerProcess(redis_url=redis_url, prefix=prefix) as first,
-        ServerProcess(redis_url=redis_url, prefix=prefix) as second,
+        ServerProcess("--health-detail", redis_url=redis_url, prefix=prefix) as first,
+        ServerProcess("--health-detail", redis_url=redis_url, prefix=prefix) as second,
     ):
         result = asyncio.run(run_scenario([first, second], redis_url, prefix))
         logs = first.log + second.log

@@ -36,11 +36,11 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 from tornado import httputil
-from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from django_bridge.server import RequestLog, build_broker, make_app
 from ws4redis_tornado.exceptions import BrokerUnavailable
+from ws4redis_tornado.listening import GuardedHTTPServer
 from ws4redis_tornado.server import CLOSE_GOING_AWAY, WebSocketApplication
 
 __all__ = ["Command", "DrainingHTTPServer", "Supervisor", "drain", "exit_now", "serve"]
@@ -237,7 +237,7 @@ async def serve(
         app = make_app(
             broker=broker, executor=executor, ws_only=ws_only, request_log=request_log, serve_static=serve_static
         )
-        server = DrainingHTTPServer(app, xheaders=xheaders)
+        server = DrainingHTTPServer(app, xheaders=xheaders, handshake_timeout=broker.config.handshake_timeout)
         server.add_sockets(sockets)
         app.start()
         stop = asyncio.Event()
@@ -271,7 +271,7 @@ def _stop_signals(callback: Callable[[], None]) -> Iterator[None]:
 # -- draining --------------------------------------------------------------------------------------
 
 
-class DrainingHTTPServer(HTTPServer):
+class DrainingHTTPServer(GuardedHTTPServer):
     """An HTTPServer that knows which connections are in the middle of a request.
 
     Tornado's ``close_all_connections()`` closes every connection at once, in-flight responses

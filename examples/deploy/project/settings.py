@@ -78,4 +78,7 @@ if not WS4REDIS_CONNECTION:
 WS4REDIS_PREFIX = os.environ.get("STACK_REDIS_PREFIX") or None
 # HAProxy health-checks every runtornado process here (see haproxy.cfg.template).
 WS4REDIS_HEALTH_URL = "/ws4redis/health"
+# Its answer also counts each process's sockets, which stack.py and the tests read: the processes
+# listen on loopback only. Leave it off where anybody may reach the URL.
+WS4REDIS_HEALTH_DETAIL = True
 WS4REDIS_ALLOWED_CHANNELS = "project.channels.allowed_channels"

@@ -1,0 +1,102 @@
+"""Connections that stall, and a process out of file descriptors, against ``python -m ws4redis_tornado``.
+
+The server runs as a child process, as an attacker meets it; the descriptor limit is lowered on
+the running child, and its CPU time is read from /proc. The last test checks that an application
+started with ``app.listen()`` gets the same bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+import pytest
+from websockets.sync.client import connect
+
+from ws4redis_tornado import WebSocketApplication
+from ws4redis_tornado.embedded import free_port
+
+from ..rawws import HALF_HANDSHAKE, ServerProcess, all_closed_by_server, stalled_connection
+from ..redis_topologies import wait_until
+from ..utils import MS, cpu_seconds, limit_open_files, within
+
+HOST = "127.0.0.1"
+
+
+def websocket_url(server: ServerProcess, facility: str) -> str:
+    return f"ws://{HOST}:{server.port}/ws/{facility}?subscribe-broadcast"
+
+
+def test_connections_stalling_in_their_request_are_closed_after_the_handshake_timeout(redis_url, prefix):
+    server = ServerProcess("--handshake-timeout", "0.5", redis_url=redis_url, prefix=prefix)
+    with server, contextlib.ExitStack() as stack:
+        idle = stack.enter_context(stalled_connection(server.port, b""))
+        halves = [stack.enter_context(stalled_connection(server.port)) for _ in range(20)]
+        # All headers, then a body promised but never sent: nothing served here takes a body.
+        body = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n"
+        promised = stack.enter_context(stalled_connection(server.port, body))
+        started = time.monotonic()
+        assert all_closed_by_server([idle, *halves, promised], 5000 * MS)
+        # Tornado's default would have kept them for an hour.
+        assert time.monotonic() - started < 3
+    assert "Traceback" not in server.log
+
+
+def test_an_open_websocket_is_not_bound_by_the_handshake_timeout(redis_url, prefix, redis_client):
+    server = ServerProcess("--handshake-timeout", "0.2", redis_url=redis_url, prefix=prefix)
+    with server, connect(websocket_url(server, "quiet")) as ws:
+        # Quiet for five handshake timeouts: an upgraded connection reads no more requests.
+        time.sleep(1000 * MS)
+        redis_client.publish(f"{prefix}:broadcast:quiet", "still open")
+        assert ws.recv(timeout=5000 * MS) == "still open"
+
+
+def test_out_of_descriptors_the_server_pauses_accepting_quietly_and_recovers(redis_url, prefix, redis_client):
+    stalled_count = 80  # more than the 64 descriptors the server is given
+    with ServerProcess("--handshake-timeout", "3", redis_url=redis_url, prefix=prefix) as server:
+        with contextlib.ExitStack() as stack:
+            calm = stack.enter_context(connect(websocket_url(server, "calm")))
+            limit_open_files(server.pid, 64)
+            first_line = len(server.lines)
+            stalled = [stack.enter_context(stalled_connection(server.port)) for _ in range(stalled_count)]
+            # Polled without asyncio.run(), which would leave pytest-tornado's next loop unclosed.
+            wait_until(lambda: "Too many open files" in server.log, timeout=5000 * MS, what="EMFILE")
+
+            # Out of descriptors: the IOLoop idles, and the sockets already open are served.
+            cpu_before = cpu_seconds(server.pid)
+            redis_client.publish(f"{prefix}:broadcast:calm", "still served")
+            assert calm.recv(timeout=2000 * MS) == "still served"
+            time.sleep(2000 * MS)  # a window to measure CPU in, well within the 3 s timeout
+            cpu = cpu_seconds(server.pid) - cpu_before
+            assert cpu < 0.5, f"{cpu:.2f}s of CPU in 2 s while out of descriptors"
+
+            # The stalled ones are closed (those accepted late, a timeout later); then all is well.
+            assert all_closed_by_server(stalled, 15_000 * MS)
+            with connect(websocket_url(server, "fresh"), open_timeout=5000 * MS) as fresh:
+                redis_client.publish(f"{prefix}:broadcast:fresh", "served again")
+                assert fresh.recv(timeout=5000 * MS) == "served again"
+
+        log = server.lines[first_line:]
+        text = "".join(log)
+        assert "Traceback" not in text
+        warnings = [line for line in log if "cannot accept connections" in line]
+        assert 1 <= len(warnings) <= 2, text  # one per episode; a second round of accepts may start one
+        assert "open files limit: 64" in warnings[0]
+        assert len(log) <= 10, text
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("config_options", [{"handshake_timeout": 0.2}])
+async def test_an_application_listening_by_itself_closes_stalled_connections_too(broker):
+    app = WebSocketApplication(broker)
+    port = free_port()
+    server = app.listen(port, HOST)
+    try:
+        reader, writer = await asyncio.open_connection(HOST, port)
+        writer.write(HALF_HANDSHAKE)
+        assert await within(reader.read(), 3000 * MS) == b""
+        writer.close()
+    finally:
+        server.stop()
+        await server.close_all_connections()
