@@ -1,4 +1,9 @@
-"""Run the JavaScript client's tests (tests/js/) with Node's built-in test runner."""
+"""Run the JavaScript client's tests (tests/js/) with Node's built-in test runner.
+
+The client has no dependencies, but its Node tests drive it with the `ws` package, a dev
+dependency pinned in tests/js/package-lock.json: it is installed with `npm ci` into
+tests/js/node_modules (git-ignored) when it is not there yet.
+"""
 
 import shutil
 import subprocess
@@ -7,14 +12,38 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+JS_TESTS = REPO_ROOT / "tests" / "js"
 NODE_TIMEOUT = 120
+NPM_TIMEOUT = 120
 
 
-@pytest.mark.timeout(NODE_TIMEOUT + 30)
-def test_js_client():
+def output_of(exc: subprocess.TimeoutExpired) -> str:
+    output = exc.stdout or b""  # always bytes here, whatever text=True says
+    return output.decode(errors="replace") if isinstance(output, bytes) else output
+
+
+def install_dev_dependencies() -> None:
+    """Install tests/js's locked dev dependencies unless they are installed."""
+    if (JS_TESTS / "node_modules" / "ws" / "package.json").is_file():
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.fail("npm is needed to install the Node tests' dev dependency ws (tests/js/package-lock.json)")
+    command = [npm, "ci", "--no-audit", "--no-fund"]
+    try:
+        result = subprocess.run(command, cwd=JS_TESTS, capture_output=True, text=True, timeout=NPM_TIMEOUT)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"npm ci in tests/js timed out after {NPM_TIMEOUT} s\n{output_of(exc)}")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"npm ci in tests/js exited with {result.returncode}:\n{output}"
+
+
+@pytest.mark.timeout(NPM_TIMEOUT + NODE_TIMEOUT + 30)
+def test_js_client() -> None:
     node = shutil.which("node")
     if node is None:
         pytest.skip("node is not installed")
+    install_dev_dependencies()
     try:
         result = subprocess.run(
             [node, "--test", "tests/js/"],
@@ -24,10 +53,7 @@ def test_js_client():
             timeout=NODE_TIMEOUT,
         )
     except subprocess.TimeoutExpired as exc:
-        output = exc.stdout or b""  # always bytes here, whatever text=True says
-        if isinstance(output, bytes):
-            output = output.decode(errors="replace")
-        pytest.fail(f"node --test tests/js/ timed out after {NODE_TIMEOUT} s\n{output}")
+        pytest.fail(f"node --test tests/js/ timed out after {NODE_TIMEOUT} s\n{output_of(exc)}")
     if result.returncode != 0:
         print(result.stdout)
         print(result.stderr)

@@ -174,7 +174,8 @@ def shippable_files() -> set[str]:
     found = {path for path in SDIST_FILES if (REPO / path).is_file()}
     for folder in SDIST_FOLDERS:
         for file in (REPO / folder).rglob("*"):
-            if file.is_file() and "__pycache__" not in file.parts and not file.name.endswith((".pyc", ".sqlite3")):
+            ignored = {"__pycache__", "node_modules"} & set(file.parts)
+            if file.is_file() and not ignored and not file.name.endswith((".pyc", ".sqlite3")):
                 found.add(file.relative_to(REPO).as_posix())
     return found
 

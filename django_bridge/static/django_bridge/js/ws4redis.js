@@ -28,7 +28,8 @@
  *   reconnect_base_ms      base of the reconnect backoff (default 1000)
  *   reconnect_max_ms       cap of the reconnect backoff (default 30000)
  *   heartbeat_interval_ms  heartbeat period when heartbeat_msg is set (default 5000)
- *   WebSocket              WebSocket constructor to use (default: the global one)
+ *   WebSocket              WebSocket constructor to use (default: the global one);
+ *                          in Node, `require('ws')` (the `ws` package) works
  *
  * Reconnecting: after every close that was not requested through close() --
  * including a first connection that never opened and `new WebSocket()`
@@ -48,6 +49,12 @@
  * `new WebSocket()` throws, disconnected() likewise gets such an object with
  * the exception as its `error` property, so every connecting() is followed
  * by either connected() or disconnected().
+ *
+ * Errors: the client sets an onerror handler that does nothing, since every
+ * error is followed by a close event, which reconnects. It is there for the
+ * `ws` package in Node, whose WebSocket emits 'error' as an EventEmitter and
+ * so would crash the process without a listener (e.g. when a draining server
+ * refuses the handshake with 503).
  */
 (function (root, factory) {
 	'use strict';
@@ -141,7 +148,9 @@
 					disconnect(evt);
 				}
 			};
-			// No onerror handler: an error is always followed by a close event.
+			// An error is always followed by a close event, which reconnects; but
+			// the `ws` package's WebSocket throws an 'error' nobody listens to.
+			sock.onerror = function () {};
 		}
 
 		function on_open() {
