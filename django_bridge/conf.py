@@ -216,15 +216,18 @@ def _build_config() -> tuple[Config | None, list[SettingError]]:
 
 def _setting_error(exc: ConfigurationError) -> SettingError:
     """Name, in ``exc``, the setting of each field instead of the field."""
+    name = _setting_of(exc.field)
     if exc.field not in _FIELD_SETTINGS:
-        # The fields saying where Redis is come from WS4REDIS_CONNECTION only.
-        return SettingError("WS4REDIS_CONNECTION", f"WS4REDIS_CONNECTION is not valid: {exc}.")
-    name = _FIELD_SETTINGS[exc.field].name
+        return SettingError(name, f"{name} is not valid: {exc}.")
     problem = exc.problem
     for field in exc.related:
-        other = _FIELD_SETTINGS[field].name if field in _FIELD_SETTINGS else "WS4REDIS_CONNECTION"
-        problem = re.sub(rf"\b{re.escape(field)}\b", other, problem)
+        problem = re.sub(rf"\b{re.escape(field)}\b", _setting_of(field), problem)
     return SettingError(name, f"{name} = {exc.value!r} {problem}.")
+
+
+def _setting_of(field: str | None) -> str:
+    # The fields that are no setting of their own say where Redis is: WS4REDIS_CONNECTION does.
+    return _FIELD_SETTINGS[field].name if field in _FIELD_SETTINGS else "WS4REDIS_CONNECTION"
 
 
 def _one_field(field: str) -> Any:
