@@ -2,21 +2,8 @@
 
 =====================  ==========================================================================
 django_bridge.E001     django_bridge is listed after django.contrib.staticfiles in INSTALLED_APPS
-django_bridge.E002     WEBSOCKET_URL is wrong
-django_bridge.E003     WS4REDIS_CONNECTION is wrong
-django_bridge.E004     WS4REDIS_EXPIRE is wrong
-django_bridge.E005     WS4REDIS_PREFIX is wrong
-django_bridge.E006     WS4REDIS_HEARTBEAT is wrong
-django_bridge.E007     WS4REDIS_SUBSCRIBER cannot be imported or is not a RedisSubscriber
-django_bridge.E008     WS4REDIS_ALLOWED_CHANNELS cannot be imported or is not callable
-django_bridge.E009     WS4REDIS_PROCESS_REQUEST cannot be imported or is not callable
-django_bridge.E010     WS4REDIS_ALLOWED_ORIGINS is not a list of origins
-django_bridge.E011     WS4REDIS_HEALTH_URL is not a path, or lies under WEBSOCKET_URL
-django_bridge.E012     WS4REDIS_HEARTBEAT_INTERVAL is not a number of seconds > 0
-django_bridge.E013     WS4REDIS_PING_INTERVAL is not a number of seconds >= 0
-django_bridge.E014     WS4REDIS_PING_TIMEOUT is not a number of seconds > 0, or exceeds the ping interval
-django_bridge.E015     WS4REDIS_HANDSHAKE_TIMEOUT is not a number of seconds > 0
-django_bridge.E016     WS4REDIS_HEALTH_DETAIL is not True or False
+django_bridge.E0xx     a setting has a wrong value: each setting has its own id, declared with it
+                       (``conf.SETTINGS``: in Config's field metadata, or in conf.py for the others)
 django_bridge.W001     WS4REDIS_ALLOWED_CHANNELS is unset while DEBUG is off
 django_bridge.W002     WS4REDIS_HEALTH_URL is also one of the project's URLs (then it is not served)
 =====================  ==========================================================================
@@ -40,24 +27,6 @@ __all__ = [
     "register",
     "resolves",
 ]
-
-_SETTING_IDS = {
-    "WEBSOCKET_URL": "django_bridge.E002",
-    "WS4REDIS_CONNECTION": "django_bridge.E003",
-    "WS4REDIS_EXPIRE": "django_bridge.E004",
-    "WS4REDIS_PREFIX": "django_bridge.E005",
-    "WS4REDIS_HEARTBEAT": "django_bridge.E006",
-    "WS4REDIS_SUBSCRIBER": "django_bridge.E007",
-    "WS4REDIS_ALLOWED_CHANNELS": "django_bridge.E008",
-    "WS4REDIS_PROCESS_REQUEST": "django_bridge.E009",
-    "WS4REDIS_ALLOWED_ORIGINS": "django_bridge.E010",
-    "WS4REDIS_HEALTH_URL": "django_bridge.E011",
-    "WS4REDIS_HEARTBEAT_INTERVAL": "django_bridge.E012",
-    "WS4REDIS_PING_INTERVAL": "django_bridge.E013",
-    "WS4REDIS_PING_TIMEOUT": "django_bridge.E014",
-    "WS4REDIS_HANDSHAKE_TIMEOUT": "django_bridge.E015",
-    "WS4REDIS_HEALTH_DETAIL": "django_bridge.E016",
-}
 
 
 def register() -> None:
@@ -89,7 +58,7 @@ def check_app_order(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage
 
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """Report every django_bridge setting with a wrong value."""
-    return [Error(error.problem, hint=error.hint, id=_SETTING_IDS[error.setting]) for error in conf.problems()]
+    return [Error(error.problem, hint=error.hint, id=error.check_id) for error in conf.problems()]
 
 
 def check_open_channels(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:

@@ -5,39 +5,17 @@ connects :func:`clear_cache` to ``setting_changed`` in ``ready()``, so ``overrid
 A wrong value raises :class:`SettingError`, which names the setting and says how to fix it; the
 system checks (``checks.py``) report the same errors before the server starts.
 
-Settings (defaults as in ws4redis, plus the new ones marked *):
+The settings that are fields of the websocket loop's :class:`~ws4redis_tornado.Config` (``WEBSOCKET_URL``,
+``WS4REDIS_EXPIRE``, ``WS4REDIS_PING_INTERVAL``...) are declared there, each with its default, hint and
+check id (:func:`ws4redis_tornado.config.setting`), and Config alone validates them: this module
+reads them and names the setting in Config's error. The others (``WS4REDIS_CONNECTION``, the hooks,
+the origins and the health URL) are declared in :data:`SETTINGS` below. The README lists them all
+("Settings"), and a test keeps that list complete.
 
-=============================== ==================================================================
-``WEBSOCKET_URL``               ``'/ws/'``
-``WS4REDIS_CONNECTION``         ``{'host': 'localhost', 'port': 6379, 'db': 0, 'password': None}``;
-                                give only the keys that differ (also ``unix_socket_path``, ``ssl``
-                                and redis-py's connection arguments), or a ``redis://``,
-                                ``rediss://`` or ``unix://`` URL; * or Sentinel or Cluster, below
-``WS4REDIS_EXPIRE``             ``3600`` seconds; 0 or None keeps no message
-``WS4REDIS_PREFIX``             ``None``
-``WS4REDIS_HEARTBEAT``          ``None``
-``WS4REDIS_HEARTBEAT_INTERVAL`` * ``4`` seconds between two heartbeats
-``WS4REDIS_PING_INTERVAL``      * ``20`` seconds between websocket pings (ping/pong frames); 0 sends
-                                none
-``WS4REDIS_PING_TIMEOUT``       * ``None``: seconds a pong may take before the socket is closed, at
-                                most ``WS4REDIS_PING_INTERVAL``; None waits one ping interval
-``WS4REDIS_MAX_PERSISTED_SIZE`` * ``65536``: largest message, in bytes, that a client publishes and
-                                that is persisted too; larger ones are published, not kept
-``WS4REDIS_SUBPROTOCOLS``       * ``[]``: websocket subprotocols the server selects when a page
-                                offers them; an offer of none of them selects none
-``WS4REDIS_SUBSCRIBER``         ``'ws4redis_tornado.subscriber.RedisSubscriber'`` (dotted path or
-                                class)
-``WS4REDIS_ALLOWED_CHANNELS``   ``None`` (callable or dotted path)
-``WS4REDIS_PROCESS_REQUEST``    ``None`` (callable or dotted path)
-``WS4REDIS_ALLOWED_ORIGINS``    * ``[]``: origins such as ``'https://example.com'`` (or
-                                ``'https://*.example.com'``) whose pages may open websockets
-``WS4REDIS_HEALTH_URL``         * ``'/ws4redis/health'``; None serves no health check
-``WS4REDIS_HEALTH_DETAIL``      * ``False``: True adds the numbers of sockets and channels to the
-                                health check's answer
-``WS4REDIS_HANDSHAKE_TIMEOUT``  * ``10`` seconds a connection may take to send its request headers
-=============================== ==================================================================
-
-A master that Redis Sentinel watches, followed through failovers::
+``WS4REDIS_CONNECTION`` is ws4redis' dict (only the keys that differ from :data:`DEFAULT_CONNECTION`,
+plus ``unix_socket_path``, ``ssl`` and redis-py's connection arguments), or a ``redis://``,
+``rediss://`` or ``unix://`` URL, or a master that Redis Sentinel watches, followed through
+failovers::
 
     WS4REDIS_CONNECTION = {
         "sentinels": [("10.0.0.1", 26379), ("10.0.0.2", 26379), ("10.0.0.3", 26379)],
@@ -46,17 +24,19 @@ A master that Redis Sentinel watches, followed through failovers::
         "password": "the master's",  # and any other key of the first form but host, port and unix_socket_path
     }
 
-A Redis Cluster, found through any of its nodes (database 0 only, no ``ssl``)::
+or a Redis Cluster, found through any of its nodes (database 0 only, no ``ssl``)::
 
     WS4REDIS_CONNECTION = {"startup_nodes": [("10.0.1.1", 6379), ("10.0.1.2", 6379)], "password": "..."}
 
-The broker and :class:`~django_bridge.publisher.RedisPublisher` both connect as these describe.
+redis-py judges the connection arguments: a key it does not take is reported, naming
+``WS4REDIS_CONNECTION``, with redis-py's own words. The broker and
+:class:`~django_bridge.publisher.RedisPublisher` both connect as these describe.
 """
 
 from __future__ import annotations
 
 import functools
-import inspect
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -65,7 +45,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
-from ws4redis_tornado.config import Config
+from ws4redis_tornado.config import Config, Setting, field_settings
 from ws4redis_tornado.exceptions import ConfigurationError
 from ws4redis_tornado.origins import normalise_origin
 from ws4redis_tornado.subscriber import RedisSubscriber
@@ -74,6 +54,7 @@ __all__ = [
     "DEFAULT_CONNECTION",
     "DEFAULT_HEALTH_URL",
     "MEMBEROF_SESSION_KEY",
+    "SETTINGS",
     "SettingError",
     "clear_cache",
     "get_allowed_channels",
@@ -95,65 +76,69 @@ MEMBEROF_SESSION_KEY = "ws4redis:memberof"
 
 _URL_SCHEMES = ("redis", "rediss", "unix")
 
-_HINTS = {
-    "WEBSOCKET_URL": "Set WEBSOCKET_URL to a path starting with '/', such as '/ws/'.",
-    "WS4REDIS_CONNECTION": (
-        "Set WS4REDIS_CONNECTION to a dict with only the keys that differ from"
-        " {'host': 'localhost', 'port': 6379, 'db': 0, 'password': None} (also 'unix_socket_path',"
-        " 'ssl' and redis-py connection arguments), to a redis://, rediss:// or unix:// URL, to"
-        " {'sentinels': [(host, port), ...], 'service_name': 'mymaster', 'sentinel_kwargs': {...}, ...}"
-        " for Redis Sentinel, or to {'startup_nodes': [(host, port), ...], ...} for a Redis Cluster."
+# The settings that are not Config fields; Config's own come from its fields' metadata.
+_OWN_SETTINGS = (
+    Setting(
+        "WS4REDIS_CONNECTION",
+        DEFAULT_CONNECTION,
+        check_id="django_bridge.E003",
+        hint=(
+            "Set WS4REDIS_CONNECTION to a dict with only the keys that differ from"
+            " {'host': 'localhost', 'port': 6379, 'db': 0, 'password': None} (also 'unix_socket_path',"
+            " 'ssl' and redis-py connection arguments), to a redis://, rediss:// or unix:// URL, to"
+            " {'sentinels': [(host, port), ...], 'service_name': 'mymaster', 'sentinel_kwargs': {...}, ...}"
+            " for Redis Sentinel, or to {'startup_nodes': [(host, port), ...], ...} for a Redis Cluster."
+        ),
     ),
-    "WS4REDIS_EXPIRE": "Set WS4REDIS_EXPIRE to a whole number of seconds; 0 or None keeps no message.",
-    "WS4REDIS_PREFIX": "Set WS4REDIS_PREFIX to a string without whitespace, or to None.",
-    "WS4REDIS_HEARTBEAT": "Set WS4REDIS_HEARTBEAT to a non-empty string, or to None to send no heartbeat.",
-    "WS4REDIS_HEARTBEAT_INTERVAL": (
-        "Set WS4REDIS_HEARTBEAT_INTERVAL to the number of seconds between two heartbeats, such as 4."
+    Setting(
+        "WS4REDIS_SUBSCRIBER",
+        DEFAULT_SUBSCRIBER,
+        check_id="django_bridge.E007",
+        hint=(
+            "Set WS4REDIS_SUBSCRIBER to the dotted path of a subclass of"
+            " ws4redis_tornado.RedisSubscriber (its methods are coroutines), or remove it."
+        ),
     ),
-    "WS4REDIS_PING_INTERVAL": (
-        "Set WS4REDIS_PING_INTERVAL to the number of seconds between websocket pings, such as 20,"
-        " or to 0 to send no ping."
+    Setting(
+        "WS4REDIS_ALLOWED_CHANNELS",
+        None,
+        check_id="django_bridge.E008",
+        hint=(
+            "Set WS4REDIS_ALLOWED_CHANNELS to a function (or its dotted path) taking (request, channels)"
+            " and returning the allowed channels, or to None."
+        ),
     ),
-    "WS4REDIS_PING_TIMEOUT": (
-        "Set WS4REDIS_PING_TIMEOUT to the number of seconds a pong may take, at most"
-        " WS4REDIS_PING_INTERVAL, or to None to wait one ping interval."
+    Setting(
+        "WS4REDIS_PROCESS_REQUEST",
+        None,
+        check_id="django_bridge.E009",
+        hint="Set WS4REDIS_PROCESS_REQUEST to a function (or its dotted path) taking the request, or to None.",
     ),
-    "WS4REDIS_MAX_PERSISTED_SIZE": (
-        "Set WS4REDIS_MAX_PERSISTED_SIZE to the largest number of bytes a message a client publishes"
-        " may have and still be persisted, such as 65536."
+    Setting(
+        "WS4REDIS_ALLOWED_ORIGINS",
+        (),
+        check_id="django_bridge.E010",
+        hint=(
+            "Set WS4REDIS_ALLOWED_ORIGINS to a list of origins such as ['https://example.com',"
+            " 'https://*.example.org']: a scheme and a host, with no path."
+        ),
     ),
-    "WS4REDIS_SUBPROTOCOLS": (
-        "Set WS4REDIS_SUBPROTOCOLS to a list of the websocket subprotocol names your pages offer,"
-        " such as ['chat.v1'], or to []."
+    Setting(
+        "WS4REDIS_HEALTH_URL",
+        DEFAULT_HEALTH_URL,
+        check_id="django_bridge.E011",
+        hint=(
+            "Set WS4REDIS_HEALTH_URL to a path starting with '/' outside WEBSOCKET_URL, such as"
+            f" {DEFAULT_HEALTH_URL!r}, or to None to serve no health check."
+        ),
     ),
-    "WS4REDIS_SUBSCRIBER": (
-        "Set WS4REDIS_SUBSCRIBER to the dotted path of a subclass of"
-        " ws4redis_tornado.RedisSubscriber (its methods are coroutines), or remove it."
-    ),
-    "WS4REDIS_ALLOWED_CHANNELS": (
-        "Set WS4REDIS_ALLOWED_CHANNELS to a function (or its dotted path) taking (request, channels)"
-        " and returning the allowed channels, or to None."
-    ),
-    "WS4REDIS_PROCESS_REQUEST": (
-        "Set WS4REDIS_PROCESS_REQUEST to a function (or its dotted path) taking the request, or to None."
-    ),
-    "WS4REDIS_ALLOWED_ORIGINS": (
-        "Set WS4REDIS_ALLOWED_ORIGINS to a list of origins such as ['https://example.com',"
-        " 'https://*.example.org']: a scheme and a host, with no path."
-    ),
-    "WS4REDIS_HEALTH_URL": (
-        "Set WS4REDIS_HEALTH_URL to a path starting with '/' outside WEBSOCKET_URL, such as"
-        f" {DEFAULT_HEALTH_URL!r}, or to None to serve no health check."
-    ),
-    "WS4REDIS_HEALTH_DETAIL": (
-        "Set WS4REDIS_HEALTH_DETAIL to True to show the numbers of sockets and channels in the health"
-        " check's answer, or to False."
-    ),
-    "WS4REDIS_HANDSHAKE_TIMEOUT": (
-        "Set WS4REDIS_HANDSHAKE_TIMEOUT to the number of seconds a connection may take to send its"
-        " request headers, such as 10."
-    ),
-}
+)
+
+# Config field -> its setting, for the fields that are settings.
+_FIELD_SETTINGS = field_settings()
+
+SETTINGS: Mapping[str, Setting] = {each.name: each for each in (*_FIELD_SETTINGS.values(), *_OWN_SETTINGS)}
+"""Every setting of django_bridge by name: its default, its hint and its system check's id."""
 
 
 class SettingError(ImproperlyConfigured):
@@ -163,32 +148,23 @@ class SettingError(ImproperlyConfigured):
         setting: the name of the setting, e.g. ``'WS4REDIS_EXPIRE'``.
         problem: what is wrong, showing the value.
         hint: how to fix it.
+        check_id: the id of the system check that reports it, e.g. ``'django_bridge.E004'``.
     """
 
     def __init__(self, setting: str, problem: str) -> None:
         self.setting = setting
         self.problem = problem
-        self.hint = _HINTS[setting]
+        self.hint = SETTINGS[setting].hint
+        self.check_id = SETTINGS[setting].check_id
         super().__init__(f"{problem} {self.hint}")
 
 
+def _read(setting: str) -> Any:
+    """The value of ``setting``, or its default."""
+    return getattr(settings, setting, SETTINGS[setting].default)
+
+
 # -- the websocket loop's Config -------------------------------------------------------------------
-
-
-# Settings that map one to one onto a Config field: setting -> (field, default).
-_FIELDS: Mapping[str, tuple[str, Any]] = {
-    "WEBSOCKET_URL": ("websocket_url", "/ws/"),
-    "WS4REDIS_PREFIX": ("prefix", None),
-    "WS4REDIS_EXPIRE": ("expire", 3600),
-    "WS4REDIS_HEARTBEAT": ("heartbeat", None),
-    "WS4REDIS_HEARTBEAT_INTERVAL": ("heartbeat_interval", 4),
-    "WS4REDIS_PING_INTERVAL": ("ping_interval", 20),
-    "WS4REDIS_PING_TIMEOUT": ("ping_timeout", None),
-    "WS4REDIS_MAX_PERSISTED_SIZE": ("max_persisted_size", 64 * 1024),
-    "WS4REDIS_SUBPROTOCOLS": ("subprotocols", ()),
-    "WS4REDIS_HANDSHAKE_TIMEOUT": ("handshake_timeout", 10),
-    "WS4REDIS_HEALTH_DETAIL": ("health_detail", False),
-}
 
 
 @functools.cache
@@ -196,37 +172,71 @@ def get_config() -> Config:
     """Return the :class:`~ws4redis_tornado.Config` the settings describe.
 
     Raises:
-        SettingError: a setting has a wrong value.
+        SettingError: a setting has a wrong value (the first one found).
     """
-    fields = {_FIELDS[setting][0]: _field(setting) for setting in _FIELDS}
-    return Config(**_connection(), **fields)
+    config, found = _build_config()
+    if found:
+        raise found[0]
+    assert config is not None
+    return config
 
 
-def _field(setting: str) -> Any:
-    """Read ``setting`` and validate it the way Config validates its field."""
-    field, default = _FIELDS[setting]
-    value = getattr(settings, setting, default)
-    # The ping timeout alone: Config would judge it against the default ping interval.
-    alone = {"ping_interval": 0} if setting == "WS4REDIS_PING_TIMEOUT" else {}
+def _build_config() -> tuple[Config | None, list[SettingError]]:
+    """Build the Config once from all settings; return it, or None, and every wrong setting.
+
+    Config alone judges its fields. When it refuses one, that field gets its default and Config is
+    built again, so that one pass finds every wrong setting; an error of a rule across fields that
+    names a field already found wrong follows from that one and is left out.
+    """
+    found: list[SettingError] = []
     try:
-        Config(**{field: value}, **alone)
+        connection = _connection()
+    except SettingError as exc:
+        found.append(exc)
+        connection = {}
+    values = {field: _read(each.name) for field, each in _FIELD_SETTINGS.items()}
+    wrong: set[str] = set()
+    for _ in range(len(values) + 2):  # every field can be wrong once, and the connection
+        try:
+            config = Config(**connection, **values)
+        except ConfigurationError as exc:
+            if not wrong.intersection(exc.related):
+                found.append(_setting_error(exc))
+            if exc.field in values:
+                wrong.add(exc.field)
+                del values[exc.field]
+            else:
+                connection = {}
+            continue
+        if connection:
+            found += _judged_by_redis_py(config)
+        return (None if found else config), found
+    raise AssertionError(f"Config refuses its own defaults: {found}")
+
+
+def _setting_error(exc: ConfigurationError) -> SettingError:
+    """Name, in ``exc``, the setting of each field instead of the field."""
+    name = _setting_of(exc.field)
+    if exc.field not in _FIELD_SETTINGS:
+        return SettingError(name, f"{name} is not valid: {exc}.")
+    problem = exc.problem
+    for field in exc.related:
+        problem = re.sub(rf"\b{re.escape(field)}\b", _setting_of(field), problem)
+    return SettingError(name, f"{name} = {exc.value!r} {problem}.")
+
+
+def _setting_of(field: str | None) -> str:
+    # The fields that are no setting of their own say where Redis is: WS4REDIS_CONNECTION does.
+    return _FIELD_SETTINGS[field].name if field in _FIELD_SETTINGS else "WS4REDIS_CONNECTION"
+
+
+def _one_field(field: str) -> Any:
+    """Read the setting of one Config ``field`` alone, and return the field as Config makes it."""
+    try:
+        config = Config(**{field: _read(_FIELD_SETTINGS[field].name)})
     except ConfigurationError as exc:
-        raise SettingError(setting, f"{setting} = {value!r} is not valid: {exc}.") from exc
-    if setting == "WS4REDIS_PING_TIMEOUT" and value is not None:
-        _check_ping_timeout(value)
-    return value
-
-
-def _check_ping_timeout(timeout: float) -> None:
-    try:
-        interval = _field("WS4REDIS_PING_INTERVAL")
-    except SettingError:
-        return  # reported on its own
-    if interval and timeout > interval:
-        raise SettingError(
-            "WS4REDIS_PING_TIMEOUT",
-            f"WS4REDIS_PING_TIMEOUT = {timeout!r} is longer than WS4REDIS_PING_INTERVAL ({interval!r}).",
-        )
+        raise _setting_error(exc) from exc
+    return getattr(config, field)
 
 
 # -- WS4REDIS_CONNECTION -------------------------------------------------------------------------------
@@ -239,7 +249,7 @@ _SERVER_KEYS = ("host", "port", "unix_socket_path")
 
 def _connection() -> dict[str, Any]:
     """Turn WS4REDIS_CONNECTION into the fields of a Config that say where Redis is."""
-    value = getattr(settings, "WS4REDIS_CONNECTION", None)
+    value = _read("WS4REDIS_CONNECTION")
     if value is None:
         value = {}
     if isinstance(value, str):
@@ -248,10 +258,6 @@ def _connection() -> dict[str, Any]:
         return {"redis_url": value}
     if not isinstance(value, Mapping):
         raise SettingError("WS4REDIS_CONNECTION", f"WS4REDIS_CONNECTION = {value!r} is neither a dict nor a URL.")
-    known = _connection_keys().union(_SENTINEL_KEYS, _CLUSTER_KEYS)
-    unknown = sorted(str(key) for key in value if key not in known)
-    if unknown:
-        raise SettingError("WS4REDIS_CONNECTION", f"WS4REDIS_CONNECTION has unknown key(s) {', '.join(unknown)}.")
     if "sentinels" in value:
         return _sentinel_fields(value)
     if "startup_nodes" in value:
@@ -298,11 +304,12 @@ def _sentinel_fields(value: Mapping[str, Any]) -> dict[str, Any]:
         sentinel_options = {}
     if not isinstance(sentinel_options, Mapping):
         raise _wrong("sentinel_kwargs", sentinel_options, "a dict of connection arguments for the sentinels")
-    unknown = sorted(str(key) for key in sentinel_options if key not in _sentinel_option_keys())
-    if unknown:
+    misplaced = sorted(str(key) for key in sentinel_options if key in (*_SERVER_KEYS, "db"))
+    if misplaced:
         raise SettingError(
             "WS4REDIS_CONNECTION",
-            f"WS4REDIS_CONNECTION['sentinel_kwargs'] has unknown or misplaced key(s) {', '.join(unknown)}.",
+            f"WS4REDIS_CONNECTION['sentinel_kwargs'] has misplaced key(s) {', '.join(misplaced)}: the"
+            " sentinels' addresses go in 'sentinels', the master's db beside it.",
         )
     _check_db(options.get("db", 0))
     _check_ssl(options.get("ssl", False))
@@ -330,12 +337,6 @@ def _cluster_fields(value: Mapping[str, Any]) -> dict[str, Any]:
     if ssl:
         # The broker subscribes through a plain connection to one node, which has no TLS (yet).
         raise _wrong("ssl", ssl, "False with 'startup_nodes': TLS to a Redis Cluster is not supported")
-    refused = sorted(str(key) for key in options if key not in _cluster_option_keys())
-    if refused:
-        raise SettingError(
-            "WS4REDIS_CONNECTION",
-            f"WS4REDIS_CONNECTION has key(s) {', '.join(refused)}, which a Redis Cluster client does not take.",
-        )
     return {"redis_cluster_nodes": nodes, "redis_options": _without_none(options)}
 
 
@@ -396,39 +397,22 @@ def _without_none(options: Mapping[str, Any]) -> dict[str, Any]:
     return {key: option for key, option in options.items() if option is not None}
 
 
-@functools.cache
-def _connection_keys() -> frozenset[str]:
-    """Keys WS4REDIS_CONNECTION may hold: ws4redis' own and redis-py's connection arguments."""
-    from redis import connection as sync
-    from redis.asyncio import connection as aio
+def _judged_by_redis_py(config: Config) -> list[SettingError]:
+    """Let redis-py judge WS4REDIS_CONNECTION's arguments: build, connecting nothing, what the broker will."""
+    from redis.asyncio import Redis
 
-    classes = (
-        sync.AbstractConnection,
-        sync.Connection,
-        sync.SSLConnection,
-        sync.UnixDomainSocketConnection,
-        aio.AbstractConnection,
-        aio.Connection,
-        aio.SSLConnection,
-    )
-    names = {name for cls in classes for name in inspect.signature(cls.__init__).parameters}
-    names -= {"self", "kwargs", "path"}
-    return frozenset(names | set(DEFAULT_CONNECTION) | {"unix_socket_path", "ssl"})
+    from ws4redis_tornado.connections import RedisTopology
 
-
-@functools.cache
-def _sentinel_option_keys() -> frozenset[str]:
-    """Keys of ``sentinel_kwargs``: connection arguments, without those saying which server."""
-    return _connection_keys() - {"host", "port", "db", "unix_socket_path"}
-
-
-@functools.cache
-def _cluster_option_keys() -> frozenset[str]:
-    """Connection arguments that redis-py's asyncio RedisCluster takes, TLS ones aside (see ssl)."""
-    from redis.asyncio.cluster import RedisCluster
-
-    taken = set(inspect.signature(RedisCluster.__init__).parameters)
-    return frozenset(key for key in _connection_keys() & taken if not key.startswith("ssl") and key != "path")
+    try:
+        topology = RedisTopology(config)  # builds the clients of the sentinels
+        client = topology.command_client(max_connections=1)  # a RedisCluster judges its arguments here
+        if isinstance(client, Redis):
+            client.connection_pool.make_connection()  # a pool judges them when it makes a connection
+        else:
+            topology.pubsub_connection()  # the broker's plain connection to one node of the cluster
+    except (TypeError, ValueError) as exc:
+        return [SettingError("WS4REDIS_CONNECTION", f"WS4REDIS_CONNECTION is refused by redis-py: {exc}.")]
+    return []
 
 
 # -- hooks and classes -------------------------------------------------------------------------------
@@ -437,7 +421,7 @@ def _cluster_option_keys() -> frozenset[str]:
 @functools.cache
 def get_subscriber_class() -> type[RedisSubscriber]:
     """Return the class of WS4REDIS_SUBSCRIBER (a subclass of the core's RedisSubscriber)."""
-    value = getattr(settings, "WS4REDIS_SUBSCRIBER", DEFAULT_SUBSCRIBER)
+    value = _read("WS4REDIS_SUBSCRIBER")
     cls = _import("WS4REDIS_SUBSCRIBER", value) if isinstance(value, str) else value
     if not (isinstance(cls, type) and issubclass(cls, RedisSubscriber)):
         raise SettingError("WS4REDIS_SUBSCRIBER", f"WS4REDIS_SUBSCRIBER = {value!r} is not a RedisSubscriber.")
@@ -457,7 +441,7 @@ def get_process_request() -> Callable[..., Any] | None:
 
 
 def _callable(setting: str) -> Callable[..., Any] | None:
-    value = getattr(settings, setting, None)
+    value = _read(setting)
     if value is None:
         return None
     function = _import(setting, value) if isinstance(value, str) else value
@@ -479,7 +463,7 @@ def _import(setting: str, path: str) -> Any:
 @functools.cache
 def get_allowed_origins() -> tuple[str, ...]:
     """Return WS4REDIS_ALLOWED_ORIGINS, each normalised by :func:`normalise_origin`."""
-    value = getattr(settings, "WS4REDIS_ALLOWED_ORIGINS", ())
+    value = _read("WS4REDIS_ALLOWED_ORIGINS")
     if isinstance(value, str | bytes) or not isinstance(value, Iterable):
         raise SettingError(
             "WS4REDIS_ALLOWED_ORIGINS", f"WS4REDIS_ALLOWED_ORIGINS = {value!r} is not a list of origins."
@@ -498,12 +482,12 @@ def get_allowed_origins() -> tuple[str, ...]:
 @functools.cache
 def get_health_url() -> str | None:
     """Return WS4REDIS_HEALTH_URL (default ``/ws4redis/health``), or None to serve no health check."""
-    value = getattr(settings, "WS4REDIS_HEALTH_URL", DEFAULT_HEALTH_URL)
+    value = _read("WS4REDIS_HEALTH_URL")
     if value is None:
         return None
     if not isinstance(value, str) or not value.startswith("/"):
         raise SettingError("WS4REDIS_HEALTH_URL", f"WS4REDIS_HEALTH_URL = {value!r} is not a path.")
-    websocket_url = Config(websocket_url=_field("WEBSOCKET_URL")).websocket_url
+    websocket_url = _one_field("websocket_url")
     if value.startswith(websocket_url):
         raise SettingError(
             "WS4REDIS_HEALTH_URL",
@@ -518,11 +502,8 @@ def get_health_url() -> str | None:
 
 def problems() -> list[SettingError]:
     """Read every setting and return the errors found, one per wrong setting (for the checks)."""
-    accessors: list[Callable[[], Any]] = [_connection]
-    accessors += [functools.partial(_field, setting) for setting in _FIELDS]
-    accessors += [get_subscriber_class, get_allowed_channels, get_process_request, get_allowed_origins]
-    found = []
-    for accessor in accessors:
+    _, found = _build_config()
+    for accessor in (get_subscriber_class, get_allowed_channels, get_process_request, get_allowed_origins):
         try:
             accessor()
         except SettingError as exc:

@@ -1,6 +1,9 @@
 """The one configuration object, validated when it is built and passed down from there.
 
-No other module of the core reads the environment or any framework's settings.
+No other module of the core reads the environment or any framework's settings. A field that a
+framework exposes as one of its settings says so in its metadata (:func:`setting`): the setting's
+name, default, hint and check id. django_bridge derives its settings, its error messages and its
+system checks from that, so each setting is declared and validated here only.
 """
 
 from __future__ import annotations
@@ -9,18 +12,54 @@ import dataclasses
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from .exceptions import ConfigurationError
 
-__all__ = ["Config"]
+__all__ = ["Config", "Setting", "field_settings", "setting"]
 
 _REDIS_SCHEMES = ("redis", "rediss", "unix")
 # An HTTP token (RFC 9110 section 5.6.2), what a Sec-WebSocket-Protocol value must be.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 MIB = 1024 * 1024
+_SETTING = "ws4redis_tornado.setting"  # the key of a field's metadata that holds its Setting
+
+
+@dataclass(frozen=True)
+class Setting:
+    """How a framework exposes a Config field as one of its settings.
+
+    The core reads no framework's settings; this only tells a framework's settings layer what to
+    read, how to report a wrong value and what to document.
+
+    Attributes:
+        name: the setting's name, e.g. ``'WS4REDIS_EXPIRE'``.
+        default: the setting's default; the field's own, but where the setting's differs in form.
+        hint: how to fix a wrong value, naming the setting.
+        check_id: the id under which a wrong value is reported, e.g. ``'django_bridge.E004'``.
+    """
+
+    name: str
+    default: Any
+    hint: str
+    check_id: str
+
+
+def setting(default: Any, *, name: str, hint: str, check_id: str, setting_default: Any = MISSING) -> Any:
+    """A Config field with ``default``, exposed as the setting ``name`` (see :class:`Setting`).
+
+    ``setting_default`` is the setting's default where it differs from the field's in form, as
+    ws4redis' ``WS4REDIS_PREFIX = None`` does from ``prefix = ''``.
+    """
+    exposed = Setting(name, default if setting_default is MISSING else setting_default, hint, check_id)
+    return field(default=default, metadata={_SETTING: exposed})
+
+
+def field_settings() -> dict[str, Setting]:
+    """The Config fields exposed as settings: field name -> :class:`Setting`, in field order."""
+    return {f.name: f.metadata[_SETTING] for f in dataclasses.fields(Config) if _SETTING in f.metadata}
 
 
 @dataclass(frozen=True)
@@ -64,13 +103,55 @@ class Config:
 
     redis_url: str = "redis://localhost:6379/0"
     redis_options: Mapping[str, Any] = field(default_factory=dict)
-    prefix: str = ""
-    expire: int = 3600
-    heartbeat: str | None = None
-    heartbeat_interval: float = 4.0
-    websocket_url: str = "/ws/"
-    ping_interval: float = 20.0
-    ping_timeout: float | None = None
+    prefix: str = setting(
+        "",
+        name="WS4REDIS_PREFIX",
+        setting_default=None,
+        hint="Set WS4REDIS_PREFIX to a string without whitespace, or to None.",
+        check_id="django_bridge.E005",
+    )
+    expire: int = setting(
+        3600,
+        name="WS4REDIS_EXPIRE",
+        hint="Set WS4REDIS_EXPIRE to a whole number of seconds; 0 or None keeps no message.",
+        check_id="django_bridge.E004",
+    )
+    heartbeat: str | None = setting(
+        None,
+        name="WS4REDIS_HEARTBEAT",
+        hint="Set WS4REDIS_HEARTBEAT to a non-empty string, or to None to send no heartbeat.",
+        check_id="django_bridge.E006",
+    )
+    heartbeat_interval: float = setting(
+        4.0,
+        name="WS4REDIS_HEARTBEAT_INTERVAL",
+        hint="Set WS4REDIS_HEARTBEAT_INTERVAL to the number of seconds between two heartbeats, such as 4.",
+        check_id="django_bridge.E012",
+    )
+    websocket_url: str = setting(
+        "/ws/",
+        name="WEBSOCKET_URL",
+        hint="Set WEBSOCKET_URL to a path starting with '/', such as '/ws/'.",
+        check_id="django_bridge.E002",
+    )
+    ping_interval: float = setting(
+        20.0,
+        name="WS4REDIS_PING_INTERVAL",
+        hint=(
+            "Set WS4REDIS_PING_INTERVAL to the number of seconds between websocket pings, such as 20,"
+            " or to 0 to send no ping."
+        ),
+        check_id="django_bridge.E013",
+    )
+    ping_timeout: float | None = setting(
+        None,
+        name="WS4REDIS_PING_TIMEOUT",
+        hint=(
+            "Set WS4REDIS_PING_TIMEOUT to the number of seconds a pong may take, at most"
+            " WS4REDIS_PING_INTERVAL, or to None to wait one ping interval."
+        ),
+        check_id="django_bridge.E014",
+    )
     max_message_size: int = MIB
     max_buffered_bytes: int = 4 * MIB
     reconnect_max_delay: float = 5.0
@@ -81,10 +162,42 @@ class Config:
     redis_service_name: str = "mymaster"
     redis_sentinel_options: Mapping[str, Any] = field(default_factory=dict)
     redis_cluster_nodes: tuple[tuple[str, int], ...] = ()
-    max_persisted_size: int = 64 * 1024
-    subprotocols: tuple[str, ...] = ()
-    handshake_timeout: float = 10.0
-    health_detail: bool = False
+    max_persisted_size: int = setting(
+        64 * 1024,
+        name="WS4REDIS_MAX_PERSISTED_SIZE",
+        hint=(
+            "Set WS4REDIS_MAX_PERSISTED_SIZE to the largest number of bytes a message a client publishes"
+            " may have and still be persisted, such as 65536."
+        ),
+        check_id="django_bridge.E017",
+    )
+    subprotocols: tuple[str, ...] = setting(
+        (),
+        name="WS4REDIS_SUBPROTOCOLS",
+        hint=(
+            "Set WS4REDIS_SUBPROTOCOLS to a list of the websocket subprotocol names your pages offer,"
+            " such as ['chat.v1'], or to []."
+        ),
+        check_id="django_bridge.E018",
+    )
+    handshake_timeout: float = setting(
+        10.0,
+        name="WS4REDIS_HANDSHAKE_TIMEOUT",
+        hint=(
+            "Set WS4REDIS_HANDSHAKE_TIMEOUT to the number of seconds a connection may take to send its"
+            " request headers, such as 10."
+        ),
+        check_id="django_bridge.E015",
+    )
+    health_detail: bool = setting(
+        False,
+        name="WS4REDIS_HEALTH_DETAIL",
+        hint=(
+            "Set WS4REDIS_HEALTH_DETAIL to True to show the numbers of sockets and channels in the health"
+            " check's answer, or to False."
+        ),
+        check_id="django_bridge.E016",
+    )
 
     def __post_init__(self) -> None:
         _check_redis_url(self.redis_url)
@@ -104,7 +217,14 @@ class Config:
             _check_number("ping_timeout", self.ping_timeout, minimum=0.001)
             if self.ping_interval and self.ping_timeout > self.ping_interval:
                 # Tornado would silently shorten it to the interval.
-                _fail("ping_timeout", self.ping_timeout, f"at most ping_interval ({self.ping_interval})")
+                interval = self.ping_interval
+                _fail(
+                    "ping_timeout",
+                    self.ping_timeout,
+                    f"at most ping_interval ({interval})",
+                    problem=f"is longer than ping_interval ({interval})",
+                    related=("ping_interval",),
+                )
         _check_int("max_message_size", self.max_message_size, minimum=1)
         _check_int("max_buffered_bytes", self.max_buffered_bytes, minimum=1)
         _check_number("reconnect_max_delay", self.reconnect_max_delay, minimum=0.01)
@@ -116,7 +236,8 @@ class Config:
         object.__setattr__(self, "redis_sentinels", _addresses("redis_sentinels", self.redis_sentinels))
         object.__setattr__(self, "redis_cluster_nodes", _addresses("redis_cluster_nodes", self.redis_cluster_nodes))
         if self.redis_sentinels and self.redis_cluster_nodes:
-            _fail("redis_cluster_nodes", self.redis_cluster_nodes, "empty when redis_sentinels is given")
+            expected = "empty when redis_sentinels is given"
+            _fail("redis_cluster_nodes", self.redis_cluster_nodes, expected, related=("redis_sentinels",))
         if not isinstance(self.redis_service_name, str) or not self.redis_service_name:
             _fail("redis_service_name", self.redis_service_name, "the name of the master Sentinel monitors")
         if not isinstance(self.redis_sentinel_options, Mapping):
@@ -156,8 +277,17 @@ class Config:
         return parts._replace(netloc=user + netloc).geturl()
 
 
-def _fail(name: str, value: object, expected: str) -> None:
-    raise ConfigurationError(f"setting {name!r} has value {value!r}; expected {expected}")
+def _fail(
+    name: str, value: object, expected: str, *, problem: str | None = None, related: tuple[str, ...] = ()
+) -> None:
+    """Raise the error of field ``name``; a rule across fields lists the ``related`` ones it names."""
+    raise ConfigurationError(
+        f"setting {name!r} has value {value!r}; expected {expected}",
+        field=name,
+        value=value,
+        problem=problem or f"is not valid: expected {expected}",
+        related=related,
+    )
 
 
 def _check_redis_url(url: object) -> None:

@@ -14,6 +14,8 @@ The hierarchy::
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "BrokerClosed",
     "BrokerError",
@@ -31,7 +33,33 @@ class Ws4RedisError(Exception):
 
 
 class ConfigurationError(Ws4RedisError, ValueError):
-    """A configuration value is missing or wrong; the message names the setting."""
+    """A configuration value is missing or wrong; the message names the setting.
+
+    The attributes say the same in parts, so that a framework can name the field its own way
+    (django_bridge says ``WS4REDIS_EXPIRE = -1 ...`` where the message says ``'expire'``).
+
+    Attributes:
+        field: the Config field that is wrong, or None when no one field is (an unknown name).
+        value: its wrong value.
+        problem: what is wrong, a phrase to follow ``<field> = <value>``, such as
+            ``"is longer than ping_interval (10)"``.
+        related: the other fields ``problem`` names, for a rule across fields.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        value: Any = None,
+        problem: str = "is not valid",
+        related: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(message)
+        self.field = field
+        self.value = value
+        self.problem = problem
+        self.related = related
 
 
 class InvalidFacility(Ws4RedisError, ValueError):

@@ -6,6 +6,8 @@ import pytest
 from django.core.checks import run_checks
 from django.test import override_settings
 
+from django_bridge import conf
+
 
 def bridge_messages(**overrides):
     with override_settings(**overrides):
@@ -29,6 +31,9 @@ def test_the_test_project_passes():
         ("WS4REDIS_PROCESS_REQUEST", 42, "django_bridge.E009"),
         ("WS4REDIS_ALLOWED_ORIGINS", "https://example.com", "django_bridge.E010"),
         ("WS4REDIS_HEALTH_URL", "/ws/health", "django_bridge.E011"),
+        ("WS4REDIS_MAX_PERSISTED_SIZE", -1, "django_bridge.E017"),
+        ("WS4REDIS_SUBPROTOCOLS", "chat.v1", "django_bridge.E018"),
+        ("WS4REDIS_CONNECTION", {"hots": "redis"}, "django_bridge.E003"),
     ],
 )
 def test_a_wrong_setting_is_an_error_naming_it_and_the_fix(setting, value, check_id):
@@ -43,6 +48,19 @@ def test_a_wrong_setting_is_an_error_naming_it_and_the_fix(setting, value, check
 def test_every_wrong_setting_is_reported_at_once():
     messages = bridge_messages(DEBUG=True, WS4REDIS_EXPIRE=-5, WS4REDIS_PREFIX="a b", WEBSOCKET_URL="ws")
     assert set(messages) == {"django_bridge.E002", "django_bridge.E004", "django_bridge.E005"}
+
+
+def test_an_argument_redis_py_refuses_is_reported_along_with_the_other_errors():
+    messages = bridge_messages(DEBUG=True, WS4REDIS_EXPIRE=-5, WS4REDIS_CONNECTION={"hots": "redis"})
+    assert set(messages) == {"django_bridge.E003", "django_bridge.E004"}
+    assert "WS4REDIS_CONNECTION is refused by redis-py: " in messages["django_bridge.E003"].msg
+    assert "'hots'" in messages["django_bridge.E003"].msg
+
+
+def test_every_setting_has_its_own_check_id():
+    ids = [setting.check_id for setting in conf.SETTINGS.values()]
+    assert len(set(ids)) == len(ids)
+    assert not {"django_bridge.E001", "django_bridge.W001", "django_bridge.W002"} & set(ids)
 
 
 def test_open_channels_are_a_warning_when_debug_is_off():

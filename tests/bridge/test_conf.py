@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -83,14 +85,18 @@ def test_config_is_cached_until_a_setting_changes():
     ("setting", "value", "words"),
     [
         ("WS4REDIS_CONNECTION", {"port": "6379"}, "WS4REDIS_CONNECTION['port']"),
-        ("WS4REDIS_CONNECTION", {"hots": "redis"}, "unknown key(s) hots"),
+        # redis-py judges the connection arguments, in its own words.
+        ("WS4REDIS_CONNECTION", {"hots": "redis"}, "refused by redis-py: "),
+        ("WS4REDIS_CONNECTION", {"hots": "redis"}, "unexpected keyword argument 'hots'"),
         ("WS4REDIS_CONNECTION", "http://redis:6379", "not a Redis URL"),
+        ("WS4REDIS_CONNECTION", "redis://localhost:port/0", "refused by redis-py: "),
         ("WS4REDIS_CONNECTION", {"unix_socket_path": "/s", "ssl": True}, "WS4REDIS_CONNECTION['ssl']"),
         ("WS4REDIS_EXPIRE", -1, "WS4REDIS_EXPIRE = -1"),
         ("WS4REDIS_EXPIRE", "60", "WS4REDIS_EXPIRE = '60'"),
         ("WS4REDIS_PREFIX", "my site", "WS4REDIS_PREFIX = 'my site'"),
         ("WS4REDIS_HEARTBEAT", "", "WS4REDIS_HEARTBEAT = ''"),
         ("WEBSOCKET_URL", "ws/", "WEBSOCKET_URL = 'ws/'"),
+        ("WS4REDIS_SUBPROTOCOLS", "chat.v1", "WS4REDIS_SUBPROTOCOLS = 'chat.v1' is not valid: expected a list"),
     ],
 )
 def test_a_wrong_setting_is_named_with_its_fix(setting, value, words):
@@ -188,3 +194,21 @@ def test_importing_reads_no_setting_and_connects_nothing():
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
+
+
+def readme_settings() -> dict[str, str]:
+    """The README's table of Django settings: each name, and its default as written there."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n### Settings\n", 1)[1].split("\n### ", 1)[0]
+    return dict(re.findall(r"^\| `(\w+)` \| `(.*?)` \|", section, re.M))
+
+
+def test_the_readme_lists_every_setting_with_its_default():
+    written = readme_settings()
+    assert sorted(written) == sorted(conf.SETTINGS)
+    for name, default in written.items():
+        documented, actual = ast.literal_eval(default), conf.SETTINGS[name].default
+        # A list setting's default is written [] and held as ().
+        if isinstance(actual, tuple):
+            documented = tuple(documented)
+        assert documented == actual, name

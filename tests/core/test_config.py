@@ -3,6 +3,7 @@
 import pytest
 
 from ws4redis_tornado import Config
+from ws4redis_tornado.config import field_settings
 from ws4redis_tornado.exceptions import ConfigurationError
 
 
@@ -47,6 +48,8 @@ def test_wrong_values_name_the_setting(name, value):
     with pytest.raises(ConfigurationError, match=name) as info:
         Config(**{name: value})
     assert isinstance(info.value, ValueError)
+    assert (info.value.field, info.value.value) == (name, value)
+    assert info.value.problem.startswith("is not valid: expected ")
 
 
 def test_connections_get_a_few_seconds_for_their_headers_and_health_shows_no_counts_by_default():
@@ -73,6 +76,25 @@ def test_replace_validates():
 
 
 def test_ping_timeout_may_not_exceed_the_interval():
-    with pytest.raises(ConfigurationError, match="ping_timeout"):
+    with pytest.raises(ConfigurationError, match="ping_timeout") as info:
         Config(ping_interval=5, ping_timeout=10)
+    # A framework names both fields its own way.
+    assert (info.value.field, info.value.related) == ("ping_timeout", ("ping_interval",))
+    assert info.value.problem == "is longer than ping_interval (5)"
     assert Config(ping_interval=0, ping_timeout=10).ping_timeout == 10
+
+
+def test_each_setting_is_declared_once_with_a_hint_naming_it_and_its_own_check_id():
+    settings = field_settings()
+    assert {"expire", "prefix", "websocket_url", "ping_timeout"} <= set(settings)
+    assert len({each.name for each in settings.values()}) == len(settings)
+    assert len({each.check_id for each in settings.values()}) == len(settings)
+    for field, each in settings.items():
+        assert each.hint.startswith(f"Set {each.name} to "), field
+        Config(**{field: each.default})  # the setting's default is a right value
+
+
+def test_a_setting_keeps_its_own_default_where_it_differs_in_form():
+    assert field_settings()["prefix"].default is None
+    assert Config(prefix=None).prefix == Config().prefix == ""
+    assert field_settings()["expire"].default == Config().expire == 3600
