@@ -98,8 +98,11 @@ def _cancel_leftover_tasks(loop: IOLoop) -> None:
 
 
 @pytest.fixture
-def _unused_socket() -> tuple[socket.socket, int]:
-    return bind_unused_port()
+def _unused_socket() -> Iterator[tuple[socket.socket, int]]:
+    """A listening socket on a free port of 127.0.0.1, closed after the test if no server took it."""
+    sock, port = bind_unused_port()
+    yield sock, port
+    sock.close()
 
 
 @pytest.fixture
