@@ -33,6 +33,7 @@ from redis.exceptions import ClusterDownError, RedisClusterException
 from redis.sentinel import Sentinel
 
 from ws4redis_tornado.channels import SELF, Audience, channel_key, validate_facility
+from ws4redis_tornado.compat.redis import aclose_sentinel, close_sentinel
 from ws4redis_tornado.config import Config
 from ws4redis_tornado.exceptions import BrokerUnavailable
 from ws4redis_tornado.messages import RedisMessage, decode_payload
@@ -443,7 +444,7 @@ def close_pools() -> None:
         if not isinstance(each.client, RedisCluster):
             each.client.connection_pool.disconnect()
         if each.sentinel is not None:
-            each.sentinel.close()
+            close_sentinel(each.sentinel)
 
 
 async def aclose_pools() -> None:
@@ -455,4 +456,4 @@ async def aclose_pools() -> None:
         if not isinstance(each.client, AsyncRedisCluster):
             await each.client.connection_pool.disconnect()
         if each.sentinel is not None:
-            await each.sentinel.aclose()
+            await aclose_sentinel(each.sentinel)

@@ -13,6 +13,8 @@ Requests are logged on ``tornado.access``, or through a ``request_log`` function
 The container strips the blanks around response header values, because Django writes each
 ``Set-Cookie`` value with a leading space and Tornado (6.6 at least) refuses it; when the container
 fails for any other reason it answers 500, where Tornado's own would leave the request unanswered.
+It also reads and closes each response in the worker thread that ran the view, so that Django
+closes that thread's database connections at the end of the request.
 """
 
 from __future__ import annotations
@@ -177,7 +179,7 @@ class _DjangoContainer(LoggedWSGIContainer):
     def __init__(
         self, wsgi_application: _WSGIApp, executor: Executor | None = None, request_log: RequestLog | None = None
     ) -> None:
-        super().__init__(_strip_header_values(wsgi_application), executor=executor)
+        super().__init__(_strip_header_values(_closed_in_its_thread(wsgi_application)), executor=executor)
         self.request_log = request_log
 
     async def handle_request(self, request: HTTPServerRequest) -> None:
@@ -226,6 +228,27 @@ def _strip_header_values(application: _WSGIApp) -> _WSGIApp:
         return application(environ, start)
 
     return stripped
+
+
+def _closed_in_its_thread(application: _WSGIApp) -> _WSGIApp:
+    """Wrap ``application`` so that its body is read, and its response closed, in the calling thread.
+
+    Closing a Django response sends ``request_finished``, which closes the database connections
+    of the thread it runs in. Tornado's container closes the response on the IOLoop thread, which
+    would leave the worker's connections open for as long as the worker lives. Tornado holds the
+    whole body in memory before it writes anyway, so reading it here costs nothing more.
+    """
+
+    def read_and_close(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        response = application(environ, start_response)
+        try:
+            return [b"".join(response)]
+        finally:
+            close = getattr(response, "close", None)
+            if close is not None:
+                close()
+
+    return read_and_close
 
 
 class _ResponseWatch(HTTPConnection):

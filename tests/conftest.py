@@ -1,4 +1,7 @@
-"""Fixtures shared by the whole suite: a private, real redis-server and per-test key prefixes."""
+"""Fixtures shared by the whole suite: a private, real redis-server and per-test key prefixes.
+
+Coroutine tests, ``io_loop`` and the live HTTP server come from tests/tornado_plugin.py.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ import redis
 from ws4redis_tornado.embedded import RedisServer
 
 from .redis_topologies import ClusterSetup, SentinelSetup
+
+pytest_plugins = ["tests.tornado_plugin"]
 
 _prefixes = itertools.count()
 

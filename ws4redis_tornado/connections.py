@@ -19,6 +19,7 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
 
+from .compat.redis import aclose_sentinel
 from .config import Config
 
 __all__ = ["RedisTopology"]
@@ -78,7 +79,7 @@ class RedisTopology:
     async def aclose(self) -> None:
         """Close the connections to the sentinels, if any."""
         if self._sentinel is not None:
-            await self._sentinel.aclose()
+            await aclose_sentinel(self._sentinel)
 
     @property
     def is_cluster(self) -> bool:

@@ -72,7 +72,7 @@ def live_settings(redis_url, redis_client, prefix, bridge_settings) -> Iterator[
 
 @pytest.fixture(autouse=True)
 def _async_pools(request) -> Iterator[None]:
-    """Close the publisher's pools of an async test's loop before pytest-tornado closes the loop."""
+    """Close the publisher's pools of an async test's loop before the io_loop fixture closes the loop."""
     io_loop = request.getfixturevalue("io_loop") if request.node.get_closest_marker("gen_test") else None
     yield
     if io_loop is not None:

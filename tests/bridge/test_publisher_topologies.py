@@ -23,6 +23,7 @@ from redis.retry import Retry
 
 from django_bridge import publisher as publisher_module
 from django_bridge.publisher import RedisPublisher, close_websockets
+from django_bridge.sessions import database_connections
 from ws4redis_tornado.embedded import free_port
 from ws4redis_tornado.exceptions import BrokerUnavailable
 from ws4redis_tornado.revocation import CLOSE_ACCESS_CHANGED
@@ -47,8 +48,16 @@ def live_settings(connection, prefix):
 
 
 async def in_thread(function, *args):
-    """Run blocking code (the sync publisher, the ORM) off the IOLoop, as a view would run."""
-    return await asyncio.get_running_loop().run_in_executor(None, function, *args)
+    """Run blocking code (the sync publisher, the ORM) off the IOLoop, as a view would run.
+
+    As at the end of a view's request, the thread's database connections are closed afterwards.
+    """
+
+    def as_a_view():
+        with database_connections():
+            return function(*args)
+
+    return await asyncio.get_running_loop().run_in_executor(None, as_a_view)
 
 
 def request_of(user, session_key):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
+from django.contrib.auth.models import User
+from django.db import connections
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.template import engines
 
@@ -12,6 +14,8 @@ from django.template import engines
 slow_view_started = threading.Event()
 slow_view_release = threading.Event()
 slow_view_started_at: list[float] = []
+# The database connection (Django's wrapper) each call of the user-count view used, in its thread.
+user_count_connections: list = []
 
 _HEARTBEAT_TEMPLATE = "var uri = '{{ WEBSOCKET_URI }}', heartbeat = {{ WS4REDIS_HEARTBEAT }};"
 
@@ -53,6 +57,12 @@ def wrong_length(request: HttpRequest) -> HttpResponse:
 
 def whoami(request: HttpRequest) -> HttpResponse:
     return HttpResponse(request.user.get_username() or "anonymous", content_type="text/plain")
+
+
+def user_count(request: HttpRequest) -> HttpResponse:
+    """Query the database in the worker thread, and note that thread's connection."""
+    user_count_connections.append(connections["default"])
+    return HttpResponse(str(User.objects.count()), content_type="text/plain")
 
 
 def slow(request: HttpRequest) -> HttpResponse:

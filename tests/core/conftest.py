@@ -1,4 +1,4 @@
-"""Fixtures for the core: a started broker and the application pytest-tornado serves."""
+"""Fixtures for the core: a started broker and the application the http_server fixture serves."""
 
 from __future__ import annotations
 

@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 
 from ws4redis_tornado import Broker
 from ws4redis_tornado.channels import Principal
+from ws4redis_tornado.compat.redis import aclose_sentinel
 from ws4redis_tornado.embedded import free_port
 
 from ..redis_topologies import HOST, ClusterSetup, SentinelSetup
@@ -124,7 +125,7 @@ class TestSentinel:
         finally:
             await publisher.aclose()
             await publisher.connection_pool.disconnect()
-            await sentinel.aclose()
+            await aclose_sentinel(sentinel)
         messages = broker_records(caplog)
         assert any("lost the redis pub/sub connection" in m for m in messages), messages
         assert any(
