@@ -19,7 +19,7 @@ from typing import Any
 
 from bench import procs, redis_rate, venvs
 from bench.redis_server import PrivateRedis
-from bench.registry import DEFAULT, PEERS, REPO, TARGETS, use_project_snapshot
+from bench.registry import DEFAULT, PEERS, REPO, TARGETS, add_baseline, use_project_snapshot
 from bench.report import render
 from bench.runner import Plan, run_fanout, run_throughput
 
@@ -103,15 +103,21 @@ def _project_source(rev: str | None, stamp: str) -> dict[str, Any]:
     if not rev:
         dirty = bool(_git("status", "--porcelain", "--", "ws4redis_tornado"))
         return {"source": "working tree", "head": _git("rev-parse", "--short", "HEAD"), "dirty": dirty}
+    sha, dest = _export(rev, stamp)
+    use_project_snapshot(dest)
+    return {"source": f"git archive {sha}", "head": sha, "dirty": False}
+
+
+def _export(rev: str, stamp: str) -> tuple[str, Path]:
+    """Export the ``ws4redis_tornado`` package as of ``rev``; return its short sha and the folder."""
     sha = _git("rev-parse", "--short", rev)
     dest = RESULTS / f"project-{sha}-{stamp}"
-    dest.mkdir(parents=True)
+    dest.mkdir(parents=True, exist_ok=True)
     archive = subprocess.run(
         ["git", "archive", sha, "ws4redis_tornado"], cwd=REPO, capture_output=True, check=True
     ).stdout
     subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
-    use_project_snapshot(dest)
-    return {"source": f"git archive {sha}", "head": sha, "dirty": False}
+    return sha, dest
 
 
 def _terminate(signum: int, frame: object) -> None:
@@ -136,6 +142,10 @@ def cmd_fanout(args: argparse.Namespace) -> None:
     RESULTS.mkdir(exist_ok=True)
     project = _project_source(args.project_rev, stamp)
     names = _pick_targets(args)
+    if args.baseline_rev:
+        sha, snapshot = _export(args.baseline_rev, stamp)
+        names.append(add_baseline(snapshot, sha))
+        project["baseline"] = sha
     if not names:
         sys.exit("no target to run")
     log_dir = RESULTS / f"logs-{stamp}"
@@ -221,6 +231,11 @@ def main() -> None:
     fan.add_argument(
         "--project-rev",
         help="measure ws4redis_tornado as of this git revision (exported), not the working tree",
+    )
+    fan.add_argument(
+        "--baseline-rev",
+        help="also measure ws4redis_tornado as of this git revision, as the target 'baseline',"
+        " interleaved with the working tree: before/after ratios from one run",
     )
     fan.add_argument(
         "--noisy-retries",

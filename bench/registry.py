@@ -193,5 +193,30 @@ TARGETS: dict[str, Target] = {
     ]
 }
 
+
+def add_baseline(snapshot: Path, rev: str) -> str:
+    """Register the target ``baseline``: ws4redis_tornado exported at ``rev`` into ``snapshot``.
+
+    Measured interleaved with ``ws4redis_tornado`` in one run, it gives before/after ratios for a
+    change to the hot path on the same machine at the same moment.
+    """
+
+    def server(port: int, url: str) -> Argv:
+        # -P: the repo root (the working tree's package) stays off sys.path.
+        return [
+            sys.executable, "-P", "-m", "ws4redis_tornado",
+            "--host", "127.0.0.1", "--port", str(port), "--redis", url,
+        ]  # fmt: skip
+
+    TARGETS["baseline"] = Target(
+        "baseline",
+        f"this project as of {rev}",
+        server=server,
+        publisher=_redis_publisher,
+        env=lambda url: {"PYTHONPATH": str(snapshot)},
+    )
+    return "baseline"
+
+
 DEFAULT = ["ws4redis_tornado", "lean"]
 PEERS = ["ws4redis06", "ws4redis06_drain", "channels_pubsub", "channels_core"]

@@ -1,7 +1,8 @@
 """Turn raw run records into the tables printed by the CLI and pasted into the README.
 
 Each cell is the median over repeats with the min-max range, followed by the ratio to the
-baseline target's median (ws4redis_tornado when it ran): ``x2.00`` means twice the
+baseline target's median (``baseline`` with ``--baseline-rev``, else ws4redis_tornado when it
+ran): ``x2.00`` means twice the
 baseline's value, whichever direction is better for that figure.
 """
 
@@ -166,7 +167,8 @@ def scaling(results: dict[str, Any], processes: int = 16) -> str:
 def render(results: dict[str, Any]) -> str:
     """The whole report as Markdown."""
     targets: list[str] = results["targets"]
-    baseline = "ws4redis_tornado" if "ws4redis_tornado" in targets else targets[0]
+    # With --baseline-rev the ratios say what a change did: working tree over the older revision.
+    baseline = next((t for t in ("baseline", "ws4redis_tornado") if t in targets), targets[0])
     project = results.get("project", {})
     out = [
         f"ws4redis_tornado measured from {project.get('source', '?')} "
