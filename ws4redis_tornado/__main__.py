@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 from collections.abc import Sequence
@@ -12,8 +11,9 @@ from . import __version__
 from .config import Config
 from .embedded import RedisServer
 from .exceptions import BrokerUnavailable, CannotListen, ConfigurationError
+from .lifecycle import DEFAULT_GRACE_PERIOD
 from .logs import JsonFormatter
-from .server import serve
+from .server import run
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -28,6 +28,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="address to listen on; '' for every interface, 0.0.0.0 for every IPv4 one (default: %(default)s)",
     )
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        metavar="N",
+        help="processes sharing the port; 0 starts one per CPU (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--grace-period",
+        type=float,
+        default=DEFAULT_GRACE_PERIOD,
+        metavar="SECONDS",
+        help="how long SIGTERM waits for websocket closes and requests (default: %(default)s)",
+    )
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--redis", default=Config.redis_url, help="Redis URL (default: %(default)s)")
     where.add_argument(
@@ -92,22 +106,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         if embedded:
             print(f"started an embedded redis-server at {embedded.url}", file=sys.stderr)
-        server = serve(
+        return run(
             config,
-            host=args.host,
+            host=args.host or None,
             port=args.port,
+            processes=args.processes,
+            grace_period=args.grace_period,
             demo=args.demo,
             client_publish=args.client_publish or args.demo,
             xheaders=args.xheaders,
         )
-        asyncio.run(server)
     except (ConfigurationError, BrokerUnavailable, CannotListen) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, ConfigurationError) else 1
     finally:
         if embedded:
             embedded.stop()
-    return 0
 
 
 if __name__ == "__main__":

@@ -272,11 +272,15 @@ def test_runtornado_processes_share_the_port_and_close_websockets_with_1001_on_s
 
 
 def test_runtornado_logs_the_code_it_closed_a_websocket_with_though_the_peer_never_answers(
-    tmp_path, env, live_settings_module
+    tmp_path, env, redis_url, prefix
 ):
     port = free_port()
+    # The health check's count shows when the socket is open.
+    module = write_settings(
+        tmp_path, "detailed", WS4REDIS_CONNECTION=redis_url, WS4REDIS_PREFIX=prefix, WS4REDIS_HEALTH_DETAIL=True
+    )
     args = ("runtornado", "--port", str(port), "--skip-checks")
-    with ManageCommand(*args, settings=live_settings_module, directory=tmp_path, env=env) as server:
+    with ManageCommand(*args, settings=module, directory=tmp_path, env=env) as server:
         health = f"http://127.0.0.1:{port}{DEFAULT_HEALTH_URL}"
         server.wait_for_url(health)
 
