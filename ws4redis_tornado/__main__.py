@@ -7,11 +7,10 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from . import __version__
+from . import __version__, lifecycle
 from .config import Config
 from .embedded import RedisServer
 from .exceptions import BrokerUnavailable, CannotListen, ConfigurationError
-from .lifecycle import DEFAULT_GRACE_PERIOD
 from .logs import JsonFormatter
 from .server import run
 
@@ -22,26 +21,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         description="Serve websockets whose messages travel through Redis pub/sub.",
     )
     parser.add_argument("--version", action="version", version=__version__)
-    parser.add_argument(
-        "--host",
-        default="127.0.0.1",
-        help="address to listen on; '' for every interface, 0.0.0.0 for every IPv4 one (default: %(default)s)",
-    )
-    parser.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
-    parser.add_argument(
-        "--processes",
-        type=int,
-        default=1,
-        metavar="N",
-        help="processes sharing the port; 0 starts one per CPU (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--grace-period",
-        type=float,
-        default=DEFAULT_GRACE_PERIOD,
-        metavar="SECONDS",
-        help="how long SIGTERM waits for websocket closes and requests (default: %(default)s)",
-    )
+    lifecycle.add_arguments(parser)
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--redis", default=Config.redis_url, help="Redis URL (default: %(default)s)")
     where.add_argument(
@@ -70,11 +50,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--client-publish",
         action="store_true",
         help="let clients publish with publish-* parameters (default: they may only subscribe)",
-    )
-    parser.add_argument(
-        "--xheaders",
-        action="store_true",
-        help="trust X-Forwarded-For and X-Real-Ip (only behind a proxy that sets them)",
     )
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING ...")
     parser.add_argument("--log-format", choices=("text", "json"), default="text", help="json: one object per line")

@@ -1,15 +1,17 @@
 """A server's life, from the Redis check to the drain: the one lifecycle every server here shares.
 
-:func:`run` checks Redis and binds the address before anything forks, then serves in one or
-more processes (:mod:`~ws4redis_tornado.supervisor`). Each process runs :func:`serve_sockets`:
-it starts its broker, builds the application, serves until SIGTERM or SIGINT, drains
-(:mod:`~ws4redis_tornado.draining`) and closes. What differs between ``python -m
+:meth:`Lifecycle.run` checks Redis and binds the address before anything forks, then serves in
+one or more processes (:mod:`~ws4redis_tornado.supervisor`). Each process runs
+:meth:`Lifecycle.serve`: it starts its broker, builds the application, serves until SIGTERM or
+SIGINT, drains (:mod:`~ws4redis_tornado.draining`) and closes. What differs between ``python -m
 ws4redis_tornado``, ``manage.py runtornado`` and ``manage.py runserver`` is the application,
-which they pass as a function of the started broker.
+which they pass as a function of the started broker, and :func:`add_arguments` gives the first
+two the same options for the rest.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import logging
@@ -17,7 +19,6 @@ import os
 import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from functools import partial
 from typing import TYPE_CHECKING
 
 from .broker import Broker
@@ -29,7 +30,7 @@ from .supervisor import STOP_SIGNALS, bind_sockets, describe, exit_now, run_proc
 if TYPE_CHECKING:
     from .server import WebSocketApplication
 
-__all__ = ["DEFAULT_GRACE_PERIOD", "AppFactory", "check_redis", "run", "run_process", "serve_sockets", "stop_signals"]
+__all__ = ["DEFAULT_GRACE_PERIOD", "AppFactory", "Lifecycle", "add_arguments", "check_redis", "stop_signals"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,43 +41,129 @@ AppFactory = Callable[[Broker], "WebSocketApplication"]
 """Builds the application a process serves from its started broker; called once per process."""
 
 
-def run(
-    config: Config,
-    build_app: AppFactory,
-    *,
-    host: str | None = "127.0.0.1",
-    port: int = 8000,
-    processes: int = 1,
-    grace_period: float = DEFAULT_GRACE_PERIOD,
-    xheaders: bool = False,
-    body_timeout: float | None = None,
-    description: str = "websockets",
-) -> int:
-    """Serve ``build_app``'s application on ``host`` and ``port`` until SIGTERM or SIGINT; return the exit code.
-
-    ``processes`` processes share the port (0: one per CPU); ``host`` None means every interface.
-    Redis and the address are checked here, before anything forks.
-
-    Raises:
-        ConfigurationError: ``processes`` or ``grace_period`` is negative.
-        BrokerUnavailable: Redis cannot be reached.
-        CannotListen: the address cannot be bound.
-    """
-    count = process_count(processes)
-    if grace_period < 0:
-        raise ConfigurationError(f"--grace-period has value {grace_period}; expected >= 0")
-    check_redis(config)
-    sockets = bind_sockets(host, port)
-    logger.info("serving %s on http://%s with %d process(es)", description, describe(sockets), count)
-    serve = partial(
-        run_process,
-        config=config,
-        build_app=build_app,
-        grace_period=grace_period,
-        xheaders=xheaders,
-        body_timeout=body_timeout,
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options :meth:`Lifecycle.run` takes: --host, --port, --processes, --grace-period, --xheaders."""
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on; '' for every interface, 0.0.0.0 for every IPv4 one (default: %(default)s)",
     )
-    return run_processes(count, sockets, serve, host=host)
+    parser.add_argument("--port", type=int, default=8000, help="port to listen on (default: %(default)s)")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        metavar="N",
+        help="processes sharing the port; 0 starts one per CPU (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--grace-period",
+        type=float,
+        default=DEFAULT_GRACE_PERIOD,
+        metavar="SECONDS",
+        help="how long SIGTERM waits for requests and websocket closes (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--xheaders",
+        action="store_true",
+        help="trust X-Real-Ip/X-Forwarded-For/X-Scheme from a proxy in front of this server (only then)",
+    )
+
+
+class Lifecycle:
+    """Serves the application ``build_app`` builds, with ``config``'s broker, until SIGTERM or SIGINT.
+
+    ``grace_period`` bounds the drain; ``xheaders`` trusts X-Forwarded-For and X-Real-Ip (only
+    behind a proxy that sets them); ``body_timeout`` bounds the time a request body may take.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        build_app: AppFactory,
+        *,
+        grace_period: float = DEFAULT_GRACE_PERIOD,
+        xheaders: bool = False,
+        body_timeout: float | None = None,
+    ) -> None:
+        if grace_period < 0:
+            raise ConfigurationError(f"--grace-period has value {grace_period}; expected >= 0")
+        self.config = config
+        self.build_app = build_app
+        self.grace_period = grace_period
+        self.xheaders = xheaders
+        self.body_timeout = body_timeout
+
+    def run(
+        self, *, host: str | None = "127.0.0.1", port: int = 8000, processes: int = 1, description: str = "websockets"
+    ) -> int:
+        """Serve on ``host`` (None: every interface) and ``port`` in ``processes`` processes; return the exit code.
+
+        ``processes`` 0 starts one per CPU. Redis and the address are checked here, before
+        anything forks; ``description`` names what is served in the log line that follows.
+
+        Raises:
+            ConfigurationError: ``processes`` is negative.
+            BrokerUnavailable: Redis cannot be reached.
+            CannotListen: the address cannot be bound.
+        """
+        count = process_count(processes)
+        check_redis(self.config)
+        sockets = bind_sockets(host, port)
+        logger.info("serving %s on http://%s with %d process(es)", description, describe(sockets), count)
+        return run_processes(count, sockets, self.run_process, host=host)
+
+    def run_process(self, sockets: Sequence[socket.socket]) -> int:
+        """Serve on ``sockets`` in this process until SIGTERM or SIGINT; return its exit code.
+
+        If a request is still running in a thread when the grace period ends, the process ends at
+        once (with 0): the interpreter would otherwise wait for that thread at exit.
+        """
+        try:
+            finished = asyncio.run(self.serve(sockets))
+        except BrokerUnavailable as exc:
+            logger.error("%s", exc)
+            return 1
+        if not finished and _threads_left():
+            exit_now(0)
+        return 0
+
+    async def serve(
+        self,
+        sockets: Sequence[socket.socket],
+        *,
+        on_ready: Callable[[], None] | None = None,
+        stop: asyncio.Event | None = None,
+    ) -> bool:
+        """Serve on ``sockets`` until SIGTERM, SIGINT or ``stop`` is set, then drain; return whether it completed.
+
+        ``on_ready`` is called once the application serves. After a completed drain the
+        application's ``close()`` is called; after an incomplete one it is not, since a request is
+        still running: end the process. Signals are only handled in the main thread; elsewhere
+        (under Django's autoreloader) this runs until ``stop`` is set or the process ends.
+
+        Raises:
+            BrokerUnavailable: Redis cannot be reached at start.
+        """
+        stop = stop or asyncio.Event()
+        async with Broker(self.config) as broker:
+            app = self.build_app(broker)
+            server = DrainingHTTPServer(
+                app,
+                xheaders=self.xheaders,
+                handshake_timeout=self.config.handshake_timeout,
+                body_timeout=self.body_timeout,
+            )
+            server.add_sockets(sockets)
+            app.start()
+            with stop_signals(stop.set):
+                if on_ready is not None:
+                    on_ready()
+                await stop.wait()
+            finished = await drain(server, app, grace_period=self.grace_period)
+            if finished:
+                app.close()
+            return finished
 
 
 def process_count(requested: int) -> int:
@@ -96,80 +183,10 @@ def check_redis(config: Config) -> None:
     asyncio.run(connect())
 
 
-def run_process(
-    sockets: Sequence[socket.socket],
-    *,
-    config: Config,
-    build_app: AppFactory,
-    grace_period: float = DEFAULT_GRACE_PERIOD,
-    xheaders: bool = False,
-    body_timeout: float | None = None,
-) -> int:
-    """Serve on ``sockets`` in this process until SIGTERM or SIGINT; return its exit code.
-
-    If a request is still running in a thread when the grace period ends, the process ends at
-    once (with 0): the interpreter would otherwise wait for that thread at exit.
-    """
-    try:
-        finished = asyncio.run(
-            serve_sockets(
-                sockets, config, build_app, grace_period=grace_period, xheaders=xheaders, body_timeout=body_timeout
-            )
-        )
-    except BrokerUnavailable as exc:
-        logger.error("%s", exc)
-        return 1
-    if not finished and _threads_left():
-        exit_now(0)
-    return 0
-
-
 def _threads_left() -> bool:
     """Whether a thread the interpreter waits for at exit is still alive (a thread pool's, say)."""
     main = threading.main_thread()
     return any(thread is not main and not thread.daemon and thread.is_alive() for thread in threading.enumerate())
-
-
-async def serve_sockets(
-    sockets: Sequence[socket.socket],
-    config: Config,
-    build_app: AppFactory,
-    *,
-    grace_period: float = DEFAULT_GRACE_PERIOD,
-    xheaders: bool = False,
-    body_timeout: float | None = None,
-    on_ready: Callable[[], None] | None = None,
-    stop: asyncio.Event | None = None,
-) -> bool:
-    """Serve on ``sockets`` until SIGTERM, SIGINT or ``stop`` is set, then drain; return whether the drain completed.
-
-    ``xheaders`` trusts X-Forwarded-For and X-Real-Ip (only behind a proxy that sets them);
-    ``body_timeout`` bounds the time a request body may take. ``on_ready`` is called once the
-    application serves. After a completed drain the application's ``close()`` is called; after
-    an incomplete one it is not, since a request is still running: end the process.
-
-    Signals are only handled in the main thread; elsewhere (under Django's autoreloader) the
-    coroutine runs until ``stop`` is set or the process ends.
-
-    Raises:
-        BrokerUnavailable: Redis cannot be reached at start.
-    """
-    stop = stop or asyncio.Event()
-    async with Broker(config) as broker:
-        app = build_app(broker)
-        server = DrainingHTTPServer(
-            app, xheaders=xheaders, handshake_timeout=config.handshake_timeout, body_timeout=body_timeout
-        )
-        server.add_sockets(sockets)
-        app.start()
-        with stop_signals(stop.set):
-            if on_ready is not None:
-                on_ready()
-            await stop.wait()
-        finished = await drain(server, app, grace_period=grace_period)
-        if finished:
-            app.close()
-        return finished
 
 
 @contextlib.contextmanager

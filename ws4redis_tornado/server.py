@@ -2,7 +2,7 @@
 
 :class:`WebSocketApplication` is what every server here serves (``django_bridge`` extends it);
 :func:`run` and :func:`serve` are ``python -m ws4redis_tornado``. The processes, signals and
-drain around an application are :mod:`ws4redis_tornado.lifecycle`'s.
+drain around an application are :class:`ws4redis_tornado.lifecycle.Lifecycle`'s.
 """
 
 from __future__ import annotations
@@ -23,14 +23,13 @@ from urllib.parse import urlsplit
 import tornado.web
 from tornado.httpserver import HTTPServer
 
-from . import lifecycle
 from .broker import Broker
 from .channels import Audience, channel_key
 from .config import Config
 from .handler import AllowedChannels, ProcessRequest, RedisWebSocketHandler
 from .heartbeat import Heartbeat
 from .keepalive import Pinger
-from .lifecycle import DEFAULT_GRACE_PERIOD
+from .lifecycle import DEFAULT_GRACE_PERIOD, Lifecycle
 from .listening import GuardedHTTPServer
 from .protocol import CLOSE_GOING_AWAY
 from .subscriber import RedisSubscriber
@@ -229,20 +228,12 @@ def run(
 ) -> int:
     """Run the websocket-only server in ``processes`` processes until SIGTERM or SIGINT; return the exit code.
 
-    See :func:`ws4redis_tornado.lifecycle.run` for the processes, the drain and what it raises.
+    See :meth:`ws4redis_tornado.lifecycle.Lifecycle.run` for the processes, the drain and what it raises.
     """
-    return lifecycle.run(
-        config,
-        partial(make_app, demo=demo, client_publish=client_publish),
-        host=host,
-        port=port,
-        processes=processes,
-        grace_period=grace_period,
-        xheaders=xheaders,
-        # Nothing served here takes a request body, so a body gets no more time than the headers.
-        body_timeout=config.handshake_timeout,
-        description=f"websockets at {config.websocket_url}",
+    lifecycle = _lifecycle(
+        config, grace_period=grace_period, demo=demo, client_publish=client_publish, xheaders=xheaders
     )
+    return lifecycle.run(host=host, port=port, processes=processes, description=f"websockets at {config.websocket_url}")
 
 
 async def serve(
@@ -266,21 +257,27 @@ async def serve(
         BrokerUnavailable: Redis cannot be reached at start.
     """
     if drain_timeout is not None:
-        # Deprecated on 2026-12-01, when the drain moved to ws4redis_tornado.lifecycle.
+        # Deprecated on 2026-11-30, when the drain moved to ws4redis_tornado.lifecycle.
         warnings.warn("serve(drain_timeout=...) is now serve(grace_period=...)", DeprecationWarning, stacklevel=2)
         grace_period = drain_timeout
+    lifecycle = _lifecycle(
+        config, grace_period=grace_period, demo=demo, client_publish=client_publish, xheaders=xheaders
+    )
     sockets = bind_sockets(host or None, port)
     logger.info("serving websockets on http://%s%s", describe(sockets), config.websocket_url)
     try:
-        return await lifecycle.serve_sockets(
-            sockets,
-            config,
-            partial(make_app, demo=demo, client_publish=client_publish),
-            grace_period=grace_period,
-            xheaders=xheaders,
-            body_timeout=config.handshake_timeout,
-            on_ready=None if ready is None else ready.set,
-        )
+        return await lifecycle.serve(sockets, on_ready=None if ready is None else ready.set)
     finally:
         for sock in sockets:
             sock.close()
+
+
+def _lifecycle(config: Config, *, grace_period: float, demo: bool, client_publish: bool, xheaders: bool) -> Lifecycle:
+    return Lifecycle(
+        config,
+        partial(make_app, demo=demo, client_publish=client_publish),
+        grace_period=grace_period,
+        xheaders=xheaders,
+        # Nothing served here takes a request body, so a body gets no more time than the headers.
+        body_timeout=config.handshake_timeout,
+    )

@@ -1,4 +1,4 @@
-"""The lifecycle every server shares: a drain on real sockets, and serve_sockets() in this process.
+"""The lifecycle every server shares: a drain on real sockets, and Lifecycle.serve() in this process.
 
 The processes and the signals, as a user meets them, are in test_main.py.
 """
@@ -16,7 +16,7 @@ from tornado.testing import bind_unused_port
 
 from ws4redis_tornado import WebSocketApplication
 from ws4redis_tornado.draining import DrainingHTTPServer, drain
-from ws4redis_tornado.lifecycle import serve_sockets
+from ws4redis_tornado.lifecycle import Lifecycle
 from ws4redis_tornado.logs import JsonFormatter
 
 from ..rawws import client_frame, handshake, read_frame
@@ -141,7 +141,7 @@ async def test_a_handshake_completing_during_the_drain_is_closed_and_its_closing
 
 
 @pytest.mark.gen_test(timeout=10)
-async def test_serve_sockets_serves_until_stopped_then_drains_and_closes_the_application(config):
+async def test_a_lifecycle_serves_until_stopped_then_drains_and_closes_the_application(config):
     sock, port = bind_unused_port()
     ready, stop = asyncio.Event(), asyncio.Event()
     built: list[WebSocketApplication] = []
@@ -155,7 +155,7 @@ async def test_serve_sockets_serves_until_stopped_then_drains_and_closes_the_app
         built.append(Application(broker))
         return built[0]
 
-    serving = asyncio.ensure_future(serve_sockets([sock], config, build, on_ready=ready.set, stop=stop))
+    serving = asyncio.ensure_future(Lifecycle(config, build).serve([sock], on_ready=ready.set, stop=stop))
     await within(ready.wait())
     reader, writer = await handshake("127.0.0.1", port, "/ws/room?subscribe-broadcast")
     await wait_for(lambda: built[0].sockets)

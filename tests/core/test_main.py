@@ -192,6 +192,13 @@ def children(pid: int) -> list[int]:
         return [int(child) for child in listing.read().split()]
 
 
+def listeners(port: int) -> int:
+    """How many IPv4 sockets listen on ``port`` (Linux): one per process, each with its own."""
+    with open("/proc/net/tcp") as table:
+        rows = [line.split() for line in table.readlines()[1:]]
+    return sum(1 for row in rows if int(row[1].rsplit(":", 1)[1], 16) == port and row[3] == "0A")
+
+
 def socket_counts(port: int, attempts: int = 20) -> set[int]:
     """The open sockets the processes behind ``port`` report in /health, as many as answer."""
     url = f"http://127.0.0.1:{port}/health"
@@ -204,6 +211,8 @@ def test_processes_share_the_port_and_sigterm_closes_every_websocket_with_1001(r
     process = run_server(*args, "--processes", "2", "--grace-period", "5")
     try:
         wait_until_serving(port, process)
+        # Both bound: the kernel spreads connections over the sockets listening when they arrive.
+        asyncio.run(wait_for(lambda: listeners(port) == 2))
         url = f"ws://127.0.0.1:{port}/ws/room?subscribe-broadcast"
         with ThreadPoolExecutor(count) as pool:
             sockets = list(pool.map(lambda _: sync_connect(url, open_timeout=5000 * MS), range(count)))
@@ -238,6 +247,7 @@ def test_processes_0_starts_one_per_cpu(redis_url):
     process = run_server("--port", str(port), "--redis", redis_url, "--processes", "0")
     try:
         wait_until_serving(port, process)
+        asyncio.run(wait_for(lambda: listeners(port) == (os.cpu_count() or 1)))
         assert len(children(process.pid)) == (os.cpu_count() or 1)
     finally:
         stop(process)
@@ -249,6 +259,7 @@ def test_a_process_that_dies_stops_the_others_and_the_server_exits_with_1(redis_
     process = run_server("--port", str(port), "--redis", redis_url, "--processes", "2")
     try:
         wait_until_serving(port, process)
+        asyncio.run(wait_for(lambda: listeners(port) == 2))
         dying, other = children(process.pid)
         os.kill(dying, signal.SIGKILL)
         assert process.wait(timeout=10_000 * MS) == 1

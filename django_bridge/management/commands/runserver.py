@@ -33,7 +33,7 @@ from django_bridge import conf, embedded
 from django_bridge.server import log_like_runserver, make_app
 from ws4redis_tornado.embedded import RedisServer
 from ws4redis_tornado.exceptions import BrokerUnavailable
-from ws4redis_tornado.lifecycle import serve_sockets
+from ws4redis_tornado.lifecycle import Lifecycle
 from ws4redis_tornado.supervisor import exit_now
 
 if apps.is_installed("django.contrib.staticfiles"):
@@ -149,15 +149,14 @@ class Command(RunserverCommand):
         threads = None if options["use_threading"] else 1
         serve_static = _serves_static(options)
         try:
-            return await serve_sockets(
-                sockets,
+            server = Lifecycle(
                 conf.get_config(),
                 lambda broker: make_app(
                     broker=broker, threads=threads, request_log=log_like_runserver, serve_static=serve_static
                 ),
                 grace_period=GRACE_PERIOD,
-                on_ready=lambda: self._on_ready(sockets[0].getsockname()[1]),
             )
+            return await server.serve(sockets, on_ready=lambda: self._on_ready(sockets[0].getsockname()[1]))
         finally:
             # When the project fails to load, the traceback keeps the sockets alive while the
             # autoreloader waits for a fix: close them, so nothing accepts connections no one serves.

@@ -24,11 +24,8 @@ from django_bridge import conf
 from django_bridge.server import make_app
 from ws4redis_tornado import lifecycle
 from ws4redis_tornado.exceptions import BrokerUnavailable, CannotListen, ConfigurationError
-from ws4redis_tornado.lifecycle import DEFAULT_GRACE_PERIOD
 
 __all__ = ["Command"]
-
-logger = logging.getLogger(__name__)
 
 
 class Command(BaseCommand):
@@ -38,30 +35,11 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument(
-            "--host",
-            default="127.0.0.1",
-            help="address to listen on; '' for every interface, 0.0.0.0 for every IPv4 one (default: %(default)s)",
-        )
-        parser.add_argument("--port", type=int, default=8000, help="port to listen on (default: %(default)s)")
-        parser.add_argument(
-            "--processes",
-            type=int,
-            default=1,
-            metavar="N",
-            help="processes sharing the port; 0 starts one per CPU (default: %(default)s)",
-        )
+        lifecycle.add_arguments(parser)
         parser.add_argument(
             "--ws-only",
             action="store_true",
             help="serve only WEBSOCKET_URL and WS4REDIS_HEALTH_URL (no views), for a split deployment",
-        )
-        parser.add_argument(
-            "--grace-period",
-            type=float,
-            default=DEFAULT_GRACE_PERIOD,
-            metavar="SECONDS",
-            help="how long SIGTERM waits for requests and websocket closes (default: %(default)s)",
         )
         parser.add_argument(
             "--threads",
@@ -70,29 +48,26 @@ class Command(BaseCommand):
             metavar="N",
             help="threads per process running Django code (default: min(32, CPUs + 4), as ThreadPoolExecutor)",
         )
-        parser.add_argument(
-            "--xheaders",
-            action="store_true",
-            help="trust X-Real-Ip/X-Forwarded-For/X-Scheme from a proxy in front of this server",
-        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         _configure_logging(options["verbosity"])
-        if options["threads"] is not None and options["threads"] < 1:
-            raise CommandError(f"--threads has value {options['threads']}; expected 1 or more")
+        ws_only, threads = options["ws_only"], options["threads"]
+        if threads is not None and threads < 1:
+            raise CommandError(f"--threads has value {threads}; expected 1 or more")
         try:
-            config = conf.get_config()
+            server = lifecycle.Lifecycle(
+                conf.get_config(),
+                lambda broker: make_app(broker=broker, ws_only=ws_only, threads=threads),
+                grace_period=options["grace_period"],
+                xheaders=options["xheaders"],
+            )
             # Nothing opened here may be shared with the processes the core forks.
             connections.close_all()
-            code = lifecycle.run(
-                config,
-                lambda broker: make_app(broker=broker, ws_only=options["ws_only"], threads=options["threads"]),
+            code = server.run(
                 host=options["host"] or None,
                 port=options["port"],
                 processes=options["processes"],
-                grace_period=options["grace_period"],
-                xheaders=options["xheaders"],
-                description="websockets only" if options["ws_only"] else "Django and websockets",
+                description="websockets only" if ws_only else "Django and websockets",
             )
         except (ImproperlyConfigured, ConfigurationError, BrokerUnavailable, CannotListen) as exc:
             raise CommandError(str(exc)) from None
