@@ -66,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--xheaders",
         action="store_true",
-        help="trust X-Real-Ip/X-Forwarded-For/X-Scheme from a proxy in front of this server (only then)",
+        help="trust X-Real-Ip/X-Forwarded-For/X-Scheme; only behind a proxy that sets them",
     )
 
 

@@ -38,6 +38,23 @@ class SlowHandler(tornado.web.RequestHandler):
         self.finish("finished")
 
 
+class SlowSite:
+    """A draining server whose ``/slow`` answers only once ``release`` is set."""
+
+    def __init__(self, broker) -> None:
+        self.started, self.release = asyncio.Event(), asyncio.Event()
+        options = {"started": self.started, "release": self.release}
+        self.app = WebSocketApplication(broker, [("/slow", SlowHandler, options)])
+        self.server, self.port = draining_server(self.app)
+
+    async def request(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Send a request to ``/slow`` (on a connection closed after it) and wait until it is served."""
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        writer.write(b"GET /slow HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        await within(self.started.wait())
+        return reader, writer
+
+
 def draining_server(app: WebSocketApplication) -> tuple[DrainingHTTPServer, int]:
     sock, port = bind_unused_port()
     server = DrainingHTTPServer(app, handshake_timeout=5)
@@ -59,19 +76,15 @@ async def still_running(task: asyncio.Future, timeout: float = 300 * MS) -> bool
 
 @pytest.mark.gen_test(timeout=10)
 async def test_a_drain_lets_a_request_under_way_finish_and_closes_idle_connections(broker):
-    started, release = asyncio.Event(), asyncio.Event()
-    app = WebSocketApplication(broker, [("/slow", SlowHandler, {"started": started, "release": release})])
-    server, port = draining_server(app)
-    idle_reader, idle_writer = await asyncio.open_connection("127.0.0.1", port)
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"GET /slow HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-    await within(started.wait())
-    await wait_for(lambda: server.open_connections == 2)
+    site = SlowSite(broker)
+    idle_reader, idle_writer = await asyncio.open_connection("127.0.0.1", site.port)
+    reader, writer = await site.request()
+    await wait_for(lambda: site.server.open_connections == 2)
 
-    drained = asyncio.ensure_future(drain(server, app, grace_period=5))
+    drained = asyncio.ensure_future(drain(site.server, site.app, grace_period=5))
     assert await within(idle_reader.read()) == b"", "the idle connection is closed at once"
     assert await still_running(drained)
-    release.set()
+    site.release.set()
     response = await within(reader.read())
     assert response.startswith(b"HTTP/1.1 200 ") and response.endswith(b"finished"), response
     assert await within(drained) is True
@@ -81,16 +94,12 @@ async def test_a_drain_lets_a_request_under_way_finish_and_closes_idle_connectio
 
 @pytest.mark.gen_test(timeout=10)
 async def test_a_drain_gives_up_on_a_request_when_the_grace_period_ends(broker):
-    started, release = asyncio.Event(), asyncio.Event()
-    app = WebSocketApplication(broker, [("/slow", SlowHandler, {"started": started, "release": release})])
-    server, port = draining_server(app)
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"GET /slow HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-    await within(started.wait())
+    site = SlowSite(broker)
+    reader, writer = await site.request()
 
-    assert await within(drain(server, app, grace_period=200 * MS)) is False
+    assert await within(drain(site.server, site.app, grace_period=200 * MS)) is False
     assert await within(reader.read()) == b"", "the stuck request's connection is closed"
-    release.set()
+    site.release.set()
     writer.close()
 
 
