@@ -57,7 +57,9 @@ class DjangoApplication(WebSocketApplication):
             access log (which leaves out successful handshakes: the connect event says more).
 
     ``serve_static`` serves the static files as Django's ``runserver`` does; None means "when
-    ``DEBUG`` is on" (``runserver --insecure`` and ``--nostatic`` decide otherwise).
+    ``DEBUG`` is on" (``runserver --insecure`` and ``--nostatic`` decide otherwise). Without an
+    ``executor``, the application creates one of ``threads`` threads (by default
+    ``ThreadPoolExecutor``'s number) and :meth:`close` shuts it down.
     """
 
     def __init__(
@@ -65,13 +67,14 @@ class DjangoApplication(WebSocketApplication):
         broker: Broker,
         *,
         executor: Executor | None = None,
+        threads: int | None = None,
         ws_only: bool = False,
         request_log: RequestLog | None = None,
         serve_static: bool | None = None,
         **settings: Any,
     ) -> None:
         self._owns_executor = executor is None
-        self.executor = executor or ThreadPoolExecutor(thread_name_prefix="django")
+        self.executor = executor or ThreadPoolExecutor(max_workers=threads, thread_name_prefix="django")
         self.request_log = request_log
         routes = []
         if not ws_only:
@@ -106,6 +109,7 @@ def make_app(
     *,
     broker: Broker,
     executor: Executor | None = None,
+    threads: int | None = None,
     ws_only: bool = False,
     request_log: RequestLog | None = None,
     serve_static: bool | None = None,
@@ -113,12 +117,17 @@ def make_app(
     """Build the application serving the project's websockets and views from a started broker.
 
     ``executor`` runs Django code (views and handshake lookups); by default the application
-    creates a ``ThreadPoolExecutor`` and :meth:`DjangoApplication.close` shuts it down. With
-    ``ws_only`` the views are not served (another server serves them): other paths answer 404.
-    ``request_log`` and ``serve_static`` are described at :class:`DjangoApplication`.
+    creates a ``ThreadPoolExecutor`` of ``threads`` threads and :meth:`DjangoApplication.close`
+    shuts it down. With ``ws_only`` the views are not served (another server serves them): other
+    paths answer 404. ``request_log`` and ``serve_static`` are described at :class:`DjangoApplication`.
     """
     return DjangoApplication(
-        broker, executor=executor, ws_only=ws_only, request_log=request_log, serve_static=serve_static
+        broker,
+        executor=executor,
+        threads=threads,
+        ws_only=ws_only,
+        request_log=request_log,
+        serve_static=serve_static,
     )
 
 

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 from collections.abc import Sequence
 
-from . import __version__
+from . import __version__, lifecycle
 from .config import Config
 from .embedded import RedisServer
 from .exceptions import BrokerUnavailable, CannotListen, ConfigurationError
 from .logs import JsonFormatter
-from .server import serve
+from .server import run
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -22,12 +21,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         description="Serve websockets whose messages travel through Redis pub/sub.",
     )
     parser.add_argument("--version", action="version", version=__version__)
-    parser.add_argument(
-        "--host",
-        default="127.0.0.1",
-        help="address to listen on; '' for every interface, 0.0.0.0 for every IPv4 one (default: %(default)s)",
-    )
-    parser.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
+    lifecycle.add_arguments(parser)
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--redis", default=Config.redis_url, help="Redis URL (default: %(default)s)")
     where.add_argument(
@@ -56,11 +50,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--client-publish",
         action="store_true",
         help="let clients publish with publish-* parameters (default: they may only subscribe)",
-    )
-    parser.add_argument(
-        "--xheaders",
-        action="store_true",
-        help="trust X-Forwarded-For and X-Real-Ip (only behind a proxy that sets them)",
     )
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING ...")
     parser.add_argument("--log-format", choices=("text", "json"), default="text", help="json: one object per line")
@@ -92,22 +81,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         if embedded:
             print(f"started an embedded redis-server at {embedded.url}", file=sys.stderr)
-        server = serve(
+        return run(
             config,
-            host=args.host,
+            host=args.host or None,
             port=args.port,
+            processes=args.processes,
+            grace_period=args.grace_period,
             demo=args.demo,
             client_publish=args.client_publish or args.demo,
             xheaders=args.xheaders,
         )
-        asyncio.run(server)
     except (ConfigurationError, BrokerUnavailable, CannotListen) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, ConfigurationError) else 1
     finally:
         if embedded:
             embedded.stop()
-    return 0
 
 
 if __name__ == "__main__":

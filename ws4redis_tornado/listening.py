@@ -10,7 +10,8 @@ each time while nobody is served.
 :class:`GuardedHTTPServer` bounds the first with ``handshake_timeout`` and replaces the accept
 handler: out of descriptors, it stops accepting for :data:`ACCEPT_PAUSE` seconds and tries again,
 logging one warning per episode, while the connections it holds are served as usual. The
-websocket-only server and ``runtornado`` both build on it.
+websocket-only server, ``runtornado`` and ``runserver`` all build on it, through
+:class:`~ws4redis_tornado.draining.DrainingHTTPServer`.
 """
 
 from __future__ import annotations

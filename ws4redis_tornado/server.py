@@ -1,4 +1,9 @@
-"""The websocket-only server: the Tornado application and the process lifecycle around it."""
+"""The Tornado application serving websockets, and the websocket-only server built on it.
+
+:class:`WebSocketApplication` is what every server here serves (``django_bridge`` extends it);
+:func:`run` and :func:`serve` are ``python -m ws4redis_tornado``. The processes, signals and
+drain around an application are :class:`ws4redis_tornado.lifecycle.Lifecycle`'s.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,10 @@ import html
 import json
 import logging
 import shlex
-import signal
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import Executor
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,16 +26,26 @@ from tornado.httpserver import HTTPServer
 from .broker import Broker
 from .channels import Audience, channel_key
 from .config import Config
-from .exceptions import CannotListen
 from .handler import AllowedChannels, ProcessRequest, RedisWebSocketHandler
 from .heartbeat import Heartbeat
 from .keepalive import Pinger
+from .lifecycle import DEFAULT_GRACE_PERIOD, Lifecycle
 from .listening import GuardedHTTPServer
 from .protocol import CLOSE_GOING_AWAY
 from .subscriber import RedisSubscriber
+from .supervisor import bind_sockets, describe
 from .writes import FrameWriter
 
-__all__ = ["CLOSE_GOING_AWAY", "HEALTH_TIMEOUT", "HealthHandler", "WebSocketApplication", "serve", "subscriptions_only"]
+__all__ = [
+    "CLOSE_GOING_AWAY",
+    "HEALTH_TIMEOUT",
+    "HealthHandler",
+    "WebSocketApplication",
+    "make_app",
+    "run",
+    "serve",
+    "subscriptions_only",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -175,6 +191,9 @@ class WebSocketApplication(tornado.web.Application):
             if timer is not None:
                 timer.stop()
 
+    def close(self) -> None:
+        """Release what the application owns once a drain has completed; nothing here (subclasses may)."""
+
     def close_sockets(self, code: int = CLOSE_GOING_AWAY, reason: str = "server shutting down") -> int:
         """Close every open websocket (1001 by default, so clients reconnect elsewhere).
 
@@ -187,6 +206,36 @@ class WebSocketApplication(tornado.web.Application):
         return len(sockets)
 
 
+def make_app(broker: Broker, *, demo: bool = False, client_publish: bool = False) -> WebSocketApplication:
+    """Build the websocket-only server's application (``python -m ws4redis_tornado``) from a started broker.
+
+    Clients may publish (``publish-*`` parameters) only with ``client_publish``: this server does not
+    know who connects, and anybody could otherwise write into channels a Django app shares.
+    """
+    return WebSocketApplication(broker, demo=demo, allowed_channels=None if client_publish else subscriptions_only)
+
+
+def run(
+    config: Config,
+    *,
+    host: str | None = "127.0.0.1",
+    port: int = 8000,
+    processes: int = 1,
+    grace_period: float = DEFAULT_GRACE_PERIOD,
+    demo: bool = False,
+    client_publish: bool = False,
+    xheaders: bool = False,
+) -> int:
+    """Run the websocket-only server in ``processes`` processes until SIGTERM or SIGINT; return the exit code.
+
+    See :meth:`ws4redis_tornado.lifecycle.Lifecycle.run` for the processes, the drain and what it raises.
+    """
+    lifecycle = _lifecycle(
+        config, grace_period=grace_period, demo=demo, client_publish=client_publish, xheaders=xheaders
+    )
+    return lifecycle.run(host=host, port=port, processes=processes, description=f"websockets at {config.websocket_url}")
+
+
 async def serve(
     config: Config,
     *,
@@ -195,54 +244,40 @@ async def serve(
     demo: bool = False,
     client_publish: bool = False,
     xheaders: bool = False,
-    drain_timeout: float = 10.0,
+    grace_period: float = DEFAULT_GRACE_PERIOD,
+    drain_timeout: float | None = None,
     ready: asyncio.Event | None = None,
-) -> None:
-    """Run the websocket-only server until SIGTERM or SIGINT, then drain and return.
+) -> bool:
+    """Run the websocket-only server in this process until SIGTERM or SIGINT, then drain; return whether it completed.
 
-    Clients may publish (``publish-*`` parameters) only with ``client_publish``: this server does not
-    know who connects, and anybody could otherwise write into channels a Django app shares.
+    ``host`` ``''`` means every interface. ``drain_timeout`` is the former name of ``grace_period``.
 
     Raises:
+        CannotListen: the address cannot be bound.
         BrokerUnavailable: Redis cannot be reached at start.
     """
-    async with Broker(config) as broker:
-        app = WebSocketApplication(broker, demo=demo, allowed_channels=None if client_publish else subscriptions_only)
-        # X-Forwarded-For / X-Real-Ip are trusted only behind a proxy that sets them (--xheaders).
-        # Nothing served here takes a request body, so a body gets no more time than the headers.
-        server = GuardedHTTPServer(
-            app,
-            xheaders=xheaders,
-            handshake_timeout=config.handshake_timeout,
-            body_timeout=config.handshake_timeout,
-        )
-        try:
-            server.listen(port, host)
-        except OSError as exc:
-            raise CannotListen(f"cannot listen on {host or '*'}:{port}: {exc.strerror or exc}") from exc
-        app.start()
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-        logger.info("serving websockets on %s:%d%s", host or "*", port, config.websocket_url)
-        if ready is not None:
-            ready.set()
-        try:
-            await stop.wait()
-        finally:
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(signum)
-            await drain(server, app, grace_period=drain_timeout)
-
-
-async def drain(server: HTTPServer, app: WebSocketApplication, *, grace_period: float) -> None:
-    """Stop accepting, close websockets with 1001, and wait (bounded) for connections to end."""
-    server.stop()
-    app.stop()
-    closed = app.close_sockets()
-    logger.info("shutting down: closed %d websockets", closed)
+    if drain_timeout is not None:
+        # Deprecated on 2026-11-30, when the drain moved to ws4redis_tornado.lifecycle.
+        warnings.warn("serve(drain_timeout=...) is now serve(grace_period=...)", DeprecationWarning, stacklevel=2)
+        grace_period = drain_timeout
+    lifecycle = _lifecycle(
+        config, grace_period=grace_period, demo=demo, client_publish=client_publish, xheaders=xheaders
+    )
+    sockets = bind_sockets(host or None, port)
+    logger.info("serving websockets on http://%s%s", describe(sockets), config.websocket_url)
     try:
-        await asyncio.wait_for(server.close_all_connections(), grace_period)
-    except TimeoutError:
-        logger.warning("connections still open after %.0fs; exiting anyway", grace_period)
+        return await lifecycle.serve(sockets, on_ready=None if ready is None else ready.set)
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _lifecycle(config: Config, *, grace_period: float, demo: bool, client_publish: bool, xheaders: bool) -> Lifecycle:
+    return Lifecycle(
+        config,
+        partial(make_app, demo=demo, client_publish=client_publish),
+        grace_period=grace_period,
+        xheaders=xheaders,
+        # Nothing served here takes a request body, so a body gets no more time than the headers.
+        body_timeout=config.handshake_timeout,
+    )

@@ -275,6 +275,7 @@ def test_runtornado_logs_the_code_it_closed_a_websocket_with_though_the_peer_nev
     tmp_path, env, redis_url, prefix
 ):
     port = free_port()
+    # The health check's count shows when the socket is open.
     module = write_settings(
         tmp_path, "detailed", WS4REDIS_CONNECTION=redis_url, WS4REDIS_PREFIX=prefix, WS4REDIS_HEALTH_DETAIL=True
     )

@@ -5,21 +5,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import html
+import json
 import os
 import re
 import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
 import websockets
+from websockets.sync.client import connect as sync_connect
 
 from ws4redis_tornado.embedded import free_port
 
-from ..utils import MS, wait_until_serving
+from ..rawws import handshake, read_frame
+from ..utils import MS, wait_for, wait_until_serving
 
 
 def run_server(*args: str, host: str | None = "127.0.0.1") -> subprocess.Popen[str]:
@@ -176,3 +181,133 @@ async def _receive_what_the_page_says_to_publish(port: int, url: str, channel: s
         with redis.Redis.from_url(url) as client:
             assert client.publish(channel, "Hello from Redis") == 1
         assert await asyncio.wait_for(ws.recv(), 5) == "Hello from Redis"
+
+
+# -- processes and the drain -----------------------------------------------------------------------
+
+
+def children(pid: int) -> list[int]:
+    """The pids of the processes ``pid`` forked (Linux)."""
+    with open(f"/proc/{pid}/task/{pid}/children") as listing:
+        return [int(child) for child in listing.read().split()]
+
+
+def listeners(port: int) -> int:
+    """How many IPv4 sockets listen on ``port`` (Linux): one per process, each with its own."""
+    with open("/proc/net/tcp") as table:
+        rows = [line.split() for line in table.readlines()[1:]]
+    return sum(1 for row in rows if int(row[1].rsplit(":", 1)[1], 16) == port and row[3] == "0A")
+
+
+def socket_counts(port: int, attempts: int = 20) -> set[int]:
+    """The open sockets the processes behind ``port`` report in /health, as many as answer."""
+    url = f"http://127.0.0.1:{port}/health"
+    return {json.loads(urllib.request.urlopen(url, timeout=5).read())["sockets"] for _ in range(attempts)}
+
+
+def test_processes_share_the_port_and_sigterm_closes_every_websocket_with_1001(redis_url, prefix):
+    port, count = free_port(), 40
+    args = ("--port", str(port), "--redis", redis_url, "--prefix", prefix, "--health-detail")
+    process = run_server(*args, "--processes", "2", "--grace-period", "5")
+    try:
+        wait_until_serving(port, process)
+        # Both bound: the kernel spreads connections over the sockets listening when they arrive.
+        asyncio.run(wait_for(lambda: listeners(port) == 2))
+        url = f"ws://127.0.0.1:{port}/ws/room?subscribe-broadcast"
+        with ThreadPoolExecutor(count) as pool:
+            sockets = list(pool.map(lambda _: sync_connect(url, open_timeout=5000 * MS), range(count)))
+        with contextlib.ExitStack() as stack:
+            for ws in sockets:
+                stack.enter_context(ws)
+            with redis.Redis.from_url(redis_url) as client:
+                client.publish(f"{prefix}:broadcast:room", "to all")
+            # Delivery also means each socket is counted by its process.
+            assert [ws.recv(timeout=5000 * MS) for ws in sockets] == ["to all"] * count
+            counts = socket_counts(port)
+            assert counts & set(range(1, count)), f"one process took every socket: {counts}"
+
+            started = time.monotonic()
+            process.send_signal(signal.SIGTERM)
+            assert [close_code(ws) for ws in sockets] == [1001] * count
+            assert process.wait(timeout=5000 * MS) == 0
+            assert time.monotonic() - started < 5
+    finally:
+        _, stderr = stop(process)
+    assert "Traceback" not in stderr
+
+
+def close_code(ws) -> int | None:
+    with pytest.raises(websockets.ConnectionClosed) as info:
+        ws.recv(timeout=5000 * MS)
+    return info.value.rcvd.code if info.value.rcvd else None
+
+
+def test_processes_0_starts_one_per_cpu(redis_url):
+    port = free_port()
+    process = run_server("--port", str(port), "--redis", redis_url, "--processes", "0")
+    try:
+        wait_until_serving(port, process)
+        asyncio.run(wait_for(lambda: listeners(port) == (os.cpu_count() or 1)))
+        assert len(children(process.pid)) == (os.cpu_count() or 1)
+    finally:
+        stop(process)
+    assert process.returncode == 0
+
+
+def test_a_process_that_dies_stops_the_others_and_the_server_exits_with_1(redis_url):
+    port = free_port()
+    process = run_server("--port", str(port), "--redis", redis_url, "--processes", "2")
+    try:
+        wait_until_serving(port, process)
+        asyncio.run(wait_for(lambda: listeners(port) == 2))
+        dying, other = children(process.pid)
+        os.kill(dying, signal.SIGKILL)
+        assert process.wait(timeout=10_000 * MS) == 1
+        assert not os.path.exists(f"/proc/{other}"), "the other process was left running"
+    finally:
+        _, stderr = stop(process)
+    assert "Traceback" not in stderr
+
+
+def test_with_several_processes_unreachable_redis_is_still_one_clear_error():
+    dead = free_port()
+    process = run_server("--port", str(free_port()), "--redis", f"redis://127.0.0.1:{dead}/0", "--processes", "2")
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 1
+    assert stderr.startswith(f"error: redis unreachable at redis://127.0.0.1:{dead}/0"), stderr
+    assert stderr.count("\n") == 1, stderr
+
+
+@pytest.mark.parametrize(("option", "value"), [("--processes", "-1"), ("--grace-period", "-1")])
+def test_a_negative_processes_or_grace_period_is_named(redis_url, option, value):
+    process = run_server(option, value, "--redis", redis_url)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 2
+    assert f"error: {option} has value -1" in stderr, stderr
+
+
+def test_the_grace_period_bounds_the_wait_for_a_peer_that_never_answers_the_close(redis_url, prefix):
+    port = free_port()
+    args = ("--port", str(port), "--redis", redis_url, "--prefix", prefix, "--health-detail")
+    process = run_server(*args, "--grace-period", "0.5")
+    try:
+        wait_until_serving(port, process)
+        asyncio.run(_sigterm_with_a_silent_peer(port, process))
+    finally:
+        _, stderr = stop(process)
+    assert process.returncode == 0
+    assert "code=1001" in stderr, stderr
+
+
+async def _sigterm_with_a_silent_peer(port: int, process: subprocess.Popen[str]) -> None:
+    reader, writer = await handshake("127.0.0.1", port, "/ws/room?subscribe-broadcast")
+    try:
+        await wait_for(lambda: socket_counts(port, attempts=1) == {1})
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        assert (await asyncio.wait_for(read_frame(reader), 5))[0] == 0x8
+        # Tornado would give the peer 5 s to answer; the grace period ends before.
+        await asyncio.to_thread(process.wait, 5)
+        assert time.monotonic() - started < 3
+    finally:
+        writer.close()

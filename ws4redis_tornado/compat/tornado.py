@@ -185,7 +185,7 @@ def missing_in_tornado() -> list[str]:
     missing += missing_attributes(WebSocketProtocol13, PROTOCOL_STATE)
     missing += missing_attributes(IOStream, ("_write_buffer", "socket", "max_write_buffer_size"))
     missing += missing_attributes(RequestHandler, ("_headers", "_reason"))
-    # DrainingHTTPServer (django_bridge's runtornado) closes a server connection's stream too.
+    # DrainingHTTPServer (ws4redis_tornado.draining) closes a server connection's stream too.
     missing += missing_attributes(HTTP1Connection, ("stream",))
     missing += missing_attributes(HTTP1ServerConnection, ("stream",))
     missing += missing_methods(WSGIContainer, ("_log",))

@@ -19,7 +19,6 @@ import os
 import socket
 import sys
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NoReturn
 
 from django.apps import apps
@@ -31,11 +30,11 @@ from django.utils import autoreload
 from tornado.netutil import bind_sockets
 
 from django_bridge import conf, embedded
-from django_bridge.server import log_like_runserver
+from django_bridge.server import log_like_runserver, make_app
 from ws4redis_tornado.embedded import RedisServer
 from ws4redis_tornado.exceptions import BrokerUnavailable
-
-from .runtornado import exit_now, serve
+from ws4redis_tornado.lifecycle import Lifecycle
+from ws4redis_tornado.supervisor import exit_now
 
 if apps.is_installed("django.contrib.staticfiles"):
     from django.contrib.staticfiles.management.commands.runserver import Command as RunserverCommand
@@ -144,24 +143,25 @@ class Command(RunserverCommand):
 
     async def _serve(self, options: dict[str, Any]) -> bool:
         family = socket.AF_INET6 if self.use_ipv6 else socket.AF_UNSPEC
+        # Without SO_REUSEPORT, unlike runtornado: a second development server on the port is an error.
         sockets = bind_sockets(int(self.port), self.addr, family=family)
         # --nothreading runs one view at a time, as Django's server does.
-        executor = ThreadPoolExecutor(max_workers=None if options["use_threading"] else 1, thread_name_prefix="django")
+        threads = None if options["use_threading"] else 1
+        serve_static = _serves_static(options)
         try:
-            return await serve(
-                sockets,
+            server = Lifecycle(
+                conf.get_config(),
+                lambda broker: make_app(
+                    broker=broker, threads=threads, request_log=log_like_runserver, serve_static=serve_static
+                ),
                 grace_period=GRACE_PERIOD,
-                executor=executor,
-                on_ready=lambda: self._on_ready(sockets[0].getsockname()[1]),
-                request_log=log_like_runserver,
-                serve_static=_serves_static(options),
             )
+            return await server.serve(sockets, on_ready=lambda: self._on_ready(sockets[0].getsockname()[1]))
         finally:
             # When the project fails to load, the traceback keeps the sockets alive while the
             # autoreloader waits for a fix: close them, so nothing accepts connections no one serves.
             for sock in sockets:
                 sock.close()
-            executor.shutdown(wait=False, cancel_futures=True)
 
     def _on_ready(self, port: int) -> None:
         with _django_warning_hidden() as hidden_by_user:
