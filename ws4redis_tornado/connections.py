@@ -14,6 +14,7 @@ import itertools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeAlias
+from urllib.parse import urlsplit
 
 import redis
 import redis.asyncio
@@ -46,6 +47,7 @@ AsyncCommandClient: TypeAlias = redis.asyncio.Redis | AsyncRedisCluster
 # on its own). RESP2 keeps messages plain arrays, which the broker dispatches itself; RESP3 would
 # route them through redis-py's push handlers.
 _PUBSUB_OPTIONS = {"socket_timeout": None, "protocol": 2}
+# Only for TCP: a unix:// connection refuses the argument.
 _KEEPALIVE = {"socket_keepalive": True}
 # RedisCluster options that a single Connection does not take.
 _CLUSTER_ONLY = {"read_from_replicas", "require_full_coverage", "reinitialize_steps", "cluster_error_retry_attempts"}
@@ -161,7 +163,9 @@ class RedisTopology:
             # Rotate through the startup nodes, so a dead node is skipped on the next attempt.
             host, port = next(self._cluster_nodes)
             return node_connection(host, port, **_without_cluster_only(options), **_KEEPALIVE)
-        return connection_from_url(self.config.redis_url, **options, **_KEEPALIVE)
+        if urlsplit(self.config.redis_url).scheme != "unix":
+            options.update(_KEEPALIVE)
+        return connection_from_url(self.config.redis_url, **options)
 
     # -- closing ------------------------------------------------------------------------------
 

@@ -40,6 +40,11 @@ def test_the_topology_key_ignores_what_does_not_change_where_redis_is():
     assert topology_key(SINGLE) != topology_key(SENTINEL)
 
 
+def test_a_pubsub_connection_over_a_unix_socket_can_be_built():
+    connection = RedisTopology(Config(redis_url="unix:///run/redis/redis.sock?db=2")).pubsub_connection()
+    assert (connection.path, connection.db) == ("/run/redis/redis.sock", 2)
+
+
 def test_a_tcp_pubsub_connection_keeps_alive_and_never_times_out():
     connection = RedisTopology(SINGLE).pubsub_connection()
     assert connection.socket_keepalive is True
