@@ -170,7 +170,7 @@ class Broker:
         self._connected = False
         if self._pubsub is not None:
             await self._pubsub.disconnect()
-        # The command client too.
+        # The command client, and the connections to the sentinels if any.
         await self._topology.aclose()
 
     # -- state, for health checks and tests ---------------------------------------------------

@@ -111,8 +111,8 @@ class RedisTopology:
     ) -> AsyncCommandClient:
         """An asyncio client for the commands of :mod:`~ws4redis_tornado.redis_commands`; see :meth:`aclose`.
 
-        ``max_connections`` bounds its pool; ``immediate_retries`` replaces redis-py's retry policy
-        (not for a Cluster, which has its own): one immediate retry survives a server restart.
+        ``max_connections`` bounds its pool. ``immediate_retries``, if given, replaces redis-py's
+        retry policy by that many retries without delay (not for a Cluster, which has its own).
         """
         return self._command_client(_ASYNC, max_connections, immediate_retries)
 
