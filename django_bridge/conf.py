@@ -404,8 +404,9 @@ def _judged_by_redis_py(config: Config) -> list[SettingError]:
     from ws4redis_tornado.connections import RedisTopology
 
     try:
-        topology = RedisTopology(config)  # builds the clients of the sentinels
-        client = topology.command_client(max_connections=1)  # a RedisCluster judges its arguments here
+        topology = RedisTopology(config)
+        # Builds the clients of the sentinels, if any; a RedisCluster judges its arguments here.
+        client = topology.command_client(max_connections=1)
         if isinstance(client, Redis):
             client.connection_pool.make_connection()  # a pool judges them when it makes a connection
         else:

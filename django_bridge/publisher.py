@@ -16,26 +16,18 @@ import asyncio
 import threading
 import warnings
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-import redis
-import redis.asyncio as aredis
 from asgiref.sync import sync_to_async
 from django.http import HttpRequest
-from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
-from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
-from redis.asyncio.sentinel import Sentinel as AsyncSentinel
-from redis.cluster import ClusterNode, RedisCluster
-from redis.exceptions import ClusterDownError, RedisClusterException
-from redis.sentinel import Sentinel
 
+from ws4redis_tornado import redis_commands
 from ws4redis_tornado.channels import SELF, Audience, channel_key, validate_facility
-from ws4redis_tornado.compat.redis import aclose_sentinel, close_sentinel
 from ws4redis_tornado.config import Config
-from ws4redis_tornado.exceptions import BrokerUnavailable
+from ws4redis_tornado.connections import AsyncCommandClient, CommandClient, RedisTopology, topology_key
 from ws4redis_tornado.messages import RedisMessage, decode_payload
 from ws4redis_tornado.revocation import close_command, control_channel
 
@@ -55,8 +47,6 @@ __all__ = [
 _ANY = "any"
 # fetch_message looks for the most specific audience first, as ws4redis did.
 _FETCH_ORDER = (Audience.SESSION, Audience.USER, Audience.GROUP, Audience.BROADCAST)
-# MasterNotFoundError (no sentinel names a master yet) is a ConnectionError.
-_CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, ClusterDownError, OSError)
 
 
 class UnresolvedSelfWarning(RuntimeWarning):
@@ -122,23 +112,22 @@ class RedisPublisher:
         Raises:
             BrokerUnavailable: Redis cannot be reached.
         """
-        payload, expire = _prepare(message, expire, get_config())
+        config = get_config()
+        payload, expire = _prepare(message, expire, config)
         if not self.publish_channels:
             return 0
-        with _unavailable("publish"):
-            pipe = _client().pipeline(transaction=False)
-            _queue(pipe, self.publish_channels, payload, expire)
-            return _receivers(pipe.execute(), expire)
+        with _unavailable("publish", config):
+            return sum(redis_commands.publish(_client(config), self.publish_channels, payload, expire=expire))
 
     async def apublish_message(self, message: RedisMessage | str | bytes, expire: int | None = None) -> int:
         """The async twin of :meth:`publish_message`."""
-        payload, expire = _prepare(message, expire, get_config())
+        config = get_config()
+        payload, expire = _prepare(message, expire, config)
         if not self.publish_channels:
             return 0
-        with _unavailable("publish"):
-            pipe = (await _aclient()).pipeline(transaction=False)
-            _queue(pipe, self.publish_channels, payload, expire)
-            return _receivers(await pipe.execute(), expire)
+        with _unavailable("publish", config):
+            client = _async_client(config)
+            return sum(await redis_commands.apublish(client, self.publish_channels, payload, expire=expire))
 
     def fetch_message(
         self, request: HttpRequest | None, facility: str, audience: str | Audience = _ANY
@@ -149,29 +138,26 @@ class RedisPublisher:
         ``'any'`` the session's message wins over the user's, then the groups', then the broadcast.
         An anonymous user has no user and no group message.
         """
-        keys = _fetch_keys(request, facility, audience, get_config().prefix)
+        config = get_config()
+        keys = _fetch_keys(request, facility, audience, config.prefix)
         if not keys:
             return None
-        with _unavailable("read"):
-            client = _client()
-            return _first(client.mget_nonatomic(keys) if isinstance(client, RedisCluster) else client.mget(keys))
+        with _unavailable("read", config):
+            return _first(redis_commands.fetch(_client(config), keys))
 
     async def afetch_message(
         self, request: HttpRequest | None, facility: str, audience: str | Audience = _ANY
     ) -> RedisMessage | None:
         """The async twin of :meth:`fetch_message`; reads the request's user in a thread."""
-        prefix = get_config().prefix
+        config = get_config()
         if request is None:
-            keys = _fetch_keys(None, facility, audience, prefix)
+            keys = _fetch_keys(None, facility, audience, config.prefix)
         else:
-            keys = await sync_to_async(_fetch_keys_in_thread)(request, facility, audience, prefix)
+            keys = await sync_to_async(_fetch_keys_in_thread)(request, facility, audience, config.prefix)
         if not keys:
             return None
-        with _unavailable("read"):
-            client = await _aclient()
-            # The keys of one request lie in several slots: a Cluster reads them slot by slot.
-            mget = client.mget_nonatomic if isinstance(client, AsyncRedisCluster) else client.mget
-            return _first(await mget(keys))
+        with _unavailable("read", config):
+            return _first(await redis_commands.afetch(_async_client(config), keys))
 
 
 def close_websockets(*, users: Iterable[str] = (), sessions: Iterable[str] = ()) -> int:
@@ -190,11 +176,10 @@ def close_websockets(*, users: Iterable[str] = (), sessions: Iterable[str] = ())
     users, sessions = list(users), list(sessions)
     if not users and not sessions:
         return 0
-    channel = control_channel(get_config().prefix)
-    with _unavailable("publish"):
-        pipe = _client().pipeline(transaction=False)
-        _queue(pipe, [channel], close_command(users=users, sessions=sessions), 0)
-        return _receivers(pipe.execute(), 0)
+    config = get_config()
+    command = close_command(users=users, sessions=sessions)
+    with _unavailable("publish", config):
+        return sum(redis_commands.publish(_client(config), [control_channel(config.prefix)], command, expire=0))
 
 
 # -- audiences -------------------------------------------------------------------------------------
@@ -311,18 +296,6 @@ def _prepare(message: RedisMessage | str | bytes, expire: int | None, config: Co
     return message.payload, expire
 
 
-def _queue(pipe: Any, channels: Sequence[str], payload: bytes, expire: int) -> None:
-    for channel in channels:
-        # Not pipe.publish(): redis-py refuses that in a Cluster's pipeline, though PUBLISH works there.
-        pipe.execute_command("PUBLISH", channel, payload)
-        if expire > 0:
-            pipe.set(channel, payload, ex=expire)
-
-
-def _receivers(results: Sequence[Any], expire: int) -> int:
-    return sum(int(count) for count in results[:: 2 if expire > 0 else 1])
-
-
 def _first(values: Sequence[bytes | None]) -> RedisMessage | None:
     for value in values:
         if value is not None:
@@ -330,28 +303,23 @@ def _first(values: Sequence[bytes | None]) -> RedisMessage | None:
     return None
 
 
-@contextmanager
-def _unavailable(action: str) -> Iterator[None]:
-    try:
-        yield
-    except _CONNECTION_ERRORS as exc:
-        address = get_config().redis_address
-        raise BrokerUnavailable(f"cannot {action}: redis unreachable at {address}: {exc}") from exc
+def _unavailable(action: str, config: Config) -> AbstractContextManager[None]:
+    return redis_commands.unavailable_on_error(action, address=config.redis_address)
 
 
 # -- connections ---------------------------------------------------------------------------------------
 #
 # One client per process and topology (and, for the a* methods, per event loop), made on first use
-# and shaped as the broker's command client is (ws4redis_tornado.connections): a single server,
-# the master a Sentinel names, or a Cluster.
+# by the core's RedisTopology, as the broker's are: a single server, the master a Sentinel names,
+# or a Cluster.
 
 
 @dataclass
 class _Connected:
-    """A client, and the Sentinel that finds its master (closed along with it)."""
+    """A client, and the topology that made it and closes it."""
 
-    client: Any  # redis.Redis or RedisCluster, or their asyncio twins
-    sentinel: Any = None
+    topology: RedisTopology
+    client: Any  # CommandClient or AsyncCommandClient
 
 
 _lock = threading.Lock()
@@ -360,78 +328,26 @@ _async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[
 _async_clients = weakref.WeakKeyDictionary()
 
 
-def _client_key(config: Config) -> tuple[Any, ...]:
-    # repr: option values (an SSL context, say) need not be hashable.
-    return (
-        config.redis_url,
-        repr(sorted(config.redis_options.items())),
-        config.redis_sentinels,
-        config.redis_service_name,
-        repr(sorted(config.redis_sentinel_options.items())),
-        config.redis_cluster_nodes,
-    )
+def _client(config: Config) -> CommandClient:
+    return _cached(_clients, config, RedisTopology.sync_command_client)
 
 
-def _options(config: Config) -> dict[str, Any]:
-    return {**config.redis_options, "decode_responses": False}
-
-
-def _client() -> redis.Redis | RedisCluster:
-    config = get_config()
-    key = _client_key(config)
-    with _lock:
-        connected = _clients.get(key)
-        if connected is None:
-            connected = _clients[key] = _connect(config)
-    return connected.client
-
-
-def _connect(config: Config) -> _Connected:
-    options = _options(config)
-    if config.redis_sentinels:
-        sentinel = Sentinel(
-            list(config.redis_sentinels), sentinel_kwargs=dict(config.redis_sentinel_options), **options
-        )
-        return _Connected(sentinel.master_for(config.redis_service_name), sentinel)
-    if config.redis_cluster_nodes:
-        nodes = [ClusterNode(host, port) for host, port in config.redis_cluster_nodes]
-        try:
-            # Connects at once, to learn the slots.
-            return _Connected(RedisCluster(startup_nodes=nodes, **options))
-        except RedisClusterException as exc:
-            raise redis.ConnectionError(str(exc)) from exc
-    return _Connected(redis.Redis(connection_pool=redis.ConnectionPool.from_url(config.redis_url, **options)))
-
-
-async def _aclient() -> aredis.Redis | AsyncRedisCluster:
+def _async_client(config: Config) -> AsyncCommandClient:
     # An asyncio connection belongs to the loop it was made on: one set of clients per loop.
-    loop = asyncio.get_running_loop()
-    config = get_config()
-    key = _client_key(config)
     with _lock:
-        clients = _async_clients.setdefault(loop, {})
+        clients = _async_clients.setdefault(asyncio.get_running_loop(), {})
+    return _cached(clients, config, RedisTopology.command_client)
+
+
+def _cached(clients: dict[tuple[Any, ...], _Connected], config: Config, make: Callable[[RedisTopology], Any]) -> Any:
+    key = topology_key(config)
+    with _lock:
         connected = clients.get(key)
         if connected is None:
-            connected = clients[key] = _aconnect(config)
-    if isinstance(connected.client, AsyncRedisCluster):
-        try:
-            await connected.client.initialize()  # learns the slots once; a no-op afterwards
-        except RedisClusterException as exc:
-            raise redis.ConnectionError(str(exc)) from exc
+            topology = RedisTopology(config)
+            # A synchronous Cluster client connects here, to learn the slots.
+            connected = clients[key] = _Connected(topology, make(topology))
     return connected.client
-
-
-def _aconnect(config: Config) -> _Connected:
-    options = _options(config)
-    if config.redis_sentinels:
-        sentinel = AsyncSentinel(
-            list(config.redis_sentinels), sentinel_kwargs=dict(config.redis_sentinel_options), **options
-        )
-        return _Connected(sentinel.master_for(config.redis_service_name), sentinel)
-    if config.redis_cluster_nodes:
-        nodes = [AsyncClusterNode(host, port) for host, port in config.redis_cluster_nodes]
-        return _Connected(AsyncRedisCluster(startup_nodes=nodes, **options))
-    return _Connected(aredis.Redis(connection_pool=aredis.ConnectionPool.from_url(config.redis_url, **options)))
 
 
 def close_pools() -> None:
@@ -440,11 +356,7 @@ def close_pools() -> None:
         connected = list(_clients.values())
         _clients.clear()
     for each in connected:
-        each.client.close()
-        if not isinstance(each.client, RedisCluster):
-            each.client.connection_pool.disconnect()
-        if each.sentinel is not None:
-            close_sentinel(each.sentinel)
+        each.topology.close()
 
 
 async def aclose_pools() -> None:
@@ -452,8 +364,4 @@ async def aclose_pools() -> None:
     with _lock:
         connected = list(_async_clients.pop(asyncio.get_running_loop(), {}).values())
     for each in connected:
-        await each.client.aclose()
-        if not isinstance(each.client, AsyncRedisCluster):
-            await each.client.connection_pool.disconnect()
-        if each.sentinel is not None:
-            await aclose_sentinel(each.sentinel)
+        await each.topology.aclose()

@@ -20,15 +20,13 @@ from collections.abc import Iterable, Sequence
 from functools import cached_property
 from typing import Any, Protocol
 
-from redis.asyncio import Redis
-from redis.asyncio.cluster import RedisCluster
-from redis.asyncio.connection import AbstractConnection
-from redis.exceptions import RedisClusterException, RedisError
-
+from . import redis_commands
+from .compat.redis import PubSubConnection
 from .config import Config
-from .connections import RedisTopology
+from .connections import AsyncCommandClient, RedisTopology
 from .exceptions import BrokerClosed, BrokerUnavailable
 from .messages import RedisMessage, decode_payload, encode_frame
+from .redis_commands import CONNECTION_ERRORS
 from .revocation import Revocations, control_channel
 
 __all__ = ["Broker", "Delivery", "Listener"]
@@ -38,8 +36,6 @@ logger = logging.getLogger(__name__)
 _FIRST_RETRY_DELAY = 0.05
 _CONFIRM_TIMEOUT = 10.0
 _COMMAND_CONNECTIONS = 2
-# RedisClusterException is not a RedisError, but says as much: the cluster cannot serve.
-_CONNECTION_ERRORS = (RedisError, RedisClusterException, OSError)
 
 
 class Delivery:
@@ -94,8 +90,8 @@ class Broker:
         self._tasks: set[asyncio.Future[None]] = set()
         self._outbox_ready = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
-        self._commands: Redis | RedisCluster | None = None
-        self._pubsub: AbstractConnection | None = None
+        self._commands: AsyncCommandClient | None = None
+        self._pubsub: PubSubConnection | None = None
         self._reader: asyncio.Task[None] | None = None
         self._connected = False
         self._closed = False
@@ -117,15 +113,16 @@ class Broker:
         """Connect to Redis and start reading; raise BrokerUnavailable naming the address if down."""
         if self._closed:
             raise BrokerClosed("the broker was closed")
-        self._commands = self._topology.command_client(_COMMAND_CONNECTIONS)
+        # One immediate retry survives a server restart.
+        self._commands = self._topology.command_client(_COMMAND_CONNECTIONS, immediate_retries=1)
         self._pubsub = self._topology.pubsub_connection()
         try:
             await self._commands.ping()
             await self._pubsub.connect()
             await self._subscribe_control()
-        except _CONNECTION_ERRORS as exc:
+        except CONNECTION_ERRORS as exc:
             await self._close_connections()
-            raise BrokerUnavailable(f"redis unreachable at {self.config.redis_address}: {exc}") from exc
+            raise redis_commands.unavailable(exc, address=self.config.redis_address) from exc
         self._connected = True
         self._reader = asyncio.create_task(self._read_forever(), name="ws4redis-broker-reader")
         self._writer = asyncio.create_task(self._write_forever(), name="ws4redis-broker-writer")
@@ -173,11 +170,7 @@ class Broker:
         self._connected = False
         if self._pubsub is not None:
             await self._pubsub.disconnect()
-        if self._commands is not None:
-            await self._commands.aclose()
-            if isinstance(self._commands, Redis):
-                # aclose() leaves a pool it was handed open.
-                await self._commands.connection_pool.disconnect()
+        # The command client, and the connections to the sentinels if any.
         await self._topology.aclose()
 
     # -- state, for health checks and tests ---------------------------------------------------
@@ -228,7 +221,7 @@ class Broker:
                 async with self._command_slots:
                     await self._command_client().ping()
                 await self._ping_pubsub()
-        except (TimeoutError, *_CONNECTION_ERRORS):
+        except (TimeoutError, *CONNECTION_ERRORS):
             return False
         return True
 
@@ -313,7 +306,7 @@ class Broker:
                 try:
                     packed = self._pubsub.pack_commands(commands)
                     await self._pubsub.send_packed_command(packed, check_health=False)
-                except _CONNECTION_ERRORS as exc:
+                except CONNECTION_ERRORS as exc:
                     # The reader sees the same failure and reconnects; nothing to repeat here.
                     logger.debug("writing to the pub/sub connection failed: %s", exc)
 
@@ -345,19 +338,10 @@ class Broker:
         """
         if not channels:
             return []
-        pipe = self._command_client().pipeline(transaction=False)
-        for channel in channels:
-            # Not pipe.publish(): redis-py refuses that in a Cluster pipeline.
-            pipe.execute_command("PUBLISH", channel, payload)
-            if expire > 0:
-                pipe.set(channel, payload, ex=expire)
-        try:
+        client = self._command_client()
+        with redis_commands.unavailable_on_error("publish", address=self.config.redis_address):
             async with self._command_slots:
-                results = await pipe.execute()
-        except _CONNECTION_ERRORS as exc:
-            raise BrokerUnavailable(f"cannot publish: redis unreachable at {self.config.redis_address}") from exc
-        step = 2 if expire > 0 else 1
-        return [int(count) for count in results[::step]]
+                return await redis_commands.apublish(client, channels, payload, expire=expire)
 
     async def fetch(self, channels: Sequence[str]) -> list[bytes | None]:
         """Return the persisted message of each channel (None where there is none).
@@ -380,10 +364,9 @@ class Broker:
             batch, self._fetches = self._fetches, []
             keys = list(dict.fromkeys(key for channels, _ in batch for key in channels))
             try:
-                values = await self._mget(keys)
-            except _CONNECTION_ERRORS as exc:
-                error = BrokerUnavailable(f"cannot read: redis unreachable at {self.config.redis_address}")
-                error.__cause__ = exc
+                values = await redis_commands.afetch(self._command_client(), keys)
+            except CONNECTION_ERRORS as exc:
+                error = redis_commands.unavailable(exc, address=self.config.redis_address, action="read")
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(error)
@@ -393,24 +376,17 @@ class Broker:
             if not future.done():
                 future.set_result([found[key] for key in channels])
 
-    async def _mget(self, keys: list[str]) -> list[bytes | None]:
-        client = self._command_client()
-        if isinstance(client, RedisCluster):
-            # Channels hash to different slots; MGET would be refused across them.
-            return list(await client.mget_nonatomic(keys))
-        return list(await client.mget(keys))
-
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     @property
-    def redis(self) -> Redis | RedisCluster:
+    def redis(self) -> AsyncCommandClient:
         """The command client (at most two connections), for the rare caller that needs more."""
         return self._command_client()
 
-    def _command_client(self) -> Redis | RedisCluster:
+    def _command_client(self) -> AsyncCommandClient:
         self._check_open()
         assert self._commands is not None
         return self._commands
@@ -427,7 +403,7 @@ class Broker:
                 response = await self._read()
             except asyncio.CancelledError:
                 raise
-            except _CONNECTION_ERRORS as exc:
+            except CONNECTION_ERRORS as exc:
                 await self._lost(exc, delay)
                 delay = min(delay * 2, self.config.reconnect_max_delay)
                 continue

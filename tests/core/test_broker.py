@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
 
 import pytest
 import redis.asyncio as aredis
@@ -12,6 +13,7 @@ from ws4redis_tornado.broker import Delivery
 from ws4redis_tornado.embedded import free_port
 from ws4redis_tornado.exceptions import BrokerClosed, BrokerUnavailable
 
+from ..redis_topologies import RedisProcess
 from ..utils import MS, wait_for
 
 
@@ -81,6 +83,29 @@ async def test_publish_pipelines_publish_and_setex(broker, client, prefix):
     assert await client.get(channels[1]) == b"payload"
     assert 90 < await client.ttl(channels[1]) <= 100
     assert await broker.fetch([*channels, f"{prefix}:nothing"]) == [b"payload", b"payload", None]
+
+
+@pytest.fixture
+def unix_socket_redis():
+    """The path of the unix socket a redis-server of this test's own listens on."""
+    with tempfile.TemporaryDirectory(prefix="ws4redis-unix-") as directory:
+        path = f"{directory}/redis.sock"
+        server = RedisProcess([f"unixsocket {path}", "unixsocketperm 700"]).start()
+        try:
+            yield path
+        finally:
+            server.stop()
+
+
+@pytest.mark.gen_test
+async def test_the_broker_subscribes_publishes_and_fetches_over_a_unix_socket(unix_socket_redis, prefix):
+    channel = f"{prefix}:broadcast:unix"
+    listener = Collector()
+    async with Broker(Config(redis_url=f"unix://{unix_socket_redis}", prefix=prefix)) as broker:
+        await broker.subscribe(listener, [channel])
+        assert await broker.publish([channel], b"over the socket", expire=10) == [1]
+        await wait_for(lambda: listener.received == [(channel.encode(), b"over the socket")])
+        assert await broker.fetch([channel]) == [b"over the socket"]
 
 
 @pytest.mark.gen_test
