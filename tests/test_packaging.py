@@ -48,7 +48,7 @@ PROJECT_URLS = ("Documentation", "Changelog", "Source", "Issues")
 # What the sdist ships (see MANIFEST.in), and what the build writes into it of its own.
 SDIST_FOLDERS = ("ws4redis_tornado", "django_bridge", "tests", "examples", "docs")
 SDIST_FILES = ("LICENSE", "README.md", "CHANGELOG.md", "MANIFEST.in", "pyproject.toml", "setup.cfg", "setup.py")
-SDIST_FILES += ("tox.ini", "ruff.toml")
+SDIST_FILES += ("tox.ini", "ruff.toml", "ARCHITECTURE.md", "constraints/lowest.txt")
 SDIST_GENERATED = re.compile(r"PKG-INFO|ws4redis_tornado\.egg-info/[^/]+")
 
 CHAT_EXAMPLE = REPO / "examples" / "chatserver"

@@ -60,7 +60,7 @@ def test_out_of_descriptors_the_server_pauses_accepting_quietly_and_recovers(red
             limit_open_files(server.pid, 64)
             first_line = len(server.lines)
             stalled = [stack.enter_context(stalled_connection(server.port)) for _ in range(stalled_count)]
-            # Polled without asyncio.run(), which would leave pytest-tornado's next loop unclosed.
+            # Polled without asyncio.run(), which would leave the test plugin's next loop unclosed.
             wait_until(lambda: "Too many open files" in server.log, timeout=5000 * MS, what="EMFILE")
 
             # Out of descriptors: the IOLoop idles, and the sockets already open are served.

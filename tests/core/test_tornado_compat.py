@@ -45,7 +45,7 @@ def test_require_raises_an_import_error_naming_what_is_missing_and_the_tornado_i
         compat.require(compat.missing_attributes(Stream, ["_write_buffer"]))
     message = str(raised.value)
     assert "Stream._write_buffer" in message
-    assert "written for Tornado 6.3 to 6.6" in message
+    assert "written for Tornado 6.5.2 to 6.6" in message
     assert f"installed Tornado {tornado.version}" in message
 
 
@@ -61,7 +61,7 @@ def test_importing_the_package_fails_clearly_on_a_tornado_without_a_private_name
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     last_line = result.stderr.strip().splitlines()[-1]
-    assert last_line.startswith("ImportError: ws4redis-tornado was written for Tornado 6.3 to 6.6")
+    assert last_line.startswith("ImportError: ws4redis-tornado was written for Tornado 6.5.2 to 6.6")
     assert named in last_line
 
 

@@ -10,7 +10,7 @@ subclass, takes its base class from here, where those hooks are listed.
 
 Importing this module checks that the installed Tornado still has every name listed, and raises
 ImportError naming what is missing: a Tornado that changed fails at import instead of with an
-AttributeError on a live socket. Written for, and tested with, Tornado 6.3 to 6.6.
+AttributeError on a live socket. Written for, and tested with, Tornado 6.5.2 to 6.6.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ __all__ = [
     "write_now",
 ]
 
-TESTED_TORNADO = "6.3 to 6.6"
+TESTED_TORNADO = "6.5.2 to 6.6"
 """The Tornado releases this module was written for and the test suite runs against."""
 
 PROTOCOL_HOOKS = ("_receive_frame", "_read_bytes", "_handle_message")
