@@ -28,6 +28,8 @@ __all__ = ["DrainingHTTPServer", "drain"]
 logger = logging.getLogger(__name__)
 
 _POLL_INTERVAL = 0.02
+_ABORT_WAIT = 0.5
+"""Seconds the drain waits, after dropping silent peers, for their sockets' on_close() to run."""
 
 
 class DrainingHTTPServer(GuardedHTTPServer):
@@ -73,6 +75,12 @@ class DrainingHTTPServer(GuardedHTTPServer):
         """How many websockets closed during the drain still wait for their peer's close frame."""
         self._closing = [stream for stream in self._closing if not stream.closed()]
         return len(self._closing)
+
+    def abort_closing_websockets(self) -> None:
+        """Close the connections of websockets whose peers never answered the close frame."""
+        for stream in self._closing:
+            stream.close()
+        self._closing = []
 
     def start_request(self, server_conn: Any, request_conn: httputil.HTTPConnection) -> Any:
         # The serving loop asks for a delegate once the previous response has been flushed, so
@@ -123,7 +131,8 @@ async def drain(server: DrainingHTTPServer, app: WebSocketApplication, *, grace_
     connections are closed then; the threads running them are not stopped).
     """
     app.stop()
-    websockets = [socket.ws_connection.stream for socket in app.sockets if socket.ws_connection is not None]
+    handlers = [socket for socket in app.sockets if socket.ws_connection is not None]
+    websockets = [socket.ws_connection.stream for socket in handlers]  # type: ignore[union-attr]
     app.close_sockets()
     server.start_draining(websockets)
     logger.info(
@@ -141,6 +150,10 @@ async def drain(server: DrainingHTTPServer, app: WebSocketApplication, *, grace_
     if busy:
         logger.warning("%d requests still running after %.1fs; closing their connections", busy, grace_period)
     await server.close_all_connections()
-    # A stream's close callback (the websocket's on_close(), which logs its close) runs on the next pass.
-    await asyncio.sleep(0)
+    # Peers that never answered the close frame: drop them, so that every websocket's on_close()
+    # runs (and logs its close) before the loop ends, on every Tornado.
+    server.abort_closing_websockets()
+    end = loop.time() + _ABORT_WAIT
+    while any(handler.ws_connection is not None for handler in handlers) and loop.time() < end:  # noqa: ASYNC110
+        await asyncio.sleep(0)
     return not busy
