@@ -105,30 +105,14 @@ class DjangoApplication(WebSocketApplication):
             self.executor.shutdown(wait=True)
 
 
-def make_app(
-    *,
-    broker: Broker,
-    executor: Executor | None = None,
-    threads: int | None = None,
-    ws_only: bool = False,
-    request_log: RequestLog | None = None,
-    serve_static: bool | None = None,
-) -> DjangoApplication:
+def make_app(*, broker: Broker, **options: Any) -> DjangoApplication:
     """Build the application serving the project's websockets and views from a started broker.
 
-    ``executor`` runs Django code (views and handshake lookups); by default the application
-    creates a ``ThreadPoolExecutor`` of ``threads`` threads and :meth:`DjangoApplication.close`
-    shuts it down. With ``ws_only`` the views are not served (another server serves them): other
-    paths answer 404. ``request_log`` and ``serve_static`` are described at :class:`DjangoApplication`.
+    ``options`` are :class:`DjangoApplication`'s: ``executor`` (or ``threads``) runs Django code,
+    ``ws_only`` leaves the views to another server (other paths answer 404), ``request_log`` and
+    ``serve_static``.
     """
-    return DjangoApplication(
-        broker,
-        executor=executor,
-        threads=threads,
-        ws_only=ws_only,
-        request_log=request_log,
-        serve_static=serve_static,
-    )
+    return DjangoApplication(broker, **options)
 
 
 def log_like_runserver(request: HTTPServerRequest, status: int, size: int | None) -> None:
