@@ -9,15 +9,9 @@ import hashlib
 import os
 import socket
 import struct
-import subprocess
-import sys
-import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
-
-from ws4redis_tornado.embedded import free_port
 
 from .utils import MS
 
@@ -64,7 +58,7 @@ async def read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     return first & 0x0F, await reader.readexactly(length)
 
 
-# -- helpers for tests that open thousands of sockets, or run the server as a child process -------
+# -- helpers for tests that open thousands of sockets ----------------------------------------------
 
 _ACCEPT_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -233,85 +227,3 @@ def _closed_by_server(sock: socket.socket, deadline: float) -> bool:
         return True
     except TimeoutError:
         return False
-
-
-class ServerProcess:
-    """``python -m ws4redis_tornado`` as a child process on a free port; its stderr is kept line by line."""
-
-    def __init__(self, *args: str, redis_url: str, prefix: str) -> None:
-        self.port = free_port()
-        self.command = [
-            sys.executable, "-m", "ws4redis_tornado", "--host", "127.0.0.1", "--port", str(self.port),
-            "--redis", redis_url, "--prefix", prefix, *args,
-        ]  # fmt: skip
-        self.lines: list[str] = []
-        self._process: subprocess.Popen[str] | None = None
-        self._collector: threading.Thread | None = None
-
-    def start(self, timeout: float = 15_000 * MS) -> ServerProcess:
-        """Start the server and return once ``/health`` answers; fail with its log if it does not."""
-        self._process = subprocess.Popen(
-            self.command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-        )
-        self._collector = threading.Thread(target=self._collect, daemon=True)
-        self._collector.start()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.alive:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=1):
-                    return self
-            except OSError:
-                time.sleep(0.02)
-        self.stop()
-        raise AssertionError(f"the server did not start within {timeout:.0f}s:\n{self.log}")
-
-    def _collect(self) -> None:
-        assert self._process is not None and self._process.stderr is not None
-        for line in self._process.stderr:
-            self.lines.append(line)
-
-    @property
-    def pid(self) -> int:
-        assert self._process is not None
-        return self._process.pid
-
-    @property
-    def alive(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
-    @property
-    def log(self) -> str:
-        return "".join(self.lines)
-
-    def memory(self) -> dict[str, int]:
-        """Return the ``Vm*`` figures of /proc/<pid>/status in bytes (``VmRSS``, ``VmHWM`` ...)."""
-        figures = {}
-        with open(f"/proc/{self.pid}/status") as status:
-            for line in status:
-                name, _, value = line.partition(":")
-                if name.startswith("Vm") and value.strip().endswith("kB"):
-                    figures[name] = int(value.split()[0]) * 1024
-        return figures
-
-    def stop(self, timeout: float = 15_000 * MS) -> int | None:
-        """Stop the server with SIGTERM (SIGKILL after ``timeout``) and return its exit status."""
-        if self._process is None:
-            return None
-        if self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-        if self._collector is not None:
-            self._collector.join(timeout)
-        if self._process.stderr is not None:
-            self._process.stderr.close()
-        return self._process.returncode
-
-    def __enter__(self) -> ServerProcess:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()

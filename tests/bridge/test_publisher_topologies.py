@@ -29,7 +29,7 @@ from ws4redis_tornado.exceptions import BrokerUnavailable
 from ws4redis_tornado.revocation import CLOSE_ACCESS_CHANGED
 
 from ..redis_topologies import HOST, SentinelSetup
-from ..utils import MS, wait_for, within
+from ..utils import MS, wait_until, within
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ class TestSentinel:
 
             killed_at = time.monotonic()
             await in_thread(sentinel_setup.master.kill)
-            await wait_for(lambda: not broker.connected)
+            await wait_until(lambda: not broker.connected)
 
             # Until the sentinels have promoted the replica and the broker has subscribed on it,
             # publishing fails or reaches nobody; then it reaches the socket, which never closed.
@@ -127,7 +127,7 @@ class TestSentinel:
             assert await in_thread(clients_named, sentinel_setup, "publisher") >= 2
             await in_thread(publisher_module.close_pools)
             await publisher_module.aclose_pools()
-        await wait_for(lambda: clients_named(sentinel_setup, "publisher") == 0)
+        await wait_until(lambda: clients_named(sentinel_setup, "publisher") == 0)
 
 
 def clients_named(setup: SentinelSetup, name: str) -> int:

@@ -10,7 +10,7 @@ import pytest
 
 from ws4redis_tornado import Broker, Principal
 
-from ..utils import MS, wait_for, within
+from ..utils import MS, wait_until, within
 
 
 class HangupDuringFetch(Broker):
@@ -18,7 +18,7 @@ class HangupDuringFetch(Broker):
 
     async def fetch(self, channels: Sequence[str]) -> list[bytes | None]:
         if channels:
-            await wait_for(lambda: self.listener_count(channels[0]) == 0)
+            await wait_until(lambda: self.listener_count(channels[0]) == 0)
         return await super().fetch(channels)
 
 
@@ -70,10 +70,10 @@ async def test_a_hangup_while_persisted_messages_are_read_logs_no_error(
         open_and_hang_up(http_port, f"{config.websocket_url}news?subscribe-broadcast", after=hangup)
     )
     channel = f"{prefix}:broadcast:news"
-    await wait_for(lambda: broker.listener_count(channel) == 1)
+    await wait_until(lambda: broker.listener_count(channel) == 1)
     hangup.set()
     await within(task)
-    await wait_for(lambda: broker.listener_count(channel) == 0)
+    await wait_until(lambda: broker.listener_count(channel) == 0)
     await asyncio.sleep(100 * MS)  # what the handler does after the fetch returns
     assert errors(caplog) == []
     assert broker.channel_count == 0

@@ -12,7 +12,7 @@ from ws4redis_tornado.broker import Delivery
 from ws4redis_tornado.embedded import free_port
 from ws4redis_tornado.exceptions import BrokerClosed, BrokerUnavailable
 
-from ..utils import MS, wait_for
+from ..utils import MS, wait_until
 
 
 class Collector:
@@ -42,11 +42,11 @@ async def test_a_channel_is_subscribed_once_and_released_by_its_last_listener(br
     await broker.subscribe(two, [channel])
     assert await numsub(client, channel) == 1
     assert await client.publish(channel, "both") == 1
-    await wait_for(lambda: len(one.received) == 1 and len(two.received) == 1)
+    await wait_until(lambda: len(one.received) == 1 and len(two.received) == 1)
 
     broker.unsubscribe(one, [channel])
     await client.publish(channel, "only two")
-    await wait_for(lambda: len(two.received) == 2)
+    await wait_until(lambda: len(two.received) == 2)
     assert len(one.received) == 1
     assert await numsub(client, channel) == 1
 
@@ -68,7 +68,7 @@ async def test_unsubscribe_then_subscribe_again_keeps_the_channel(broker, client
     broker.unsubscribe(first, [channel])
     await broker.subscribe(second, [channel])
     await client.publish(channel, "still here")
-    await wait_for(lambda: second.received == [(channel.encode(), b"still here")])
+    await wait_until(lambda: second.received == [(channel.encode(), b"still here")])
     assert await numsub(client, channel) == 1
 
 
@@ -120,5 +120,5 @@ async def test_a_failing_listener_does_not_stop_the_others(broker, client, prefi
     await broker.subscribe(Broken(), [channel])
     await broker.subscribe(good, [channel])
     await client.publish(channel, "m")
-    await wait_for(lambda: len(good.received) == 1)
+    await wait_until(lambda: len(good.received) == 1)
     assert any("failed to take a message" in r.getMessage() for r in caplog.records)

@@ -23,7 +23,7 @@ from ws4redis_tornado.compat.redis import aclose_sentinel
 from ws4redis_tornado.embedded import free_port
 
 from ..redis_topologies import HOST, ClusterSetup, SentinelSetup
-from ..utils import MS, wait_for, within
+from ..utils import MS, wait_until, within
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class TestSentinel:
 
                 killed_at = time.monotonic()
                 await asyncio.get_running_loop().run_in_executor(None, setup.master.kill)
-                await wait_for(lambda: not broker.connected)
+                await wait_until(lambda: not broker.connected)
                 failover_after, message = await publish_until_heard(sentinel, publisher, setup, news_key, killed_at)
                 recovered_after = time.monotonic() - killed_at
                 logger.info(
@@ -273,8 +273,8 @@ class TestCluster:
             [killed] = await pubsub_node_ports(cluster, name)
             killed_at = time.monotonic()
             await asyncio.get_running_loop().run_in_executor(None, cluster.node_at(killed).kill)
-            await wait_for(lambda: not broker.connected)
-            await wait_for(lambda: broker.connected, RECOVERY_BOUND)
+            await wait_until(lambda: not broker.connected)
+            await wait_until(lambda: broker.connected, RECOVERY_BOUND)
             [now_on] = await pubsub_node_ports(cluster, name)
             assert now_on != killed
             [third] = [node.port for node in cluster.nodes if node.port not in (killed, now_on)]

@@ -17,9 +17,9 @@ from websockets.sync.client import connect
 from ws4redis_tornado import WebSocketApplication
 from ws4redis_tornado.embedded import free_port
 
-from ..rawws import HALF_HANDSHAKE, ServerProcess, all_closed_by_server, stalled_connection
-from ..redis_topologies import wait_until
-from ..utils import MS, cpu_seconds, limit_open_files, within
+from ..processes import ServerProcess
+from ..rawws import HALF_HANDSHAKE, all_closed_by_server, stalled_connection
+from ..utils import MS, cpu_seconds, limit_open_files, wait_until_blocking, within
 
 HOST = "127.0.0.1"
 
@@ -40,7 +40,7 @@ def test_connections_stalling_in_their_request_are_closed_after_the_handshake_ti
         assert all_closed_by_server([idle, *halves, promised], 5000 * MS)
         # Tornado's default would have kept them for an hour.
         assert time.monotonic() - started < 3
-    assert "Traceback" not in server.log
+    assert "Traceback" not in server.stderr
 
 
 def test_an_open_websocket_is_not_bound_by_the_handshake_timeout(redis_url, prefix, redis_client):
@@ -58,10 +58,10 @@ def test_out_of_descriptors_the_server_pauses_accepting_quietly_and_recovers(red
         with contextlib.ExitStack() as stack:
             calm = stack.enter_context(connect(websocket_url(server, "calm")))
             limit_open_files(server.pid, 64)
-            first_line = len(server.lines)
+            log_mark = len(server.stderr)
             stalled = [stack.enter_context(stalled_connection(server.port)) for _ in range(stalled_count)]
             # Polled without asyncio.run(), which would leave pytest-tornado's next loop unclosed.
-            wait_until(lambda: "Too many open files" in server.log, timeout=5000 * MS, what="EMFILE")
+            wait_until_blocking(lambda: "Too many open files" in server.stderr, 5000 * MS, what="EMFILE")
 
             # Out of descriptors: the IOLoop idles, and the sockets already open are served.
             cpu_before = cpu_seconds(server.pid)
@@ -77,7 +77,7 @@ def test_out_of_descriptors_the_server_pauses_accepting_quietly_and_recovers(red
                 redis_client.publish(f"{prefix}:broadcast:fresh", "served again")
                 assert fresh.recv(timeout=5000 * MS) == "served again"
 
-        log = server.lines[first_line:]
+        log = server.stderr[log_mark:].splitlines(keepends=True)
         text = "".join(log)
         assert "Traceback" not in text
         warnings = [line for line in log if "cannot accept connections" in line]

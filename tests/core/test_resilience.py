@@ -11,7 +11,7 @@ import websockets
 
 from ws4redis_tornado.embedded import RedisServer
 
-from ..utils import MS, wait_for, within
+from ..utils import MS, wait_until, within
 
 
 @pytest.fixture
@@ -67,9 +67,9 @@ async def test_delivery_resumes_after_redis_restarts_without_clients_reconnectin
         websockets.connect(ws_url("alerts", "subscribe-broadcast")) as second,
     ):
         await asyncio.get_running_loop().run_in_executor(None, own_redis.stop)
-        await wait_for(lambda: not broker.connected)
+        await wait_until(lambda: not broker.connected)
         await asyncio.get_running_loop().run_in_executor(None, own_redis.start)
-        await wait_for(lambda: broker.connected, 10_000 * MS)
+        await wait_until(lambda: broker.connected, 10_000 * MS)
 
         client = aredis.Redis.from_url(config.redis_url)
         try:
@@ -104,14 +104,14 @@ async def test_delivery_resumes_after_redis_restarts_without_clients_reconnectin
 async def test_sockets_stay_open_while_redis_is_down_and_new_ones_get_503(ws_url, own_redis, broker):
     async with websockets.connect(ws_url("news", "subscribe-broadcast&publish-broadcast")) as ws:
         await asyncio.get_running_loop().run_in_executor(None, own_redis.stop)
-        await wait_for(lambda: not broker.connected)
+        await wait_until(lambda: not broker.connected)
         with pytest.raises(websockets.InvalidStatus) as info:
             await websockets.connect(ws_url("news", "subscribe-broadcast"))
         assert info.value.response.status_code == 503
         # The open socket is still open: a ping goes through.
         await within(await ws.ping())
         await asyncio.get_running_loop().run_in_executor(None, own_redis.start)
-        await wait_for(lambda: broker.connected, 10_000 * MS)
+        await wait_until(lambda: broker.connected, 10_000 * MS)
         await ws.send("back")
         # The message is published to Redis again once the command pool reconnects.
         client = aredis.Redis.from_url(own_redis.url)
