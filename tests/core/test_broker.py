@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 import redis.asyncio as aredis
 
@@ -12,7 +10,7 @@ from ws4redis_tornado.broker import Delivery
 from ws4redis_tornado.embedded import free_port
 from ws4redis_tornado.exceptions import BrokerClosed, BrokerUnavailable
 
-from ..utils import MS, wait_until
+from ..utils import wait_until
 
 
 class Collector:
@@ -52,11 +50,11 @@ async def test_a_channel_is_subscribed_once_and_released_by_its_last_listener(br
 
     broker.unsubscribe(two, [channel])
     assert broker.channel_count == 0
-    for _ in range(100):
-        if await numsub(client, channel) == 0:
-            break
-        await asyncio.sleep(5 * MS)
-    assert await numsub(client, channel) == 0
+
+    async def released() -> bool:
+        return await numsub(client, channel) == 0
+
+    await wait_until(released)
 
 
 @pytest.mark.gen_test

@@ -172,10 +172,7 @@ async def test_commands_still_arrive_after_the_pubsub_connection_was_lost(connec
             async def both_subscribed() -> bool:
                 return dict(await client.pubsub_numsub(channel))[channel.encode()] == 2
 
-            for _ in range(500):
-                if await both_subscribed():
-                    break
-                await asyncio.sleep(10 * MS)
+            await wait_until(both_subscribed, step=10 * MS)
             await close_sockets(other, users=["john"])
             assert await closed_with(laptop) == (CLOSE_ACCESS_CHANGED, "access changed")
     finally:
