@@ -13,7 +13,11 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from .utils import MS
+import redis
+from websockets.sync.client import connect
+
+from .processes import ManagedProcess
+from .utils import MS, cpu_seconds, limit_open_files
 
 
 async def handshake(host: str, port: int, path: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -227,3 +231,35 @@ def _closed_by_server(sock: socket.socket, deadline: float) -> bool:
         return True
     except TimeoutError:
         return False
+
+
+def run_out_of_descriptors(server: ManagedProcess, port: int, redis_client: redis.Redis, prefix: str) -> list[str]:
+    """Stall more connections than ``server`` has descriptors for; check it idles, serves and recovers.
+
+    ``server`` is given 64 descriptors; a socket open before goes on receiving, the CPU stays idle
+    while accepts fail, every stalled connection is closed in the end (``server``'s handshake
+    timeout must be at most 3 s) and a new socket is served. Returns the lines ``server`` logged
+    meanwhile, for the caller's own checks.
+    """
+    websocket_url = f"ws://127.0.0.1:{port}/ws/{{}}?subscribe-broadcast"
+    with contextlib.ExitStack() as stack:
+        calm = stack.enter_context(connect(websocket_url.format("calm")))
+        limit_open_files(server.pid, 64)
+        log_mark = len(server.stderr)
+        stalled = [stack.enter_context(stalled_connection(port)) for _ in range(80)]
+        server.wait_until(lambda: "Too many open files" in server.stderr, "running out of descriptors")
+
+        # Out of descriptors: the IOLoop idles, and the sockets already open are served.
+        cpu_before = cpu_seconds(server.pid)
+        redis_client.publish(f"{prefix}:broadcast:calm", "still served")
+        assert calm.recv(timeout=2000 * MS) == "still served"
+        time.sleep(2000 * MS)  # a window to measure CPU in, well within the 3 s timeout
+        cpu = cpu_seconds(server.pid) - cpu_before
+        assert cpu < 0.5, f"{cpu:.2f}s of CPU in 2 s while out of descriptors"
+
+        # The stalled ones are closed (those accepted late, a timeout later); then all is well.
+        assert all_closed_by_server(stalled, 15_000 * MS)
+        with connect(websocket_url.format("fresh"), open_timeout=5000 * MS) as fresh:
+            redis_client.publish(f"{prefix}:broadcast:fresh", "served again")
+            assert fresh.recv(timeout=5000 * MS) == "served again"
+    return server.stderr[log_mark:].splitlines()
