@@ -6,11 +6,13 @@ import pytest
 import redis.asyncio as aredis
 
 from ws4redis_tornado import Broker, Config
+from ws4redis_tornado import broker as broker_module
 from ws4redis_tornado.broker import Delivery
 from ws4redis_tornado.embedded import free_port
 from ws4redis_tornado.exceptions import BrokerClosed, BrokerUnavailable
 
-from ..utils import wait_until
+from ..redis_topologies import HOST, redis_hangs
+from ..utils import MS, wait_until
 
 
 class Collector:
@@ -120,3 +122,27 @@ async def test_a_failing_listener_does_not_stop_the_others(broker, client, prefi
     await client.publish(channel, "m")
     await wait_until(lambda: len(good.received) == 1)
     assert any("failed to take a message" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.gen_test(timeout=15)
+async def test_an_unconfirmed_subscription_is_refused_and_forgotten(hangable_redis_server, prefix, monkeypatch):
+    monkeypatch.setattr(broker_module, "_CONFIRM_TIMEOUT", 300 * MS)
+    url = f"redis://{HOST}:{hangable_redis_server.port}/0"
+    channel = f"{prefix}:broadcast:hung"
+    listener = Collector()
+    async with Broker(Config(redis_url=url, prefix=prefix)) as broker:
+        # Redis takes the SUBSCRIBE but answers it only after the sleep, too late.
+        async with redis_hangs(hangable_redis_server, 1):
+            with pytest.raises(BrokerUnavailable, match="did not confirm the subscription"):
+                await broker.subscribe(listener, [channel])
+            assert broker.channel_count == 0
+        async with aredis.Redis.from_url(url) as client:
+
+            async def given_up() -> bool:
+                # The broker's pub/sub connection ran the UNSUBSCRIBE: only the control channel is left.
+                return any(c["cmd"] == "unsubscribe" and c["sub"] == "1" for c in await client.client_list())
+
+            await wait_until(given_up)
+            assert await numsub(client, channel) == 0
+            assert await client.publish(channel, "nobody listens") == 0
+    assert listener.received == []
