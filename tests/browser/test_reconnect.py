@@ -67,7 +67,7 @@ class Heartbeats:
             setattr(self, direction, getattr(self, direction) + 1)
 
 
-def wait_until(page: Page, predicate: Callable[[], bool], timeout: float, what: str) -> None:
+def wait_on_page(page: Page, predicate: Callable[[], bool], timeout: float, what: str) -> None:
     """Poll ``predicate``, letting Playwright deliver the page's events meanwhile."""
     wait_until_blocking(predicate, timeout, what=what, pause=lambda seconds: page.wait_for_timeout(seconds * 1000))
 
@@ -82,14 +82,14 @@ def test_page_reconnects_when_heartbeats_stop(open_page, start_server):
 
     # Without an answer the page sends 2 heartbeats and gives up at its third; a third one sent
     # on the same socket shows that the server's heartbeats reset its count.
-    wait_until(john, lambda: beats.sent >= 3, 3 * INTERVAL + SERVER_INTERVAL, "3 heartbeats sent")
+    wait_on_page(john, lambda: beats.sent >= 3, 3 * INTERVAL + SERVER_INTERVAL, "3 heartbeats sent")
     assert beats.sockets == 1
     expect(lost).to_have_count(0)
 
     # Freeze the server just after a heartbeat. A stopped process keeps its TCP connections open
     # but answers nothing: no close, no error; only the missing heartbeats tell.
     seen = beats.received
-    wait_until(john, lambda: beats.received > seen, SERVER_INTERVAL + 1, "a heartbeat received")
+    wait_on_page(john, lambda: beats.received > seen, SERVER_INTERVAL + 1, "a heartbeat received")
     server.send_signal(signal.SIGSTOP)
     frozen_at = time.monotonic()
     try:
