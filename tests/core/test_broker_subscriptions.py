@@ -37,6 +37,7 @@ from ws4redis_tornado.exceptions import BrokerUnavailable
 from ws4redis_tornado.revocation import control_channel
 
 from ..utils import MS, quiet_window, wait_until
+from .test_broker import Collector
 
 PREFIX = "unit"
 NEWS, ALERTS, SPORTS = (f"{PREFIX}:broadcast:{name}".encode() for name in ("news", "alerts", "sports"))
@@ -107,14 +108,6 @@ class StandInRedis:
         """Answer a SUBSCRIBE of ``keys`` on the current connection, as Redis does: one reply per key."""
         for count, key in enumerate(keys, start=1):
             self.current.reply(b"subscribe", key, count)
-
-
-class Collector:
-    def __init__(self) -> None:
-        self.received: list[tuple[bytes, bytes]] = []
-
-    def on_broker_message(self, delivery: Delivery) -> None:
-        self.received.append((delivery.channel, delivery.payload))
 
 
 @pytest.fixture
