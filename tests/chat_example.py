@@ -5,18 +5,12 @@ of tests/example (HTTP and websockets) and tests/browser (Chromium).
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
-
-import pytest
 
 from ws4redis_tornado.embedded import free_port
 
+from .processes import ManagedProcess
 from .utils import MS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -43,61 +37,22 @@ def chat_environment(database: Path, redis_url: str, **variables: str) -> dict[s
     return env
 
 
-class ChatServer:
-    """The chat example in a subprocess: start, wait until it serves, kill, freeze, restart."""
+class ChatServer(ManagedProcess):
+    """The chat example in a subprocess, ready once its login page answers 200; it may be restarted on its port."""
 
     def __init__(self, *, env: dict[str, str], log_dir: Path, command: str = "runserver", port: int | None = None):
-        self.env = env
-        self.command = command
         self.port = port or free_port()
-        self.log_path = log_dir / f"server-{self.port}.log"
-        self.process: subprocess.Popen[bytes] | None = None
+        super().__init__(
+            [sys.executable, str(MANAGE), command, f"127.0.0.1:{self.port}", "--noreload"],
+            log_dir=log_dir,
+            log_name=f"server-{self.port}",
+            merge_output=True,
+            env=env,
+            ready_url=f"{self.url}/accounts/login/",
+            ready_status=200,
+            ready_timeout=STARTUP_TIMEOUT,
+        )
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> ChatServer:
-        """Start the server and return once it answers HTTP; fail with its output if it does not."""
-        args = [sys.executable, str(MANAGE), self.command, f"127.0.0.1:{self.port}", "--noreload"]
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while not self._answers():
-            if self.process.poll() is not None:
-                pytest.fail(f"{self.command} exited with {self.process.returncode}:\n{self.output()}", pytrace=False)
-            if time.monotonic() > deadline:
-                self.kill()
-                pytest.fail(f"{self.command} did not serve within {STARTUP_TIMEOUT}s:\n{self.output()}", pytrace=False)
-            time.sleep(0.05)
-        return self
-
-    def _answers(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/accounts/login/", timeout=1) as response:
-                return response.status == 200
-        except (urllib.error.URLError, OSError):
-            return False
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def signal(self, signum: int) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, signum)
-
-    def kill(self) -> None:
-        """End the process at once (SIGKILL): its sockets drop without a closing handshake."""
-        assert self.process is not None
-        self.process.kill()
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.signal(signal.SIGCONT)  # a frozen process would never see SIGTERM
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.kill()

@@ -14,7 +14,7 @@ import redis
 
 from ws4redis_tornado.embedded import RedisServer
 
-from .redis_topologies import ClusterSetup, SentinelSetup
+from .redis_topologies import ClusterSetup, RedisProcess, SentinelSetup, hangable_redis
 
 pytest_plugins = ["tests.tornado_plugin"]
 
@@ -77,3 +77,11 @@ def cluster() -> Iterator[ClusterSetup]:
     setup = ClusterSetup(masters=3).start()
     yield setup
     setup.stop()
+
+
+@pytest.fixture
+def hangable_redis_server() -> Iterator[RedisProcess]:
+    """A redis-server of this test's own that ``redis_hangs`` can make hang."""
+    server = hangable_redis().start()
+    yield server
+    server.stop()

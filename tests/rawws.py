@@ -9,17 +9,15 @@ import hashlib
 import os
 import socket
 import struct
-import subprocess
-import sys
-import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from ws4redis_tornado.embedded import free_port
+import redis
+from websockets.sync.client import connect
 
-from .utils import MS
+from .processes import ManagedProcess
+from .utils import MS, cpu_seconds, limit_open_files
 
 
 async def handshake(host: str, port: int, path: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -64,7 +62,7 @@ async def read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     return first & 0x0F, await reader.readexactly(length)
 
 
-# -- helpers for tests that open thousands of sockets, or run the server as a child process -------
+# -- helpers for tests that open thousands of sockets ----------------------------------------------
 
 _ACCEPT_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -235,83 +233,33 @@ def _closed_by_server(sock: socket.socket, deadline: float) -> bool:
         return False
 
 
-class ServerProcess:
-    """``python -m ws4redis_tornado`` as a child process on a free port; its stderr is kept line by line."""
+def run_out_of_descriptors(server: ManagedProcess, port: int, redis_client: redis.Redis, prefix: str) -> list[str]:
+    """Stall more connections than ``server`` has descriptors for; check it idles, serves and recovers.
 
-    def __init__(self, *args: str, redis_url: str, prefix: str) -> None:
-        self.port = free_port()
-        self.command = [
-            sys.executable, "-m", "ws4redis_tornado", "--host", "127.0.0.1", "--port", str(self.port),
-            "--redis", redis_url, "--prefix", prefix, *args,
-        ]  # fmt: skip
-        self.lines: list[str] = []
-        self._process: subprocess.Popen[str] | None = None
-        self._collector: threading.Thread | None = None
+    ``server`` is given 64 descriptors; a socket open before goes on receiving, the CPU stays idle
+    while accepts fail, every stalled connection is closed in the end (``server``'s handshake
+    timeout must be at most 3 s) and a new socket is served. Returns the lines ``server`` logged
+    meanwhile, for the caller's own checks.
+    """
+    websocket_url = f"ws://127.0.0.1:{port}/ws/{{}}?subscribe-broadcast"
+    with contextlib.ExitStack() as stack:
+        calm = stack.enter_context(connect(websocket_url.format("calm")))
+        limit_open_files(server.pid, 64)
+        log_mark = len(server.stderr)
+        stalled = [stack.enter_context(stalled_connection(port)) for _ in range(80)]
+        server.wait_until(lambda: "Too many open files" in server.stderr, "running out of descriptors")
 
-    def start(self, timeout: float = 15_000 * MS) -> ServerProcess:
-        """Start the server and return once ``/health`` answers; fail with its log if it does not."""
-        self._process = subprocess.Popen(
-            self.command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-        )
-        self._collector = threading.Thread(target=self._collect, daemon=True)
-        self._collector.start()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.alive:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=1):
-                    return self
-            except OSError:
-                time.sleep(0.02)
-        self.stop()
-        raise AssertionError(f"the server did not start within {timeout:.0f}s:\n{self.log}")
+        # Out of descriptors: the IOLoop idles, and the sockets already open are served.
+        cpu_before = cpu_seconds(server.pid)
+        redis_client.publish(f"{prefix}:broadcast:calm", "still served")
+        assert calm.recv(timeout=2000 * MS) == "still served"
+        time.sleep(2000 * MS)  # a window to measure CPU in, well within the 3 s timeout
+        cpu = cpu_seconds(server.pid) - cpu_before
+        assert cpu < 0.5, f"{cpu:.2f}s of CPU in 2 s while out of descriptors"
 
-    def _collect(self) -> None:
-        assert self._process is not None and self._process.stderr is not None
-        for line in self._process.stderr:
-            self.lines.append(line)
-
-    @property
-    def pid(self) -> int:
-        assert self._process is not None
-        return self._process.pid
-
-    @property
-    def alive(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
-    @property
-    def log(self) -> str:
-        return "".join(self.lines)
-
-    def memory(self) -> dict[str, int]:
-        """Return the ``Vm*`` figures of /proc/<pid>/status in bytes (``VmRSS``, ``VmHWM`` ...)."""
-        figures = {}
-        with open(f"/proc/{self.pid}/status") as status:
-            for line in status:
-                name, _, value = line.partition(":")
-                if name.startswith("Vm") and value.strip().endswith("kB"):
-                    figures[name] = int(value.split()[0]) * 1024
-        return figures
-
-    def stop(self, timeout: float = 15_000 * MS) -> int | None:
-        """Stop the server with SIGTERM (SIGKILL after ``timeout``) and return its exit status."""
-        if self._process is None:
-            return None
-        if self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-        if self._collector is not None:
-            self._collector.join(timeout)
-        if self._process.stderr is not None:
-            self._process.stderr.close()
-        return self._process.returncode
-
-    def __enter__(self) -> ServerProcess:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+        # The stalled ones are closed (those accepted late, a timeout later); then all is well.
+        assert all_closed_by_server(stalled, 15_000 * MS)
+        with connect(websocket_url.format("fresh"), open_timeout=5000 * MS) as fresh:
+            redis_client.publish(f"{prefix}:broadcast:fresh", "served again")
+            assert fresh.recv(timeout=5000 * MS) == "served again"
+    return server.stderr[log_mark:].splitlines()

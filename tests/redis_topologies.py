@@ -14,41 +14,25 @@ import contextlib
 import random
 import socket
 import subprocess
-import tempfile
-import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from pathlib import Path
+from typing import Self
 
 import redis
 from redis.asyncio.connection import Connection
 
 from ws4redis_tornado.embedded import find_redis_server, free_port
 
-__all__ = ["ClusterSetup", "RedisProcess", "SentinelSetup", "hangable_redis", "redis_hangs", "wait_until"]
+from .processes import ManagedProcess
+from .utils import wait_until_blocking
+
+__all__ = ["ClusterSetup", "RedisProcess", "SentinelSetup", "hangable_redis", "redis_hangs"]
 
 HOST = "127.0.0.1"
 CLUSTER_SLOTS = 16384
 _CLUSTER_BUS_OFFSET = 10000
 
 
-def wait_until(check: Callable[[], bool], *, timeout: float, what: str, logs: Callable[[], str] = str) -> None:
-    """Poll ``check`` until it is true; a Redis or socket error counts as not yet.
-
-    Raises:
-        RuntimeError: not true within ``timeout`` seconds; the message holds ``logs()``.
-    """
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except (redis.RedisError, OSError):
-            pass
-        time.sleep(0.02)
-    raise RuntimeError(f"{what} not within {timeout:.0f}s\n{logs()}")
-
-
-class RedisProcess:
+class RedisProcess(ManagedProcess):
     """One ``redis-server`` (or, with ``sentinel=True``, ``redis-server --sentinel``) and its directory."""
 
     def __init__(
@@ -63,39 +47,28 @@ class RedisProcess:
         self.port = port or free_port(HOST)
         self.settings = list(settings)
         self.sentinel = sentinel
-        self._process: subprocess.Popen[bytes] | None = None
-        self._dir: tempfile.TemporaryDirectory[str] | None = None
-        self._log_text = ""
+        super().__init__([], log_name="redis")
+        # Config, data and log go in the directory of the process's output.
+        self.argv = [self.executable, str(self.log_dir / "redis.conf"), *(["--sentinel"] if sentinel else [])]
 
     @property
     def address(self) -> tuple[str, int]:
         return (HOST, self.port)
 
-    @property
-    def alive(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
-    def start(self, timeout: float = 10.0) -> RedisProcess:
+    def start(self, timeout: float = 10.0) -> Self:
         """Write the config, start the process and return once it answers PING."""
-        self._dir = tempfile.TemporaryDirectory(prefix="ws4redis-ha-")
-        directory = Path(self._dir.name)
-        config = directory / "redis.conf"
+        directory = self.log_dir
         lines = [f"port {self.port}", f"bind {HOST}", f"dir {directory}", f"logfile {directory / 'redis.log'}"]
         if not self.sentinel:
             lines += ["save ''", "appendonly no"]
-        config.write_text("\n".join(lines + self.settings) + "\n")
-        args = [self.executable, str(config)] + (["--sentinel"] if self.sentinel else [])
-        self._process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-        try:
-            wait_until(self._answers_ping, timeout=timeout, what=self.name, logs=self.log)
-        except BaseException:
-            self.stop()
-            raise
-        return self
+        (directory / "redis.conf").write_text("\n".join(lines + self.settings) + "\n")
+        self.ready_timeout = timeout
+        return super().start()
+
+    def wait_ready(self) -> None:
+        self.wait_until(self._answers_ping, self.name, self.ready_timeout, ignore=(redis.RedisError, OSError))
 
     def _answers_ping(self) -> bool:
-        if not self.alive:
-            raise RuntimeError(f"{self.name} exited\n{self.log()}")
         with self.client() as client:
             return client.ping()
 
@@ -113,32 +86,17 @@ class RedisProcess:
             return client.execute_command(*args)
 
     def log(self) -> str:
-        if self._dir is not None:
-            path = Path(self._dir.name) / "redis.log"
-            if path.exists():
-                self._log_text = path.read_text(errors="replace")
-        return f"--- {self.name} ---\n{self._log_text[-3000:]}"
+        path = self.log_dir / "redis.log"
+        text = path.read_text(errors="replace") if path.exists() else ""
+        return f"--- {self.name} ---\n{text[-3000:]}"
 
-    def kill(self) -> None:
-        """SIGKILL the process: no shutdown, sockets reset, as in a crash."""
-        if self._process is not None and self._process.poll() is None:
-            self._process.kill()
-            self._process.wait(5)
+    @property
+    def output(self) -> str:
+        return self.log()
 
-    def stop(self) -> None:
-        """Stop the process (SIGTERM, SIGKILL after 5 s) and remove its directory."""
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(5)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait(5)
-        self._process = None
-        if self._dir is not None:
-            self.log()
-            self._dir.cleanup()
-            self._dir = None
+    def stop(self, timeout: float = 5.0) -> int | None:
+        """Stop the process: SIGTERM, SIGKILL after ``timeout``."""
+        return super().stop(timeout)
 
 
 def hangable_redis() -> RedisProcess:
@@ -175,6 +133,10 @@ class _Topology:
 
     def logs(self) -> str:
         return "\n".join(process.log() for process in self.processes)
+
+    def _wait_until(self, check: Callable[[], bool], timeout: float, what: str) -> None:
+        """Poll ``check`` until it holds; a Redis or socket error counts as not yet."""
+        wait_until_blocking(check, timeout, what=what, ignore=(redis.RedisError, OSError), details=self.logs)
 
     def stop(self) -> None:
         """Stop every process; safe to call more than once and after a failed start."""
@@ -229,11 +191,11 @@ class SentinelSetup(_Topology):
         try:
             self.master.start()
             self.replica.start()
-            wait_until(self._replica_in_sync, timeout=timeout, what="replica in sync", logs=self.logs)
+            self._wait_until(self._replica_in_sync, timeout, "replica in sync")
             # Started after the replica is attached, so their first INFO of the master lists it.
             for sentinel in self.sentinels:
                 sentinel.start()
-            wait_until(self._sentinels_ready, timeout=timeout, what="sentinels agreeing", logs=self.logs)
+            self._wait_until(self._sentinels_ready, timeout, "sentinels agreeing")
         except BaseException:
             self.stop()
             raise
@@ -295,7 +257,7 @@ class ClusterSetup(_Topology):
             self._assign_slots()
             for node in self.nodes[1:]:
                 self.nodes[0].command("CLUSTER", "MEET", HOST, node.port)
-            wait_until(self._ready, timeout=timeout, what="cluster_state:ok on every node", logs=self.logs)
+            self._wait_until(self._ready, timeout, "cluster_state:ok on every node")
         except BaseException:
             self.stop()
             raise

@@ -27,7 +27,8 @@ from websockets.sync.client import ClientConnection, connect
 from ws4redis_tornado.channels import Audience, channel_key
 from ws4redis_tornado.embedded import free_port
 
-from .bridge.processes import REPO, ManageCommand, http_get
+from .bridge.processes import REPO, ManageCommand
+from .processes import http_get
 from .utils import MS
 
 pytestmark = [pytest.mark.packaging, pytest.mark.timeout(300)]

@@ -9,7 +9,6 @@ import asyncio
 import os
 import re
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,7 +19,9 @@ import websockets
 from ws4redis_tornado.__main__ import parse_args
 from ws4redis_tornado.embedded import free_port
 
-from .utils import MS, wait_until_serving
+from .processes import ManagedProcess
+from .utils import MS
+from .wsclient import refused_with
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text(encoding="utf-8")
@@ -60,26 +61,29 @@ def test_the_readme_program_relays_between_websockets_through_redis(tmp_path, re
     path = tmp_path / "readme_program.py"
     path.write_text(program, encoding="utf-8")
     port = free_port()
-    env = {**os.environ, "REDIS_URL": redis_url, "PORT": str(port)}
-    process = subprocess.Popen(
-        [sys.executable, str(path)], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    program = ManagedProcess(
+        [sys.executable, str(path)],
+        log_dir=tmp_path,
+        log_name="readme_program",
+        merge_output=True,
+        env={**os.environ, "REDIS_URL": redis_url, "PORT": str(port)},
+        cwd=tmp_path,
+        ready_url=f"http://127.0.0.1:{port}/health",
+        ready_status=200,
     )
     try:
-        wait_until_serving(port, process)
-        asyncio.run(relay_for_john(port))
+        with program:
+            asyncio.run(relay_for_john(port))
     finally:
-        process.kill()
-        output, _ = process.communicate()
         with redis.Redis.from_url(redis_url) as client:
             client.delete("user:john:inbox")  # persisted by the publishing socket
-    assert "Traceback" not in output, output
+    assert "Traceback" not in program.stdout, program.output
 
 
 async def relay_for_john(port: int) -> None:
     base = f"ws://127.0.0.1:{port}/ws/inbox"
-    with pytest.raises(websockets.InvalidStatus) as refused:
-        await websockets.connect(f"{base}?token=wrong&subscribe-user")
-    assert refused.value.response.status_code == 403
+    refused = await refused_with(websockets.connect(f"{base}?token=wrong&subscribe-user"))
+    assert refused.status_code == 403
     async with (
         websockets.connect(f"{base}?token=john-secret&subscribe-user") as inbox,
         websockets.connect(f"{base}?token=john-secret&publish-user") as sender,

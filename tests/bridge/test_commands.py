@@ -28,9 +28,11 @@ from django_bridge.conf import DEFAULT_HEALTH_URL
 from django_bridge.publisher import RedisPublisher
 from ws4redis_tornado.embedded import free_port
 
+from ..processes import http_get
 from ..rawws import handshake, read_frame
 from ..utils import MS
-from .processes import ManageCommand, http_get, write_settings
+from ..wsclient import close_code_blocking
+from .processes import ManageCommand, write_settings
 
 FACILITY = "commands"
 GOING_AWAY = 1001
@@ -60,15 +62,6 @@ def open_sockets(stack: contextlib.ExitStack, url: str, count: int) -> list[Clie
     for ws in sockets:
         stack.enter_context(ws)
     return sockets
-
-
-def close_code(ws: ClientConnection, timeout: float = 5000 * MS) -> int | None:
-    """Read until the server closes ``ws``; return the close code it sent."""
-    deadline = time.monotonic() + timeout
-    with contextlib.suppress(ConnectionClosed):
-        while True:
-            ws.recv(timeout=max(deadline - time.monotonic(), 0))
-    return ws.close_code
 
 
 def pubsub_roundtrip(port: int, message: str, facility: str = FACILITY) -> str:
@@ -265,7 +258,7 @@ def test_runtornado_processes_share_the_port_and_close_websockets_with_1001_on_s
 
             started = time.monotonic()
             server.send_signal(signal.SIGTERM)
-            assert [close_code(ws) for ws in sockets] == [GOING_AWAY] * count
+            assert [close_code_blocking(ws) for ws in sockets] == [GOING_AWAY] * count
             assert server.wait(5000 * MS) == 0
             assert time.monotonic() - started < 5
     assert "Traceback" not in server.stderr
@@ -314,7 +307,7 @@ def test_runtornado_sigterm_lets_an_in_flight_request_finish(tmp_path, env, live
             slow.sendall(b"GET /slow/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
             assert http_get(health)[0] == 200
             server.send_signal(signal.SIGTERM)
-            assert close_code(ws) == GOING_AWAY
+            assert close_code_blocking(ws) == GOING_AWAY
             response = b"".join(iter(lambda: slow.recv(65536), b""))
         assert response.startswith(b"HTTP/1.1 200 "), response
         assert response.endswith(b"timed out")

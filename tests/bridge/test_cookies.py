@@ -22,9 +22,10 @@ from django_bridge.publisher import RedisPublisher
 from django_bridge.server import log_like_runserver
 from ws4redis_tornado.embedded import free_port
 
+from ..processes import http_get
 from ..utils import MS, within
 from .conftest import PASSWORD
-from .processes import ManageCommand, http_get, write_settings
+from .processes import ManageCommand, write_settings
 
 FACILITY = "cookies"
 # A request the container never answers fails here, not at the test's timeout.

@@ -15,21 +15,14 @@ from django.test import override_settings
 
 from django_bridge import conf
 
-from ..redis_topologies import HOST, RedisProcess, hangable_redis, redis_hangs
+from ..redis_topologies import HOST, RedisProcess, redis_hangs
 
 HEALTH_URL = "/ws4redis/health"
 
 
 @pytest.fixture
-def own_redis():
-    server = hangable_redis().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def redis_url(own_redis: RedisProcess) -> str:
-    return f"redis://{HOST}:{own_redis.port}/0"
+def redis_url(hangable_redis_server: RedisProcess) -> str:
+    return f"redis://{HOST}:{hangable_redis_server.port}/0"
 
 
 async def health(http_client, http_url) -> tuple[int, dict]:
@@ -39,10 +32,10 @@ async def health(http_client, http_url) -> tuple[int, dict]:
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_the_health_url_answers_503_while_redis_hangs(app, http_client, http_url, own_redis):
+async def test_the_health_url_answers_503_while_redis_hangs(app, http_client, http_url, hangable_redis_server):
     code, body = await health(http_client, http_url)
     assert (code, body["redis"]) == (200, "up")
-    async with redis_hangs(own_redis, 3):
+    async with redis_hangs(hangable_redis_server, 3):
         code, body = await health(http_client, http_url)
         assert (code, body["redis"]) == (503, "down")
     code, body = await health(http_client, http_url)

@@ -7,7 +7,6 @@ server through Redis.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,7 +16,6 @@ from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.db import connections
 from django.test import Client, override_settings
-from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from django_bridge.conf import DEFAULT_HEALTH_URL
@@ -26,6 +24,7 @@ from ws4redis_tornado.embedded import free_port
 from ws4redis_tornado.revocation import CLOSE_ACCESS_CHANGED, CLOSE_SIGNED_OUT
 
 from ..utils import MS
+from ..wsclient import closed_with_blocking
 from .conftest import PASSWORD
 from .processes import ManageCommand, write_settings
 
@@ -85,16 +84,6 @@ def websocket(server: str, query: str, session: str) -> ClientConnection:
     return connect(f"{server}?{query}", additional_headers={"Cookie": f"sessionid={session}"}, open_timeout=5)
 
 
-def closed_with(ws: ClientConnection, timeout: float = 5000 * MS) -> tuple[int | None, str | None]:
-    """Read until the server closes ``ws``; return the close code and reason it sent."""
-    with contextlib.suppress(ConnectionClosed):
-        while True:
-            ws.recv(timeout=timeout)
-    close = ws.protocol.close_rcvd
-    assert close is not None, "closed without a close frame"
-    return close.code, close.reason
-
-
 def received(ws: ClientConnection, *publishers: Callable[[], object]) -> str:
     """Publish in order (without persisting), and return the first message ``ws`` receives."""
     for publish in publishers:
@@ -123,8 +112,8 @@ def test_logout_closes_that_sessions_sockets_and_not_the_users_other_sessions(se
         websocket(server, "subscribe-user", phone) as on_phone,
     ):
         assert laptop_client.post("/accounts/logout/").status_code == 302
-        assert closed_with(on_laptop) == SIGNED_OUT
-        assert closed_with(second_tab) == SIGNED_OUT
+        assert closed_with_blocking(on_laptop) == SIGNED_OUT
+        assert closed_with_blocking(second_tab) == SIGNED_OUT
         assert received(on_phone, to_user(member, "still signed in")) == "still signed in"
         # The laptop's reconnection, with the cookie it had, is anonymous now: no user channel.
         with websocket(server, "subscribe-user&subscribe-broadcast", laptop) as reconnected:
@@ -147,7 +136,7 @@ def test_leaving_a_group_closes_the_users_sockets_and_the_new_handshake_lacks_th
     with websocket(server, "subscribe-group", session) as ws:
         assert received(ws, to_group(group.name, "members only")) == "members only"
         leave(member, group)
-        assert closed_with(ws) == ACCESS_CHANGED
+        assert closed_with_blocking(ws) == ACCESS_CHANGED
     # The same session, whose ws4redis:memberof still names the group.
     with websocket(server, "subscribe-group&subscribe-broadcast", session) as again:
         assert received(again, to_group(group.name, "members only"), to_everybody("public")) == "public"
@@ -159,7 +148,7 @@ def test_joining_a_group_closes_the_users_sockets_so_the_new_handshake_has_it(se
         _, session = log_in(member)
         with websocket(server, "subscribe-group", session) as ws:
             member.groups.add(newcomers)
-            assert closed_with(ws) == ACCESS_CHANGED
+            assert closed_with_blocking(ws) == ACCESS_CHANGED
         with websocket(server, "subscribe-group", session) as again:
             assert received(again, to_group(newcomers.name, "welcome")) == "welcome"
     finally:
@@ -181,7 +170,7 @@ def test_deactivation_and_deletion_close_the_users_sockets(server, member, users
         websocket(server, "subscribe-user", other) as mary,
     ):
         remove(member)
-        assert closed_with(ws) == ACCESS_CHANGED
+        assert closed_with_blocking(ws) == ACCESS_CHANGED
         assert received(mary, to_user(users["mary"], "mary stays")) == "mary stays"
         with websocket(server, "subscribe-user&subscribe-broadcast", session) as again:
             assert received(again, to_user(member, "private"), to_everybody("public")) == "public"

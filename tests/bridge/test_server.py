@@ -17,12 +17,12 @@ import pytest
 import websockets
 from django.conf import settings
 from django.test import RequestFactory, override_settings
-from websockets.exceptions import InvalidStatus
 
 from django_bridge.publisher import SELF, RedisPublisher
 from django_bridge.server import make_app
 
-from ..utils import MS, wait_for, within
+from ..utils import MS, wait_until, within
+from ..wsclient import assert_silent, recv, refused_with
 from . import hooks, slow_sessions, views
 
 FACILITY = "unittest"
@@ -34,22 +34,6 @@ CLIENT_CLOSE_CODES = (1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012
 def connect(url, session=None, headers=(), **kwargs):
     headers = {**dict(headers), **({"Cookie": f"sessionid={session}"} if session else {})}
     return websockets.connect(url, additional_headers=headers, **kwargs)
-
-
-async def recv(ws, timeout=3000 * MS):
-    return await within(ws.recv(), timeout)
-
-
-async def assert_silent(ws, timeout=300 * MS):
-    with pytest.raises(asyncio.TimeoutError):
-        await asyncio.wait_for(ws.recv(), timeout)
-
-
-async def refused_with(url, **kwargs):
-    with pytest.raises(InvalidStatus) as info:
-        async with connect(url, **kwargs):
-            pass
-    return info.value.response
 
 
 def request_of(user, session):
@@ -147,7 +131,7 @@ async def test_number_of_receivers(ws_url, app, john):
     async with connect(ws_url(FACILITY, "subscribe-session"), session=john) as ws:
         assert await publisher.apublish_message(MESSAGE, 10) == 1
         assert await recv(ws) == MESSAGE
-    await wait_for(lambda: not app.sockets)
+    await wait_until(lambda: not app.sockets)
     assert await publisher.apublish_message(MESSAGE, 10) == 0
 
 
@@ -165,7 +149,7 @@ async def test_a_plain_http_request_is_refused(http_client, http_url):
 async def test_allowed_channels_refuses_with_403(ws_url, hook):
     url = ws_url(FACILITY, "subscribe-broadcast&publish-broadcast")
     with override_settings(WS4REDIS_ALLOWED_CHANNELS=hook):
-        response = await refused_with(url, headers={"Deny-Channels": "YES"})
+        response = await refused_with(connect(url, headers={"Deny-Channels": "YES"}))
         assert response.status_code == 403
         assert b"channels denied by the test hook" in response.body
         async with websockets.connect(url) as ws:
@@ -195,7 +179,7 @@ async def test_every_close_code_a_client_may_send_is_handled(ws_url, app, broker
         async with connect(ws_url(FACILITY, "subscribe-broadcast&publish-broadcast")) as ws:
             await ws.close(code)
             assert ws.close_code == code, f"the server did not answer the close with {code}"
-        await wait_for(lambda: not app.sockets)
+        await wait_until(lambda: not app.sockets)
     assert broker.listener_count(f"{prefix}:broadcast:{FACILITY}") == 0
     assert [record for record in caplog.records if record.levelno >= logging.ERROR] == []
 
@@ -238,7 +222,7 @@ async def test_a_cross_origin_handshake_is_refused(ws_url, http_port):
         f"http://127.0.0.1:{http_port + 1}",
         f"https://127.0.0.1:{http_port}",
     ):
-        response = await refused_with(url, origin=origin)
+        response = await refused_with(connect(url, origin=origin))
         assert response.status_code == 403, origin
         assert b"cross-origin" in response.body
     for origin in (None, f"http://127.0.0.1:{http_port}"):
@@ -263,7 +247,7 @@ async def test_ws4redis_allowed_origins_admit_exactly_their_scheme_host_and_port
             "http://127.0.0.1:9998",
             "null",
         ):
-            assert (await refused_with(url, origin=origin)).status_code == 403, origin
+            assert (await refused_with(connect(url, origin=origin))).status_code == 403, origin
 
 
 @pytest.mark.gen_test
@@ -271,14 +255,14 @@ async def test_allowed_hosts_patterns_admit_no_other_origin(ws_url):
     # ALLOWED_HOSTS says which hosts the server answers for, not which pages may connect.
     with override_settings(ALLOWED_HOSTS=["127.0.0.1", ".example.com"]):
         for origin in ("https://evil.example.com:8443", "https://chat.example.com", "http://127.0.0.1:9999"):
-            response = await refused_with(ws_url(FACILITY, "subscribe-broadcast"), origin=origin)
+            response = await refused_with(connect(ws_url(FACILITY, "subscribe-broadcast"), origin=origin))
             assert response.status_code == 403, origin
 
 
 @pytest.mark.gen_test
 async def test_a_cross_site_handshake_without_origin_is_refused(ws_url):
     headers = {"Sec-Fetch-Site": "cross-site"}
-    response = await refused_with(ws_url(FACILITY, "subscribe-broadcast"), headers=headers)
+    response = await refused_with(connect(ws_url(FACILITY, "subscribe-broadcast"), headers=headers))
     assert response.status_code == 403
 
 
@@ -289,16 +273,18 @@ async def test_behind_a_tls_proxy_the_own_origin_is_https(ws_url, http_port):
     with override_settings(SECURE_PROXY_SSL_HEADER=("HTTP_X_FORWARDED_PROTO", "https")):
         async with connect(url, origin=f"https://127.0.0.1:{http_port}", headers=proxied) as ws:
             assert ws.response.status_code == 101
-        assert (await refused_with(url, origin=f"http://127.0.0.1:{http_port}", headers=proxied)).status_code == 403
+        response = await refused_with(connect(url, origin=f"http://127.0.0.1:{http_port}", headers=proxied))
+        assert response.status_code == 403
     # Without the setting, the header is not trusted.
-    assert (await refused_with(url, origin=f"https://127.0.0.1:{http_port}", headers=proxied)).status_code == 403
+    response = await refused_with(connect(url, origin=f"https://127.0.0.1:{http_port}", headers=proxied))
+    assert response.status_code == 403
 
 
 @pytest.mark.gen_test
 async def test_a_wildcard_in_allowed_hosts_admits_no_foreign_origin(ws_url, http_port):
     url = ws_url(FACILITY, "subscribe-broadcast")
     with override_settings(ALLOWED_HOSTS=["*"]):
-        assert (await refused_with(url, origin="http://evil.example")).status_code == 403
+        assert (await refused_with(connect(url, origin="http://evil.example"))).status_code == 403
         async with connect(url, origin=f"http://127.0.0.1:{http_port}") as ws:
             assert ws.response.status_code == 101
 
@@ -307,14 +293,16 @@ async def test_a_wildcard_in_allowed_hosts_admits_no_foreign_origin(ws_url, http
 async def test_same_host_counts_only_for_a_host_django_serves(ws_url, http_port):
     # A DNS-rebinding page has the server's address as its own host; ALLOWED_HOSTS stops it.
     with override_settings(ALLOWED_HOSTS=["chat.example.org"]):
-        response = await refused_with(ws_url(FACILITY, "subscribe-broadcast"), origin=f"http://127.0.0.1:{http_port}")
+        response = await refused_with(
+            connect(ws_url(FACILITY, "subscribe-broadcast"), origin=f"http://127.0.0.1:{http_port}")
+        )
     assert response.status_code == 403
 
 
 @pytest.mark.gen_test
 async def test_process_request_setting_is_read_per_handshake(ws_url, anonymous):
     with override_settings(WS4REDIS_PROCESS_REQUEST="tests.bridge.hooks.require_token"):
-        response = await refused_with(ws_url(FACILITY, "subscribe-broadcast&token=guess"), session=anonymous)
+        response = await refused_with(connect(ws_url(FACILITY, "subscribe-broadcast&token=guess"), session=anonymous))
         assert (response.status_code, response.body) == (403, b"bad token\n")
         async with connect(ws_url(FACILITY, "subscribe-broadcast&token=secret"), session=anonymous) as ws:
             assert ws.response.status_code == 101
@@ -348,7 +336,7 @@ async def test_a_slow_session_store_does_not_delay_other_sockets(ws_url, anonymo
     with override_settings(SESSION_ENGINE="tests.bridge.slow_sessions"):
         async with connect(url) as fast:  # no cookie, so no session to load
             slow = asyncio.ensure_future(within(connect(url, session=anonymous).__aenter__(), 5000 * MS))
-            await wait_for(slow_sessions.loading.is_set)
+            await wait_until(slow_sessions.loading.is_set)
             await RedisPublisher(facility=FACILITY, broadcast=True).apublish_message("not held up")
             assert await recv(fast) == "not held up"
             # Had the lookup run on the IOLoop, nothing would have moved for DELAY seconds.
@@ -367,7 +355,7 @@ async def test_a_slow_view_does_not_delay_websockets(ws_url, http_client, http_u
     views.slow_view_release.clear()
     async with connect(ws_url(FACILITY, "subscribe-broadcast")) as ws:
         response = http_client.fetch(http_url("/slow/"), raise_error=False)
-        await wait_for(views.slow_view_started.is_set)
+        await wait_until(views.slow_view_started.is_set)
         await RedisPublisher(facility=FACILITY, broadcast=True).apublish_message("while django works")
         assert await recv(ws, 1000 * MS) == "while django works"
         latency = time.monotonic() - views.slow_view_started_at[-1]

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ..utils import wait_until_blocking
 from .conftest import CLIENT_HEARTBEAT_MS, TIMEOUT, require_playwright
 from .test_chat import messages, send, unique
 
@@ -66,12 +67,9 @@ class Heartbeats:
             setattr(self, direction, getattr(self, direction) + 1)
 
 
-def wait_until(page: Page, predicate: Callable[[], bool], timeout: float, what: str) -> None:
+def wait_on_page(page: Page, predicate: Callable[[], bool], timeout: float, what: str) -> None:
     """Poll ``predicate``, letting Playwright deliver the page's events meanwhile."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"not within {timeout:.1f}s: {what}"
-        page.wait_for_timeout(20)
+    wait_until_blocking(predicate, timeout, what=what, pause=lambda seconds: page.wait_for_timeout(seconds * 1000))
 
 
 def test_page_reconnects_when_heartbeats_stop(open_page, start_server):
@@ -84,15 +82,15 @@ def test_page_reconnects_when_heartbeats_stop(open_page, start_server):
 
     # Without an answer the page sends 2 heartbeats and gives up at its third; a third one sent
     # on the same socket shows that the server's heartbeats reset its count.
-    wait_until(john, lambda: beats.sent >= 3, 3 * INTERVAL + SERVER_INTERVAL, "3 heartbeats sent")
+    wait_on_page(john, lambda: beats.sent >= 3, 3 * INTERVAL + SERVER_INTERVAL, "3 heartbeats sent")
     assert beats.sockets == 1
     expect(lost).to_have_count(0)
 
     # Freeze the server just after a heartbeat. A stopped process keeps its TCP connections open
     # but answers nothing: no close, no error; only the missing heartbeats tell.
     seen = beats.received
-    wait_until(john, lambda: beats.received > seen, SERVER_INTERVAL + 1, "a heartbeat received")
-    server.signal(signal.SIGSTOP)
+    wait_on_page(john, lambda: beats.received > seen, SERVER_INTERVAL + 1, "a heartbeat received")
+    server.send_signal(signal.SIGSTOP)
     frozen_at = time.monotonic()
     try:
         # The page gives up at its third tick after that heartbeat: after 2 intervals, within 3.
@@ -100,7 +98,7 @@ def test_page_reconnects_when_heartbeats_stop(open_page, start_server):
         assert time.monotonic() - frozen_at > 2 * INTERVAL - 0.5
         expect(status(john)).not_to_have_attribute("data-state", "connected")
     finally:
-        server.signal(signal.SIGCONT)
+        server.send_signal(signal.SIGCONT)
 
     # The page's next handshake has been waiting in the listen queue: answered now.
     expect(status(john)).to_have_attribute("data-state", "connected", timeout=TIMEOUT)

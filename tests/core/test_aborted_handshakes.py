@@ -10,7 +10,7 @@ import pytest
 
 from ws4redis_tornado import Broker, Principal
 
-from ..utils import MS, wait_for, within
+from ..utils import MS, quiet_window, wait_until, within
 
 
 class HangupDuringFetch(Broker):
@@ -18,7 +18,7 @@ class HangupDuringFetch(Broker):
 
     async def fetch(self, channels: Sequence[str]) -> list[bytes | None]:
         if channels:
-            await wait_for(lambda: self.listener_count(channels[0]) == 0)
+            await wait_until(lambda: self.listener_count(channels[0]) == 0)
         return await super().fetch(channels)
 
 
@@ -70,11 +70,11 @@ async def test_a_hangup_while_persisted_messages_are_read_logs_no_error(
         open_and_hang_up(http_port, f"{config.websocket_url}news?subscribe-broadcast", after=hangup)
     )
     channel = f"{prefix}:broadcast:news"
-    await wait_for(lambda: broker.listener_count(channel) == 1)
+    await wait_until(lambda: broker.listener_count(channel) == 1)
     hangup.set()
     await within(task)
-    await wait_for(lambda: broker.listener_count(channel) == 0)
-    await asyncio.sleep(100 * MS)  # what the handler does after the fetch returns
+    await wait_until(lambda: broker.listener_count(channel) == 0)
+    await quiet_window(100 * MS)  # for what the handler does after the fetch returns
     assert errors(caplog) == []
     assert broker.channel_count == 0
     assert not app.sockets
@@ -101,9 +101,9 @@ async def test_a_hangup_before_subscribing_subscribes_nothing(
     task = asyncio.ensure_future(open_and_hang_up(http_port, path, after=after))
     await within(gate.entered.wait())
     await within(task)
-    await asyncio.sleep(50 * MS)  # let the server notice the hangup
+    await quiet_window(50 * MS)  # for the server to notice the hangup
     gate.release.set()
-    await asyncio.sleep(100 * MS)  # what the handler does after its hooks return
+    await quiet_window(100 * MS)  # for what the handler does after its hooks return
     assert broker.channel_count == 0
     assert not app.sockets
     assert errors(caplog) == []

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import tempfile
 
 import pytest
 import redis.asyncio as aredis
 
 from ws4redis_tornado import Broker, Config
+from ws4redis_tornado import broker as broker_module
 from ws4redis_tornado.broker import Delivery
 from ws4redis_tornado.embedded import free_port
 from ws4redis_tornado.exceptions import BrokerClosed, BrokerUnavailable
 
-from ..redis_topologies import RedisProcess
-from ..utils import MS, wait_for
+from ..redis_topologies import HOST, RedisProcess, redis_hangs
+from ..utils import MS, wait_until
 
 
 class Collector:
@@ -44,21 +44,21 @@ async def test_a_channel_is_subscribed_once_and_released_by_its_last_listener(br
     await broker.subscribe(two, [channel])
     assert await numsub(client, channel) == 1
     assert await client.publish(channel, "both") == 1
-    await wait_for(lambda: len(one.received) == 1 and len(two.received) == 1)
+    await wait_until(lambda: len(one.received) == 1 and len(two.received) == 1)
 
     broker.unsubscribe(one, [channel])
     await client.publish(channel, "only two")
-    await wait_for(lambda: len(two.received) == 2)
+    await wait_until(lambda: len(two.received) == 2)
     assert len(one.received) == 1
     assert await numsub(client, channel) == 1
 
     broker.unsubscribe(two, [channel])
     assert broker.channel_count == 0
-    for _ in range(100):
-        if await numsub(client, channel) == 0:
-            break
-        await asyncio.sleep(5 * MS)
-    assert await numsub(client, channel) == 0
+
+    async def released() -> bool:
+        return await numsub(client, channel) == 0
+
+    await wait_until(released)
 
 
 @pytest.mark.gen_test
@@ -70,7 +70,7 @@ async def test_unsubscribe_then_subscribe_again_keeps_the_channel(broker, client
     broker.unsubscribe(first, [channel])
     await broker.subscribe(second, [channel])
     await client.publish(channel, "still here")
-    await wait_for(lambda: second.received == [(channel.encode(), b"still here")])
+    await wait_until(lambda: second.received == [(channel.encode(), b"still here")])
     assert await numsub(client, channel) == 1
 
 
@@ -104,7 +104,7 @@ async def test_the_broker_subscribes_publishes_and_fetches_over_a_unix_socket(un
     async with Broker(Config(redis_url=f"unix://{unix_socket_redis}", prefix=prefix)) as broker:
         await broker.subscribe(listener, [channel])
         assert await broker.publish([channel], b"over the socket", expire=10) == [1]
-        await wait_for(lambda: listener.received == [(channel.encode(), b"over the socket")])
+        await wait_until(lambda: listener.received == [(channel.encode(), b"over the socket")])
         assert await broker.fetch([channel]) == [b"over the socket"]
 
 
@@ -145,5 +145,29 @@ async def test_a_failing_listener_does_not_stop_the_others(broker, client, prefi
     await broker.subscribe(Broken(), [channel])
     await broker.subscribe(good, [channel])
     await client.publish(channel, "m")
-    await wait_for(lambda: len(good.received) == 1)
+    await wait_until(lambda: len(good.received) == 1)
     assert any("failed to take a message" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.gen_test(timeout=15)
+async def test_an_unconfirmed_subscription_is_refused_and_forgotten(hangable_redis_server, prefix, monkeypatch):
+    monkeypatch.setattr(broker_module, "_CONFIRM_TIMEOUT", 300 * MS)
+    url = f"redis://{HOST}:{hangable_redis_server.port}/0"
+    channel = f"{prefix}:broadcast:hung"
+    listener = Collector()
+    async with Broker(Config(redis_url=url, prefix=prefix)) as broker:
+        # Redis takes the SUBSCRIBE but answers it only after the sleep, too late.
+        async with redis_hangs(hangable_redis_server, 1):
+            with pytest.raises(BrokerUnavailable, match="did not confirm the subscription"):
+                await broker.subscribe(listener, [channel])
+            assert broker.channel_count == 0
+        async with aredis.Redis.from_url(url) as client:
+
+            async def given_up() -> bool:
+                # The broker's pub/sub connection ran the UNSUBSCRIBE: only the control channel is left.
+                return any(c["cmd"] == "unsubscribe" and c["sub"] == "1" for c in await client.client_list())
+
+            await wait_until(given_up)
+            assert await numsub(client, channel) == 0
+            assert await client.publish(channel, "nobody listens") == 0
+    assert listener.received == []

@@ -6,6 +6,7 @@ The topologies come from tests/redis_topologies.py; each test gets its own, sinc
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 
@@ -23,7 +24,7 @@ from ws4redis_tornado.compat.redis import aclose_sentinel
 from ws4redis_tornado.embedded import free_port
 
 from ..redis_topologies import HOST, ClusterSetup, SentinelSetup
-from ..utils import MS, wait_for, within
+from ..utils import MS, wait_until, within
 
 logger = logging.getLogger(__name__)
 
@@ -45,15 +46,14 @@ def warnings_logged(caplog) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith("ws4redis")]
 
 
-async def read_persisted(client: aredis.Redis, key: str, expected: bytes) -> bytes | None:
-    """GET ``key`` until it holds ``expected`` (a socket's publish arrives asynchronously)."""
-    value = None
-    for _ in range(200):
+async def read_persisted(client: aredis.Redis, key: str, expected: bytes) -> bytes:
+    """GET ``key`` until it holds ``expected`` (a socket's publish arrives asynchronously); return it."""
+
+    async def holds_expected() -> bytes | None:
         value = await client.get(key)
-        if value == expected:
-            break
-        await asyncio.sleep(10 * MS)
-    return value
+        return value if value == expected else None
+
+    return await wait_until(holds_expected, step=10 * MS, what=f"{key} holding {expected!r}")
 
 
 # -- Sentinel ------------------------------------------------------------------------------------
@@ -76,11 +76,11 @@ class TestSentinel:
             if await sentinel_client_count(sentinel_setup) < 1:
                 pytest.fail("finding the master should have taken a connection to a sentinel")
             await broker.aclose()
-            for _ in range(100):
-                if await sentinel_client_count(sentinel_setup) == 0:
-                    break
-                await asyncio.sleep(10 * MS)
-            assert await sentinel_client_count(sentinel_setup) == 0
+
+            async def none_left() -> bool:
+                return await sentinel_client_count(sentinel_setup) == 0
+
+            await wait_until(none_left, step=10 * MS)
         finally:
             await broker.aclose()
 
@@ -104,7 +104,7 @@ class TestSentinel:
 
                 killed_at = time.monotonic()
                 await asyncio.get_running_loop().run_in_executor(None, setup.master.kill)
-                await wait_for(lambda: not broker.connected)
+                await wait_until(lambda: not broker.connected)
                 failover_after, message = await publish_until_heard(sentinel, publisher, setup, news_key, killed_at)
                 recovered_after = time.monotonic() - killed_at
                 logger.info(
@@ -153,20 +153,31 @@ async def publish_until_heard(
     Before the broker has subscribed on the new master nobody hears a message (PUBLISH answers 0),
     so the one that reports a receiver is the first one the socket gets.
     """
-    failover_after = None
-    for attempt in range(int(RECOVERY_BOUND / (50 * MS))):
-        try:
-            master = await sentinel.discover_master(setup.service_name)
-            if master != setup.master.address:
-                assert master == setup.replica.address
-                failover_after = failover_after or time.monotonic() - killed_at
-                message = f"after failover {attempt}"
-                if await publisher.publish(channel, message) >= 1:
-                    return failover_after, message
-        except RedisError:
-            pass  # no master named yet, or the old one still named and refusing connections
-        await asyncio.sleep(50 * MS)
-    raise AssertionError(f"no delivery within {RECOVERY_BOUND:.1f}s of the master dying (failover: {failover_after})")
+    failover_after: float | None = None
+    attempts = itertools.count()
+
+    async def heard() -> str | None:
+        nonlocal failover_after
+        attempt = next(attempts)
+        master = await sentinel.discover_master(setup.service_name)
+        if master == setup.master.address:
+            return None
+        assert master == setup.replica.address
+        failover_after = failover_after or time.monotonic() - killed_at
+        message = f"after failover {attempt}"
+        return message if await publisher.publish(channel, message) >= 1 else None
+
+    message = await wait_until(
+        heard,
+        RECOVERY_BOUND,
+        step=50 * MS,
+        # No master named yet, or the old one still named and refusing connections.
+        ignore=(RedisError,),
+        what="delivery after the master died",
+        details=lambda: f"failover seen after: {failover_after}",
+    )
+    assert failover_after is not None
+    return failover_after, message
 
 
 # -- Cluster -------------------------------------------------------------------------------------
@@ -273,17 +284,18 @@ class TestCluster:
             [killed] = await pubsub_node_ports(cluster, name)
             killed_at = time.monotonic()
             await asyncio.get_running_loop().run_in_executor(None, cluster.node_at(killed).kill)
-            await wait_for(lambda: not broker.connected)
-            await wait_for(lambda: broker.connected, RECOVERY_BOUND)
+            await wait_until(lambda: not broker.connected)
+            await wait_until(lambda: broker.connected, RECOVERY_BOUND)
             [now_on] = await pubsub_node_ports(cluster, name)
             assert now_on != killed
             [third] = [node.port for node in cluster.nodes if node.port not in (killed, now_on)]
             # PUBLISH reports local receivers only, so ask the subscribed node when SUBSCRIBE landed.
             async with aredis.Redis(host=HOST, port=now_on) as client:
-                for _ in range(200):
-                    if dict(await client.pubsub_numsub(key))[key.encode()] == 1:
-                        break
-                    await asyncio.sleep(10 * MS)
+
+                async def subscribed() -> bool:
+                    return dict(await client.pubsub_numsub(key))[key.encode()] == 1
+
+                await wait_until(subscribed, step=10 * MS)
             await publish_via(third, key, "after the node died")
             assert await within(ws.recv()) == "after the node died"
             logger.info("cluster: delivery back %.2fs after SIGKILL", time.monotonic() - killed_at)

@@ -8,13 +8,13 @@ import pytest
 import redis.asyncio as aredis
 import websockets
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
-from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from ws4redis_tornado import Principal
 from ws4redis_tornado.exceptions import PermissionDenied
 
 from ..rawws import client_frame, handshake, read_frame
-from ..utils import MS, wait_for, within
+from ..utils import MS, wait_until, within
+from ..wsclient import assert_silent, close_code, recv, refused_with
 
 
 @pytest.fixture
@@ -22,22 +22,6 @@ def publisher(io_loop, redis_url):
     client = aredis.Redis.from_url(redis_url)
     yield client
     io_loop.run_sync(client.aclose)
-
-
-async def recv(ws, timeout: float = 3000 * MS):
-    return await within(ws.recv(), timeout)
-
-
-async def assert_silent(ws, timeout: float = 300 * MS):
-    with pytest.raises(asyncio.TimeoutError):
-        await asyncio.wait_for(ws.recv(), timeout)
-
-
-async def close_code(ws, timeout: float = 3000 * MS) -> int:
-    with pytest.raises(ConnectionClosed) as info:
-        while True:
-            await within(ws.recv(), timeout)
-    return info.value.rcvd.code
 
 
 @pytest.mark.gen_test
@@ -197,10 +181,9 @@ def _refuse_everyone(request, channels):
 @pytest.mark.gen_test
 @pytest.mark.parametrize("app_options", [{"allowed_channels": _refuse_everyone}])
 async def test_allowed_channels_can_refuse_with_403(ws_url):
-    with pytest.raises(InvalidStatus) as info:
-        await websockets.connect(ws_url("chat", "subscribe-broadcast"))
-    assert info.value.response.status_code == 403
-    assert b"members only" in info.value.response.body
+    response = await refused_with(websockets.connect(ws_url("chat", "subscribe-broadcast")))
+    assert response.status_code == 403
+    assert b"members only" in response.body
 
 
 @pytest.mark.gen_test
@@ -239,9 +222,7 @@ async def _async_refusal(request):
 @pytest.mark.gen_test
 @pytest.mark.parametrize("app_options", [{"process_request": _async_refusal}])
 async def test_coroutine_hooks_are_awaited(ws_url):
-    with pytest.raises(InvalidStatus) as info:
-        await websockets.connect(ws_url("f", "subscribe-user"))
-    assert info.value.response.status_code == 403
+    assert (await refused_with(websockets.connect(ws_url("f", "subscribe-user")))).status_code == 403
 
 
 # -- bad input ------------------------------------------------------------------------------------
@@ -263,9 +244,7 @@ async def test_plain_http_on_the_websocket_url_is_explained(app, http_server, ba
 @pytest.mark.gen_test
 @pytest.mark.parametrize("facility", ["", "group%3Aother", "with%20space", "ctrl%01char", "tab%09"])
 async def test_bad_facility_is_refused_with_400(ws_url, facility):
-    with pytest.raises(InvalidStatus) as info:
-        await websockets.connect(ws_url(facility, "subscribe-broadcast"))
-    response = info.value.response
+    response = await refused_with(websockets.connect(ws_url(facility, "subscribe-broadcast")))
     assert response.status_code == 400
     assert b"facility" in response.body
     # The reason phrase says it too.
@@ -302,7 +281,7 @@ async def test_a_closed_socket_leaves_its_channels(ws_url, broker):
     async with websockets.connect(ws_url("gone", "subscribe-broadcast")):
         assert broker.channel_count == 1
     # The server sees the close a moment later.
-    await wait_for(lambda: broker.channel_count == 0)
+    await wait_until(lambda: broker.channel_count == 0)
 
 
 @pytest.mark.gen_test
@@ -322,7 +301,7 @@ async def test_a_peer_that_never_answers_pings_is_closed(app, http_server, http_
         # ...and, never answered, closes the connection.
         opcode, _ = await within(read_frame(reader), 2000 * MS)
         assert opcode == 0x8
-        await wait_for(lambda: broker.channel_count == 0)
+        await wait_until(lambda: broker.channel_count == 0)
     finally:
         writer.close()
 
@@ -360,9 +339,10 @@ async def test_an_open_socket_is_already_subscribed(ws_url, publisher, prefix):
 
 @pytest.mark.gen_test
 async def test_a_cross_origin_handshake_is_refused(ws_url, broker):
-    with pytest.raises(InvalidStatus) as info:
-        await websockets.connect(ws_url("chat", "subscribe-broadcast"), origin="http://evil.example")
-    assert info.value.response.status_code == 403
+    response = await refused_with(
+        websockets.connect(ws_url("chat", "subscribe-broadcast"), origin="http://evil.example")
+    )
+    assert response.status_code == 403
     assert broker.channel_count == 0
 
 

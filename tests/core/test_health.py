@@ -17,22 +17,15 @@ from tornado.httpclient import AsyncHTTPClient
 
 from ws4redis_tornado.server import HEALTH_TIMEOUT
 
-from ..redis_topologies import HOST, RedisProcess, hangable_redis, redis_hangs
+from ..redis_topologies import HOST, RedisProcess, redis_hangs
 
 
 @pytest.fixture
-def own_redis():
-    server = hangable_redis().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def redis_url(request, own_redis: RedisProcess) -> str:
+def redis_url(request, hangable_redis_server: RedisProcess) -> str:
     """This test's own Redis; reached through the relay by a test that asks for ``relay``."""
     if "relay" in request.fixturenames:
         return request.getfixturevalue("relay").url
-    return f"redis://{HOST}:{own_redis.port}/0"
+    return f"redis://{HOST}:{hangable_redis_server.port}/0"
 
 
 async def health(base_url: str) -> tuple[int, dict]:
@@ -47,8 +40,8 @@ async def redis_state(base_url: str) -> tuple[int, str]:
     return code, body["redis"]
 
 
-def ping_calls(own_redis: RedisProcess) -> int:
-    return int(own_redis.command("INFO", "commandstats").get("cmdstat_ping", {}).get("calls", 0))
+def ping_calls(hangable_redis_server: RedisProcess) -> int:
+    return int(hangable_redis_server.command("INFO", "commandstats").get("cmdstat_ping", {}).get("calls", 0))
 
 
 class Relay:
@@ -97,18 +90,18 @@ def _copy(source: socket.socket, target: socket.socket, flowing: threading.Event
 
 
 @pytest.fixture
-def relay(own_redis: RedisProcess):
-    relay = Relay(own_redis.port)
+def relay(hangable_redis_server: RedisProcess):
+    relay = Relay(hangable_redis_server.port)
     yield relay
     relay.close()
 
 
 @pytest.mark.gen_test(timeout=30)
 async def test_health_answers_503_while_redis_hangs_and_200_once_it_answers_again(
-    app, http_server, base_url, own_redis
+    app, http_server, base_url, hangable_redis_server
 ):
     assert await redis_state(base_url) == (200, "up")
-    async with redis_hangs(own_redis, 3):
+    async with redis_hangs(hangable_redis_server, 3):
         started = asyncio.get_running_loop().time()
         assert await redis_state(base_url) == (503, "down")
         # The check waited for its round trip, and no longer than that.
@@ -118,10 +111,10 @@ async def test_health_answers_503_while_redis_hangs_and_200_once_it_answers_agai
 
 @pytest.mark.gen_test(timeout=30)
 async def test_health_answers_503_when_only_the_pubsub_connection_hangs(
-    relay, app, http_server, base_url, ws_url, own_redis
+    relay, app, http_server, base_url, ws_url, hangable_redis_server
 ):
     async with websockets.connect(ws_url("held", "subscribe-broadcast")):
-        with own_redis.client() as client:
+        with hangable_redis_server.client() as client:
             [subscriber] = [c for c in client.client_list() if int(c["sub"]) > 0]
         replies = relay.replies_flow[int(subscriber["addr"].rsplit(":", 1)[1])]
         replies.clear()
@@ -132,7 +125,7 @@ async def test_health_answers_503_when_only_the_pubsub_connection_hangs(
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_concurrent_health_checks_share_one_probe(app, http_server, http_port, own_redis):
+async def test_concurrent_health_checks_share_one_probe(app, http_server, http_port, hangable_redis_server):
     async def status() -> bytes:
         reader, writer = await asyncio.open_connection(HOST, http_port)
         writer.write(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
@@ -140,15 +133,15 @@ async def test_concurrent_health_checks_share_one_probe(app, http_server, http_p
         writer.close()
         return answer.split(b" ", 2)[1]
 
-    own_redis.command("CONFIG", "RESETSTAT")
+    hangable_redis_server.command("CONFIG", "RESETSTAT")
     requests = 20
     # Redis answers late, yet within the timeout: every check arrives while the first probe waits.
-    async with redis_hangs(own_redis, 0.5):
+    async with redis_hangs(hangable_redis_server, 0.5):
         statuses = await asyncio.gather(*(status() for _ in range(requests)))
     assert statuses == [b"200"] * requests
     # One PING on each connection per probe (two probes at worst, on a slow machine); a probe per
     # check would have sent 40.
-    assert 2 <= ping_calls(own_redis) <= 4
+    assert 2 <= ping_calls(hangable_redis_server) <= 4
 
 
 @pytest.mark.gen_test

@@ -10,7 +10,7 @@ import websockets
 
 from ws4redis_tornado.heartbeat import Heartbeat
 
-from ..utils import MS, within
+from ..utils import MS, quiet_window, within
 
 HEARTBEAT = "--heartbeat--"
 
@@ -74,8 +74,8 @@ async def test_pings_come_from_one_process_timer_not_a_task_per_socket(ws_url, a
         names = [task.get_coro().__qualname__ for task in asyncio.all_tasks()]
         assert not any("periodic_ping" in name for name in names), names
         # Both clients answer pings (websockets does so by itself), so both stay open well past
-        # several ping timeouts: a window in which nothing may happen, hence a plain sleep.
-        await asyncio.sleep(0.5)
+        # several ping timeouts: a window in which nothing may happen.
+        await quiet_window(0.5)
         await within(first.ping())
         await within(second.ping())
 

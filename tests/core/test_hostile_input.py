@@ -39,8 +39,9 @@ from ws4redis_tornado.channels import validate_facility
 from ws4redis_tornado.exceptions import InvalidFacility
 from ws4redis_tornado.origins import normalise_origin
 
-from ..rawws import FrameParser, ServerProcess, accept_value, open_raw, raw_frame, upgrade_request
-from ..utils import MS, wait_for
+from ..processes import ServerProcess
+from ..rawws import FrameParser, accept_value, open_raw, raw_frame, upgrade_request
+from ..utils import MS, wait_until, wait_until_blocking
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -144,7 +145,7 @@ class CalmSockets:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), 20 * MS)
             await publisher.publish(channel, END)
-            await wait_for(lambda: all(inbox[-1:] == [END] for inbox in self.inboxes), 10_000 * MS)
+            await wait_until(lambda: all(inbox[-1:] == [END] for inbox in self.inboxes), 10_000 * MS)
         finally:
             await publisher.aclose()
             for client in clients:
@@ -182,7 +183,7 @@ def idle(port: int) -> bool:
 @contextlib.contextmanager
 def under_watch(target: Target, record_property) -> Iterator[Tally]:
     """Run the body with calm sockets alongside; then check the server survived it unharmed."""
-    first_line = len(target.server.lines)
+    log_mark = len(target.server.stderr)
     tally = Tally()
     with CalmSockets(target) as calm:
         yield tally
@@ -190,11 +191,11 @@ def under_watch(target: Target, record_property) -> Iterator[Tally]:
     record_property("answers", {kind: dict(counter) for kind, counter in tally.answers.items()})
     assert target.server.alive, "the server process died"
     calm.check()
-    log = "".join(target.server.lines[first_line:])
+    log = target.server.stderr[log_mark:]
     assert "Traceback" not in log, log
     assert " ERROR " not in log, log
     # Every hostile socket was released: nothing stays subscribed.
-    asyncio.run(wait_for(lambda: idle(target.port)))
+    wait_until_blocking(lambda: idle(target.port))
 
 
 # -- handshakes ------------------------------------------------------------------------------------
@@ -714,10 +715,10 @@ def test_a_valid_handshake_is_accepted(target):
 
 
 def test_an_unparsable_origin_is_refused_with_403(target):
-    first_line = len(target.server.lines)
+    log_mark = len(target.server.stderr)
     status, _ = send_handshake(target.port, Handshake(origin="http://[").raw(target.port))
     assert status == "403"
-    assert "Traceback" not in "".join(target.server.lines[first_line:])
+    assert "Traceback" not in target.server.stderr[log_mark:]
 
 
 @pytest.mark.xfail(

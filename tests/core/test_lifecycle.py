@@ -20,7 +20,7 @@ from ws4redis_tornado.lifecycle import Lifecycle
 from ws4redis_tornado.logs import JsonFormatter
 
 from ..rawws import client_frame, handshake, read_frame
-from ..utils import MS, wait_for, within
+from ..utils import MS, wait_until, within
 
 GOING_AWAY = struct.pack("!H", 1001)
 
@@ -79,7 +79,7 @@ async def test_a_drain_lets_a_request_under_way_finish_and_closes_idle_connectio
     site = SlowSite(broker)
     idle_reader, idle_writer = await asyncio.open_connection("127.0.0.1", site.port)
     reader, writer = await site.request()
-    await wait_for(lambda: site.server.open_connections == 2)
+    await wait_until(lambda: site.server.open_connections == 2)
 
     drained = asyncio.ensure_future(drain(site.server, site.app, grace_period=5))
     assert await within(idle_reader.read()) == b"", "the idle connection is closed at once"
@@ -109,7 +109,7 @@ async def test_a_drain_waits_for_the_closing_handshake_of_each_websocket_it_clos
     app = WebSocketApplication(broker)
     server, port = draining_server(app)
     reader, writer = await handshake("127.0.0.1", port, "/ws/room?subscribe-broadcast")
-    await wait_for(lambda: app.sockets)
+    await wait_until(lambda: app.sockets)
 
     drained = asyncio.ensure_future(drain(server, app, grace_period=5))
     assert await within(read_frame(reader)) == (0x8, GOING_AWAY + b"server shutting down")
@@ -167,7 +167,7 @@ async def test_a_lifecycle_serves_until_stopped_then_drains_and_closes_the_appli
     serving = asyncio.ensure_future(Lifecycle(config, build).serve([sock], on_ready=ready.set, stop=stop))
     await within(ready.wait())
     reader, writer = await handshake("127.0.0.1", port, "/ws/room?subscribe-broadcast")
-    await wait_for(lambda: built[0].sockets)
+    await wait_until(lambda: built[0].sockets)
     stop.set()
     assert await within(read_frame(reader)) == (0x8, GOING_AWAY + b"server shutting down")
     writer.write(client_frame(0x8, GOING_AWAY))

@@ -17,9 +17,9 @@ from websockets.sync.client import connect
 from ws4redis_tornado import WebSocketApplication
 from ws4redis_tornado.embedded import free_port
 
-from ..rawws import HALF_HANDSHAKE, ServerProcess, all_closed_by_server, stalled_connection
-from ..redis_topologies import wait_until
-from ..utils import MS, cpu_seconds, limit_open_files, within
+from ..processes import ServerProcess
+from ..rawws import HALF_HANDSHAKE, all_closed_by_server, run_out_of_descriptors, stalled_connection
+from ..utils import MS, within
 
 HOST = "127.0.0.1"
 
@@ -40,7 +40,7 @@ def test_connections_stalling_in_their_request_are_closed_after_the_handshake_ti
         assert all_closed_by_server([idle, *halves, promised], 5000 * MS)
         # Tornado's default would have kept them for an hour.
         assert time.monotonic() - started < 3
-    assert "Traceback" not in server.log
+    assert "Traceback" not in server.stderr
 
 
 def test_an_open_websocket_is_not_bound_by_the_handshake_timeout(redis_url, prefix, redis_client):
@@ -53,37 +53,14 @@ def test_an_open_websocket_is_not_bound_by_the_handshake_timeout(redis_url, pref
 
 
 def test_out_of_descriptors_the_server_pauses_accepting_quietly_and_recovers(redis_url, prefix, redis_client):
-    stalled_count = 80  # more than the 64 descriptors the server is given
     with ServerProcess("--handshake-timeout", "3", redis_url=redis_url, prefix=prefix) as server:
-        with contextlib.ExitStack() as stack:
-            calm = stack.enter_context(connect(websocket_url(server, "calm")))
-            limit_open_files(server.pid, 64)
-            first_line = len(server.lines)
-            stalled = [stack.enter_context(stalled_connection(server.port)) for _ in range(stalled_count)]
-            # Polled without asyncio.run(), which would leave the test plugin's next loop unclosed.
-            wait_until(lambda: "Too many open files" in server.log, timeout=5000 * MS, what="EMFILE")
-
-            # Out of descriptors: the IOLoop idles, and the sockets already open are served.
-            cpu_before = cpu_seconds(server.pid)
-            redis_client.publish(f"{prefix}:broadcast:calm", "still served")
-            assert calm.recv(timeout=2000 * MS) == "still served"
-            time.sleep(2000 * MS)  # a window to measure CPU in, well within the 3 s timeout
-            cpu = cpu_seconds(server.pid) - cpu_before
-            assert cpu < 0.5, f"{cpu:.2f}s of CPU in 2 s while out of descriptors"
-
-            # The stalled ones are closed (those accepted late, a timeout later); then all is well.
-            assert all_closed_by_server(stalled, 15_000 * MS)
-            with connect(websocket_url(server, "fresh"), open_timeout=5000 * MS) as fresh:
-                redis_client.publish(f"{prefix}:broadcast:fresh", "served again")
-                assert fresh.recv(timeout=5000 * MS) == "served again"
-
-        log = server.lines[first_line:]
-        text = "".join(log)
-        assert "Traceback" not in text
-        warnings = [line for line in log if "cannot accept connections" in line]
-        assert 1 <= len(warnings) <= 2, text  # one per episode; a second round of accepts may start one
-        assert "open files limit: 64" in warnings[0]
-        assert len(log) <= 10, text
+        log = run_out_of_descriptors(server, server.port, redis_client, prefix)
+    text = "\n".join(log)
+    assert "Traceback" not in text
+    warnings = [line for line in log if "cannot accept connections" in line]
+    assert 1 <= len(warnings) <= 2, text  # one per episode; a second round of accepts may start one
+    assert "open files limit: 64" in warnings[0]
+    assert len(log) <= 10, text
 
 
 @pytest.mark.gen_test

@@ -10,8 +10,6 @@ import os
 import re
 import signal
 import socket
-import subprocess
-import sys
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -23,73 +21,45 @@ from websockets.sync.client import connect as sync_connect
 
 from ws4redis_tornado.embedded import free_port
 
+from ..processes import ServerProcess
 from ..rawws import handshake, read_frame
-from ..utils import MS, wait_for, wait_until_serving
+from ..utils import MS, wait_until, wait_until_blocking
+from ..wsclient import assert_silent, close_code, close_code_blocking
 
-
-def run_server(*args: str, host: str | None = "127.0.0.1") -> subprocess.Popen[str]:
-    """Start the server (on ``host``, or on its default address with None) in a process group of its own."""
-    where = () if host is None else ("--host", host)
-    return subprocess.Popen(
-        [sys.executable, "-m", "ws4redis_tornado", *where, *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-
-
-def stop(process: subprocess.Popen[str]) -> tuple[str, str]:
-    """SIGTERM the server, SIGKILL its whole group (an embedded redis-server too) if it hangs; return its output."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-    try:
-        return process.communicate(timeout=15)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
+EXIT_TIMEOUT = 30_000 * MS
+"""How long a server that refuses to start gets to say why and exit."""
 
 
 def test_unreachable_redis_is_one_clear_error_and_a_non_zero_exit():
-    dead = free_port()
-    process = run_server("--port", str(free_port()), "--redis", f"redis://127.0.0.1:{dead}/0")
-    _, stderr = process.communicate(timeout=30)
-    assert process.returncode == 1
-    assert f"redis unreachable at redis://127.0.0.1:{dead}/0" in stderr
-    assert "Traceback" not in stderr
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    process = ServerProcess(redis_url=dead).launch()
+    assert process.wait(EXIT_TIMEOUT) == 1
+    assert f"redis unreachable at {dead}" in process.stderr
+    assert "Traceback" not in process.stderr
 
 
 def test_a_wrong_setting_is_named():
-    process = run_server("--expire", "-5")
-    _, stderr = process.communicate(timeout=30)
-    assert process.returncode == 2
-    assert "'expire'" in stderr
+    process = ServerProcess("--expire", "-5").launch()
+    assert process.wait(EXIT_TIMEOUT) == 2
+    assert "'expire'" in process.stderr
 
 
 def test_a_wrong_handshake_timeout_is_named():
-    process = run_server("--handshake-timeout", "0")
-    _, stderr = process.communicate(timeout=30)
-    assert process.returncode == 2
-    assert "'handshake_timeout'" in stderr
+    process = ServerProcess("--handshake-timeout", "0").launch()
+    assert process.wait(EXIT_TIMEOUT) == 2
+    assert "'handshake_timeout'" in process.stderr
 
 
 def test_demo_server_relays_and_closes_sockets_with_1001_on_sigterm(redis_url, prefix):
-    port = free_port()
-    process = run_server("--port", str(port), "--redis", redis_url, "--prefix", prefix, "--demo")
-    try:
-        wait_until_serving(port, process)
+    with ServerProcess("--demo", redis_url=redis_url, prefix=prefix) as process:
+        port = process.port
         page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read().decode()
         assert "ws4redis-tornado" in page and "/ws/demo?subscribe-broadcast" in page
         asyncio.run(_relay_then_sigterm(port, redis_url, prefix, process))
-        assert process.wait(timeout=15) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.communicate()
+        assert process.wait(15_000 * MS) == 0
 
 
-async def _relay_then_sigterm(port: int, redis_url: str, prefix: str, process) -> None:
+async def _relay_then_sigterm(port: int, redis_url: str, prefix: str, process: ServerProcess) -> None:
     async with websockets.connect(f"ws://127.0.0.1:{port}/ws/demo?subscribe-broadcast") as ws:
         client = redis.Redis.from_url(redis_url)
         try:
@@ -98,41 +68,30 @@ async def _relay_then_sigterm(port: int, redis_url: str, prefix: str, process) -
             client.close()
         assert await asyncio.wait_for(ws.recv(), 5) == "Hello from Redis"
         process.send_signal(signal.SIGTERM)
-        with pytest.raises(websockets.ConnectionClosed) as info:
-            await asyncio.wait_for(ws.recv(), 10)
-        assert info.value.rcvd.code == 1001
+        assert await close_code(ws, 10_000 * MS) == 1001
 
 
 def test_a_port_in_use_is_one_clear_error(redis_url):
-    import socket
-
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        process = run_server("--port", str(port), "--redis", redis_url)
-        _, stderr = process.communicate(timeout=30)
-    assert process.returncode == 1
-    assert f"cannot listen on 127.0.0.1:{port}" in stderr
-    assert "Traceback" not in stderr
+        process = ServerProcess(redis_url=redis_url, port=port).launch()
+        assert process.wait(EXIT_TIMEOUT) == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in process.stderr
+    assert "Traceback" not in process.stderr
 
 
 @pytest.mark.parametrize(("flags", "published"), [((), False), (("--client-publish",), True), (("--demo",), True)])
 def test_clients_publish_only_when_the_server_lets_them(redis_url, prefix, flags, published):
-    port = free_port()
-    process = run_server("--port", str(port), "--redis", redis_url, "--prefix", prefix, *flags)
-    try:
-        wait_until_serving(port, process)
-        asyncio.run(_publish_from_a_client(port, "anybody may write?", delivered=published))
+    with ServerProcess(*flags, redis_url=redis_url, prefix=prefix) as process:
+        asyncio.run(_publish_from_a_client(process.port, "anybody may write?", delivered=published))
         client = redis.Redis.from_url(redis_url)
         try:
             kept = client.get(f"{prefix}:broadcast:open")
         finally:
             client.close()
         assert kept == (b"anybody may write?" if published else None)
-    finally:
-        process.terminate()
-        process.communicate(timeout=15)
 
 
 async def _publish_from_a_client(port: int, text: str, *, delivered: bool) -> None:
@@ -142,27 +101,18 @@ async def _publish_from_a_client(port: int, text: str, *, delivered: bool) -> No
         if delivered:
             assert await asyncio.wait_for(listener.recv(), 5000 * MS) == text
         else:
-            with pytest.raises(TimeoutError):
-                await asyncio.wait_for(listener.recv(), 500 * MS)
+            await assert_silent(listener, 500 * MS)
 
 
 def test_the_server_listens_on_loopback_only_by_default(redis_url):
-    port = free_port()
-    process = run_server("--port", str(port), "--redis", redis_url, host=None)
-    try:
-        wait_until_serving(port, process)
-        # Linux routes all of 127/8 to loopback: a server on every interface would answer here too.
-        with pytest.raises(ConnectionRefusedError):
-            socket.create_connection(("127.0.0.2", port), timeout=1).close()
-    finally:
-        stop(process)
+    # Linux routes all of 127/8 to loopback: a server on every interface would answer here too.
+    with ServerProcess(redis_url=redis_url, host=None) as process, pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.2", process.port), timeout=1).close()
 
 
 def test_the_demo_page_shows_how_to_publish_through_the_embedded_redis():
-    port = free_port()
-    process = run_server("--port", str(port), "--embedded-redis", "--prefix", "app", "--demo")
-    try:
-        wait_until_serving(port, process)
+    with ServerProcess("--embedded-redis", "--demo", prefix="app") as process:
+        port = process.port
         page = html.unescape(urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read().decode())
         found = re.search(
             r"redis-cli -u (redis://127\.0\.0\.1:\d+/0) publish (app:broadcast:demo) 'Hello from Redis'", page
@@ -171,9 +121,7 @@ def test_the_demo_page_shows_how_to_publish_through_the_embedded_redis():
         url, channel = found.groups()
         assert not url.startswith("redis://127.0.0.1:6379/"), "the page names the embedded Redis, not the default"
         asyncio.run(_receive_what_the_page_says_to_publish(port, url, channel))
-    finally:
-        _, stderr = stop(process)
-    assert f"started an embedded redis-server at {url}" in stderr
+    assert f"started an embedded redis-server at {url}" in process.stderr
 
 
 async def _receive_what_the_page_says_to_publish(port: int, url: str, channel: str) -> None:
@@ -206,13 +154,12 @@ def socket_counts(port: int, attempts: int = 20) -> set[int]:
 
 
 def test_processes_share_the_port_and_sigterm_closes_every_websocket_with_1001(redis_url, prefix):
-    port, count = free_port(), 40
-    args = ("--port", str(port), "--redis", redis_url, "--prefix", prefix, "--health-detail")
-    process = run_server(*args, "--processes", "2", "--grace-period", "5")
-    try:
-        wait_until_serving(port, process)
+    count = 40
+    args = ("--health-detail", "--processes", "2", "--grace-period", "5")
+    with ServerProcess(*args, redis_url=redis_url, prefix=prefix) as process:
+        port = process.port
         # Both bound: the kernel spreads connections over the sockets listening when they arrive.
-        asyncio.run(wait_for(lambda: listeners(port) == 2))
+        wait_until_blocking(lambda: listeners(port) == 2)
         url = f"ws://127.0.0.1:{port}/ws/room?subscribe-broadcast"
         with ThreadPoolExecutor(count) as pool:
             sockets = list(pool.map(lambda _: sync_connect(url, open_timeout=5000 * MS), range(count)))
@@ -228,86 +175,61 @@ def test_processes_share_the_port_and_sigterm_closes_every_websocket_with_1001(r
 
             started = time.monotonic()
             process.send_signal(signal.SIGTERM)
-            assert [close_code(ws) for ws in sockets] == [1001] * count
-            assert process.wait(timeout=5000 * MS) == 0
+            assert [close_code_blocking(ws) for ws in sockets] == [1001] * count
+            assert process.wait(5000 * MS) == 0
             assert time.monotonic() - started < 5
-    finally:
-        _, stderr = stop(process)
-    assert "Traceback" not in stderr
-
-
-def close_code(ws) -> int | None:
-    with pytest.raises(websockets.ConnectionClosed) as info:
-        ws.recv(timeout=5000 * MS)
-    return info.value.rcvd.code if info.value.rcvd else None
+    assert "Traceback" not in process.stderr
 
 
 def test_processes_0_starts_one_per_cpu(redis_url):
-    port = free_port()
-    process = run_server("--port", str(port), "--redis", redis_url, "--processes", "0")
-    try:
-        wait_until_serving(port, process)
-        asyncio.run(wait_for(lambda: listeners(port) == (os.cpu_count() or 1)))
+    with ServerProcess("--processes", "0", redis_url=redis_url) as process:
+        wait_until_blocking(lambda: listeners(process.port) == (os.cpu_count() or 1))
         assert len(children(process.pid)) == (os.cpu_count() or 1)
-    finally:
-        stop(process)
     assert process.returncode == 0
 
 
 def test_a_process_that_dies_stops_the_others_and_the_server_exits_with_1(redis_url):
-    port = free_port()
-    process = run_server("--port", str(port), "--redis", redis_url, "--processes", "2")
-    try:
-        wait_until_serving(port, process)
-        asyncio.run(wait_for(lambda: listeners(port) == 2))
+    with ServerProcess("--processes", "2", redis_url=redis_url) as process:
+        wait_until_blocking(lambda: listeners(process.port) == 2)
         dying, other = children(process.pid)
         os.kill(dying, signal.SIGKILL)
-        assert process.wait(timeout=10_000 * MS) == 1
+        assert process.wait(10_000 * MS) == 1
         assert not os.path.exists(f"/proc/{other}"), "the other process was left running"
-    finally:
-        _, stderr = stop(process)
-    assert "Traceback" not in stderr
+    assert "Traceback" not in process.stderr
 
 
 def test_with_several_processes_unreachable_redis_is_still_one_clear_error():
-    dead = free_port()
-    process = run_server("--port", str(free_port()), "--redis", f"redis://127.0.0.1:{dead}/0", "--processes", "2")
-    _, stderr = process.communicate(timeout=30)
-    assert process.returncode == 1
-    assert stderr.startswith(f"error: redis unreachable at redis://127.0.0.1:{dead}/0"), stderr
-    assert stderr.count("\n") == 1, stderr
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    process = ServerProcess("--processes", "2", redis_url=dead).launch()
+    assert process.wait(EXIT_TIMEOUT) == 1
+    assert process.stderr.startswith(f"error: redis unreachable at {dead}"), process.stderr
+    assert process.stderr.count("\n") == 1, process.stderr
 
 
 @pytest.mark.parametrize(("option", "value"), [("--processes", "-1"), ("--grace-period", "-1")])
 def test_a_negative_processes_or_grace_period_is_named(redis_url, option, value):
-    process = run_server(option, value, "--redis", redis_url)
-    _, stderr = process.communicate(timeout=30)
-    assert process.returncode == 2
-    assert f"error: {option} has value -1" in stderr, stderr
+    process = ServerProcess(option, value, redis_url=redis_url).launch()
+    assert process.wait(EXIT_TIMEOUT) == 2
+    assert f"error: {option} has value -1" in process.stderr, process.stderr
 
 
 def test_the_grace_period_bounds_the_wait_for_a_peer_that_never_answers_the_close(redis_url, prefix):
-    port = free_port()
-    args = ("--port", str(port), "--redis", redis_url, "--prefix", prefix, "--health-detail")
-    process = run_server(*args, "--grace-period", "0.5")
-    try:
-        wait_until_serving(port, process)
-        asyncio.run(_sigterm_with_a_silent_peer(port, process))
-    finally:
-        _, stderr = stop(process)
+    args = ("--health-detail", "--grace-period", "0.5")
+    with ServerProcess(*args, redis_url=redis_url, prefix=prefix) as process:
+        asyncio.run(_sigterm_with_a_silent_peer(process.port, process))
     assert process.returncode == 0
-    assert "code=1001" in stderr, stderr
+    assert "code=1001" in process.stderr, process.stderr
 
 
-async def _sigterm_with_a_silent_peer(port: int, process: subprocess.Popen[str]) -> None:
+async def _sigterm_with_a_silent_peer(port: int, process: ServerProcess) -> None:
     reader, writer = await handshake("127.0.0.1", port, "/ws/room?subscribe-broadcast")
     try:
-        await wait_for(lambda: socket_counts(port, attempts=1) == {1})
+        await wait_until(lambda: socket_counts(port, attempts=1) == {1})
         started = time.monotonic()
         process.send_signal(signal.SIGTERM)
         assert (await asyncio.wait_for(read_frame(reader), 5))[0] == 0x8
         # Tornado would give the peer 5 s to answer; the grace period ends before.
-        await asyncio.to_thread(process.wait, 5)
+        await asyncio.to_thread(process.wait, 5000 * MS)
         assert time.monotonic() - started < 3
     finally:
         writer.close()

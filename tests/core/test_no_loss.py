@@ -11,8 +11,9 @@ import urllib.request
 import pytest
 import redis.asyncio as aredis
 
-from ..rawws import RawClient, ServerProcess, open_raw
-from ..utils import MS, wait_for, within
+from ..processes import ServerProcess
+from ..rawws import RawClient, open_raw
+from ..utils import MS, wait_until, within
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -81,7 +82,7 @@ async def run_scenario(servers: list[ServerProcess], redis_url: str, prefix: str
         await publish_interleaved(redis_url, prefix, len(servers))
         published = time.monotonic()
         # Everything published before the end marker has arrived once the marker has.
-        await wait_for(lambda: all(inbox and inbox[-1] == END for inbox in inboxes), 60_000 * MS, 50 * MS)
+        await wait_until(lambda: all(inbox and inbox[-1] == END for inbox in inboxes), 60_000 * MS, step=50 * MS)
         delivered = time.monotonic()
     finally:
         for client in clients:
@@ -104,7 +105,7 @@ def test_every_socket_receives_its_facility_messages_once_and_in_order(redis_url
         ServerProcess("--health-detail", redis_url=redis_url, prefix=prefix) as second,
     ):
         result = asyncio.run(run_scenario([first, second], redis_url, prefix))
-        logs = first.log + second.log
+        logs = first.stderr + second.stderr
     assert result["counts"] == [SOCKETS // 2, SOCKETS // 2]
     assert result["closed_by_server"] == 0
     wrong = []

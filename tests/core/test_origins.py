@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 import websockets
-from websockets.exceptions import InvalidStatus
 
 from ws4redis_tornado.origins import handshake_origin_problem, is_own_origin, normalise_origin
+
+from ..wsclient import refused_with
 
 
 @pytest.mark.parametrize(
@@ -63,10 +64,7 @@ def test_an_origin_is_decided_by_the_hook():
 
 
 async def refused_status(url, **kwargs) -> tuple[int, str]:
-    with pytest.raises(InvalidStatus) as info:
-        async with websockets.connect(url, **kwargs):
-            pass
-    response = info.value.response
+    response = await refused_with(websockets.connect(url, **kwargs))
     return response.status_code, response.reason_phrase
 
 

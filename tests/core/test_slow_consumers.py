@@ -16,8 +16,9 @@ import time
 import pytest
 import redis.asyncio as aredis
 
-from ..rawws import FrameParser, ServerProcess, open_raw, upgrade_request
-from ..utils import MS, wait_for, within
+from ..processes import ServerProcess
+from ..rawws import FrameParser, open_raw, upgrade_request
+from ..utils import MS, wait_until, within
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -127,11 +128,11 @@ async def run_scenario(server: ServerProcess, redis_url: str, prefix: str) -> di
         started = time.monotonic()
         await within(publish_steadily(redis_url, f"{prefix}:broadcast:feed", count), (SECONDS + 30) * 1000 * MS)
         finished = time.monotonic()
-        await wait_for(lambda: all(len(r.received) == count for r in readers), 30_000 * MS)
+        await wait_until(lambda: all(len(r.received) == count for r in readers), 30_000 * MS)
         after = server.memory()
         # The server logged the close; the connection then ends, at the latest when Tornado gives
         # up waiting for the close handshake (5 s).
-        await wait_for(lambda: f"closing {STALLED_ADDRESS}: it stopped reading" in server.log, 15_000 * MS)
+        await wait_until(lambda: f"closing {STALLED_ADDRESS}: it stopped reading" in server.stderr, 15_000 * MS)
         drained, control, ending = await asyncio.to_thread(drain, stalled, 20)
     finally:
         stalled.close()
@@ -153,7 +154,7 @@ async def run_scenario(server: ServerProcess, redis_url: str, prefix: str) -> di
 def test_a_stalled_client_is_closed_and_slows_nobody_down(redis_url, prefix, record_property):
     with ServerProcess(redis_url=redis_url, prefix=prefix) as server:
         result = asyncio.run(run_scenario(server, redis_url, prefix))
-        log = server.log
+        log = server.stderr
     count, readers = result["count"], result["readers"]
     volume = count * PAYLOAD
 

@@ -9,7 +9,7 @@ import websockets
 from ws4redis_tornado import RedisSubscriber
 from ws4redis_tornado.channels import Audience, channel_key
 
-from ..utils import wait_for, within
+from ..utils import wait_until, within
 
 
 class AlsoSystemNotices(RedisSubscriber):
@@ -31,7 +31,7 @@ async def test_a_subscriber_subclass_adds_channels(ws_url, config, broker):
             await client.publish(f"{config.prefix}:broadcast:system", "maintenance at noon")
             assert await within(ws.recv()) == "maintenance at noon"
         # release() dropped the extra channel too
-        await wait_for(lambda: broker.channel_count == 0)
+        await wait_until(lambda: broker.channel_count == 0)
     finally:
         await client.aclose()
 

@@ -29,5 +29,4 @@ stack = _load()
 DEPLOY_DIR: Path = stack.DEPLOY_DIR
 Stack = stack.Stack
 find_haproxy = stack.find_haproxy
-free_port = stack.free_port
 http_get = stack.http_get

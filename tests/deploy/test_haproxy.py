@@ -12,18 +12,18 @@ import contextlib
 import os
 import re
 import signal
-import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from ..utils import MS, wait_for
+from ..processes import ManagedProcess
+from ..utils import MS, free_ports, wait_until
+from ..wsclient import assert_silent, recv
 from .clients import FACILITY, GOING_AWAY, ReconnectingClient, publish
-from .launcher import DEPLOY_DIR, Stack, free_port, http_get
+from .launcher import DEPLOY_DIR, Stack, http_get
 
 CLIENTS = 20
 
@@ -43,14 +43,6 @@ def haproxy_sessions(stack: Stack) -> dict[str, int]:
     return {row["svname"]: int(row["scur"]) for row in stack.stats() if row["svname"] in names}
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float) -> None:
-    """Poll ``predicate`` from synchronous code until it holds; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"condition not met within {timeout:.1f}s"
-        time.sleep(20 * MS)
-
-
 def exists(pid: int) -> bool:
     """Tell whether process ``pid`` is alive (a zombie is not)."""
     try:
@@ -61,16 +53,7 @@ def exists(pid: int) -> bool:
 
 
 async def receive(ws: ClientConnection, count: int) -> list[str]:
-    return [str(await asyncio.wait_for(ws.recv(), 5000 * MS)) for _ in range(count)]
-
-
-async def nothing_more(ws: ClientConnection, quiet: float = 200 * MS) -> bool:
-    """Tell whether ``ws`` stays silent for ``quiet`` seconds."""
-    try:
-        await asyncio.wait_for(ws.recv(), quiet)
-    except TimeoutError:
-        return True
-    return False
+    return [str(await recv(ws, 5000 * MS)) for _ in range(count)]
 
 
 def test_a_message_published_once_by_a_django_view_reaches_every_client_on_both_servers_once(stack):
@@ -91,7 +74,7 @@ def test_a_message_published_once_by_a_django_view_reaches_every_client_on_both_
             # In order on each socket: a duplicate of "first" would come before "second".
             received = await asyncio.gather(*(receive(ws, 2) for ws in clients))
             assert received == [["first", "second"]] * CLIENTS
-            assert all(await asyncio.gather(*(nothing_more(ws) for ws in clients)))
+            await asyncio.gather(*(assert_silent(ws, 200 * MS) for ws in clients))
 
     asyncio.run(scenario())
 
@@ -99,26 +82,30 @@ def test_a_message_published_once_by_a_django_view_reaches_every_client_on_both_
 def test_sigterm_to_a_websocket_server_moves_its_clients_to_the_other_one(stack):
     ws1 = stack.websocket_servers[0]
 
+    async def ws1_down() -> bool:
+        # HAProxy's statistics are read in a thread: the clients' reconnections go on meanwhile.
+        return (await asyncio.to_thread(stack.server_status)).get("ws1") == "DOWN"
+
     async def scenario() -> None:
         url = f"{stack.websocket_url}{FACILITY}?subscribe-broadcast"
         clients = [ReconnectingClient(url) for _ in range(CLIENTS)]
         tasks = [asyncio.create_task(client.run()) for client in clients]
         try:
-            await wait_for(lambda: all(client.open for client in clients), 10_000 * MS)
+            await wait_until(lambda: all(client.open for client in clients), 10_000 * MS)
             counts = await asyncio.to_thread(socket_counts, stack)
             assert sum(counts) == CLIENTS and min(counts) > 0, f"not spread over both servers: {counts}"
             assert await asyncio.to_thread(publish, stack, "before") == 2
-            await wait_for(lambda: all(client.messages == ["before"] for client in clients))
+            await wait_until(lambda: all(client.messages == ["before"] for client in clients))
 
             # Timeline: SIGTERM -> ws1 stops listening and closes its sockets with 1001 -> their
             # clients reconnect at once; HAProxy retries a refused connect on ws2 -> two failed
             # checks 100 ms apart mark ws1 DOWN.
             started = time.monotonic()
             ws1.send_signal(signal.SIGTERM)
-            await wait_for(lambda: sum(client.connections for client in clients) == CLIENTS + counts[0], 10_000 * MS)
-            await wait_for(lambda: all(client.open for client in clients), 10_000 * MS)
+            await wait_until(lambda: sum(client.connections for client in clients) == CLIENTS + counts[0], 10_000 * MS)
+            await wait_until(lambda: all(client.open for client in clients), 10_000 * MS)
             moved_after = time.monotonic() - started
-            await asyncio.to_thread(wait_until, lambda: stack.server_status().get("ws1") == "DOWN", 5000 * MS)
+            await wait_until(ws1_down, 5000 * MS, step=20 * MS)
             down_after = time.monotonic() - started
 
             moved = [client for client in clients if client.connections == 2]
@@ -132,7 +119,7 @@ def test_sigterm_to_a_websocket_server_moves_its_clients_to_the_other_one(stack)
             # Only ws2 is subscribed now. A moved client got "before" again on reconnecting:
             # ws4redis persists the last message of a channel and sends it to each new socket.
             assert await asyncio.to_thread(publish, stack, "after") == 1
-            await wait_for(lambda: all(client.messages[-1:] == ["after"] for client in clients))
+            await wait_until(lambda: all(client.messages[-1:] == ["after"] for client in clients))
             assert [client.messages for client in moved] == [["before", "before", "after"]] * len(moved)
             assert [client.messages for client in stayed] == [["before", "after"]] * len(stayed)
             print(
@@ -151,19 +138,15 @@ def test_sigterm_to_a_websocket_server_moves_its_clients_to_the_other_one(stack)
 
 def test_one_command_starts_the_stack_and_sigterm_stops_it_in_order(haproxy, tmp_path: Path):
     """``python examples/deploy/stack.py``: up, serving through HAProxy; SIGTERM drains, then stops all."""
-    port = free_port()
-    stats_port = free_port(exclude={port})
+    port, stats_port = free_ports(2)
     command = [sys.executable, str(DEPLOY_DIR / "stack.py"), "--port", str(port), "--stats-port", str(stats_port)]
     command += ["--websocket-servers", "1", "--django-servers", "1", "--grace-period", "2"]
     command += ["--haproxy", haproxy, "--workdir", str(tmp_path / "stack")]
-    output = tmp_path / "stack.out"
-    with output.open("wb") as out:
-        launcher = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    launcher = ManagedProcess(command, log_dir=tmp_path, log_name="stack", merge_output=True).launch()
     pids: list[int] = []
     try:
-        wait_until(lambda: "Ctrl-C stops it." in output.read_text() or launcher.poll() is not None, 30_000 * MS)
-        text = output.read_text()
-        assert launcher.poll() is None, text
+        launcher.wait_for_output("Ctrl-C stops it.", 30_000 * MS)
+        text = launcher.stdout
         pids = [int(pid) for pid in re.findall(r"pid (\d+)", text)]
         assert len(pids) == 4, text  # haproxy, redis-server, ws1, django1
 
@@ -181,13 +164,11 @@ def test_one_command_starts_the_stack_and_sigterm_stops_it_in_order(haproxy, tmp
         # The websocket server drains before HAProxy stops: the 1001 gets through.
         assert asyncio.run(closed_by_sigterm()) == GOING_AWAY
         assert launcher.wait(20_000 * MS) == 0
-        assert output.read_text().rstrip().endswith("stopped")
+        assert launcher.stdout.rstrip().endswith("stopped")
         assert http_get(f"http://127.0.0.1:{port}/") is None
         assert not [pid for pid in pids if exists(pid)]
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            launcher.kill()
-        launcher.wait()
+        launcher.kill()
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
