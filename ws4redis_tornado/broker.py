@@ -534,7 +534,7 @@ class Broker:
             payload = response[2]
             if payload == self._heartbeat:
                 return
-            if payload[:1] == b"\xff" and payload.startswith(ID_MARKER):
+            if payload.startswith(ID_MARKER):
                 stream_id, payload = split_id(payload)
                 delivery = Delivery(response[1], payload, stream_id)
             else:
