@@ -201,11 +201,6 @@ def presence_index(channel: str) -> str:
     return companion_key(channel, "ws4redis-presence")
 
 
-def presence_entry(channel: str, process: str) -> str:
-    """The key of one process's presence entry on ``channel``."""
-    return f"{presence_index(channel)}:{process}"
-
-
 def presence_refresh_command(channel: str, process: str, sockets: Mapping[str, int], *, expiry_ms: int) -> Command:
     """Replace this process's entry on ``channel`` by ``sockets`` (user -> count), and reap dead processes."""
     flat = [item for user, count in sockets.items() for item in (user, count)]
