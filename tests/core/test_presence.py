@@ -16,7 +16,7 @@ from ws4redis_tornado.presence import Presence, PresenceStats
 from ws4redis_tornado.publisher import Publisher
 from ws4redis_tornado.redis_commands import presence_index
 
-from ..utils import MS, wait_until
+from ..utils import MS, wait_until, within
 from ..wsclient import assert_silent, recv, refused_with
 
 INTERVAL = 0.2  # entries are vouched for three intervals: 0.6 s
@@ -193,3 +193,24 @@ async def test_churn_leaves_no_stale_entry(ws_url, other, publisher, redis_url, 
         await wait_until(no_entry_left, 3_000 * MS, what="no presence key left")
     finally:
         await client.aclose()
+
+
+class TestGracefulStop:
+    @pytest.fixture
+    def config_options(self) -> dict:
+        return {"presence": ("room",), "presence_interval": 60}  # expiry would take three minutes
+
+    @pytest.mark.gen_test(timeout=30)
+    async def test_a_process_stopping_announces_its_users_leaving_at_once(self, ws_url, other):
+        async with websockets.connect(url(ws_url, "as=watcher&presence")) as watcher:
+            await event(watcher)
+            await event(watcher)
+            await websockets.connect(other.url("as=john"))
+            assert await event(watcher) == {"channel": "broadcast", "event": "join", "user": "john"}
+            # A drain closes the sockets first; here the broker closes under them, as it may at exit.
+            await other.stop()
+            assert await within(event(watcher), 2_000 * MS) == {
+                "channel": "broadcast",
+                "event": "leave",
+                "user": "john",
+            }
