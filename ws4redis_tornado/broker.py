@@ -28,7 +28,7 @@ from .exceptions import BrokerClosed, BrokerUnavailable
 from .history import message_frame, split_id
 from .messages import RedisMessage, decode_payload, encode_frame
 from .presence import Presence, PresenceEvent, PresenceTracker
-from .publisher import aread_presence
+from .publisher import apublish_payload, aread_presence
 from .redis_commands import CONNECTION_ERRORS, PRESENCE_MARKER
 from .revocation import Revocations, control_channel
 
@@ -370,17 +370,8 @@ class Broker:
         if not channels:
             return []
         client = self._command_client()
-        config = self.config
-        with redis_commands.unavailable_on_error("publish", address=config.redis_address):
-            async with self._command_slots:
-                return await redis_commands.apublish(
-                    client,
-                    channels,
-                    payload,
-                    expire=expire,
-                    history_size=config.history_size,
-                    history_ttl=config.history_seconds,
-                )
+        async with self._command_slots:
+            return await apublish_payload(client, channels, payload, config=self.config, expire=expire)
 
     async def read_last(self, channels: Sequence[str]) -> list[tuple[bytes | None, str | None, bytes | None]]:
         """Each channel's persisted message and its history's last id and payload, in one round trip."""

@@ -17,7 +17,15 @@ from .connections import AsyncCommandClient, CommandClient, RedisTopology
 from .messages import RedisMessage
 from .presence import Presence, PresenceStats, merge
 
-__all__ = ["Publisher", "apublish", "aread_presence", "publish", "publish_arguments", "read_presence"]
+__all__ = [
+    "Publisher",
+    "apublish",
+    "apublish_payload",
+    "aread_presence",
+    "publish",
+    "publish_arguments",
+    "read_presence",
+]
 
 
 def publish_arguments(message: RedisMessage | str | bytes, expire: int | None, config: Config) -> tuple[bytes, int]:
@@ -82,6 +90,13 @@ async def apublish(
 ) -> list[int]:
     """The async twin of :func:`publish`."""
     payload, expire = publish_arguments(message, expire, config)
+    return await apublish_payload(client, channels, payload, config=config, expire=expire)
+
+
+async def apublish_payload(
+    client: AsyncCommandClient, channels: Sequence[str], payload: bytes, *, config: Config, expire: int
+) -> list[int]:
+    """:func:`apublish` for a payload already encoded for Redis (:attr:`RedisMessage.payload`)."""
     with redis_commands.unavailable_on_error("publish", address=config.redis_address):
         return await redis_commands.apublish(
             client,
