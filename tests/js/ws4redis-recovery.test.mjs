@@ -189,6 +189,27 @@ test('across a restart of the server, every message arrives once and in order', 
   assert.deepEqual(report, { broadcast: { id: parseFrame(socket.frames[4]).header.id, recovered: true } });
 });
 
+test("a client that has received nothing yet recovers from the report's position", async () => {
+  const server = await startServer('--history-size', '100');
+  const other = await startServer('--history-size', '100');
+  const name = facility();
+  const { recorder, sockets } = connect(server, name, { recover: true });
+  await recorder.until('connected', 1);
+  assert.deepEqual(await reportOf(sockets[0]), { broadcast: { id: '0-0', recovered: true } });
+
+  await server.kill();
+  await recorder.until('disconnected', 1);
+  const publisher = await openPublisher(other, name);
+  await publishAll(publisher, numbers(1, 5)); // more than the one message a channel persists
+  await server.start();
+  await recorder.until('connected', 2);
+  assert.deepEqual(JSON.parse(recoverParameter(sockets.at(-1).url)), { broadcast: '0-0' });
+  await publishAll(publisher, numbers(6, 7));
+  await recorder.until('receive_message', 7);
+  assert.deepEqual(recorder.args('receive_message'), numbers(1, 7));
+  assert.deepEqual(recorder.args('not_recovered'), []);
+});
+
 test('not_recovered is called, once, when the position was trimmed from the history', async () => {
   const server = await startServer('--history-size', '3');
   const other = await startServer('--history-size', '3');
@@ -230,7 +251,8 @@ test("the server's heartbeat, a plain frame, still counts as one and is not a me
   const other = await startServer('--history-size', '100');
   const name = facility();
   // 2.5 s between the client's own heartbeats: the server's (every 4 s) keep it alive
-  const { recorder, sockets } = connect(server, name, { recover: true, heartbeat_msg: 'hb', heartbeat_interval_ms: 2500 });
+  const options = { recover: true, heartbeat_msg: 'hb', heartbeat_interval_ms: 2500 };
+  const { recorder, sockets } = connect(server, name, options);
   await recorder.until('connected', 1);
   const publisher = await openPublisher(other, name);
   await publisher.publish('1');

@@ -605,7 +605,11 @@ describe('recovery', () => {
 
     lastSocket().fireMessage(envelope('broadcast', '1-2', 'd'));
     lastSocket().fireMessage(
-      report({ broadcast: { id: '1-2', recovered: true }, user: { id: '0-0', recovered: true }, session: { id: null, recovered: true } }),
+      report({
+        broadcast: { id: '1-2', recovered: true },
+        user: { id: '0-0', recovered: true },
+        session: { id: null, recovered: true },
+      }),
     );
     lastSocket().fireMessage(envelope('broadcast', '2-0', 'e'));
     reconnect();
@@ -623,7 +627,9 @@ describe('recovery', () => {
     const calls = [];
     const { events } = makeClient({ recover: true, not_recovered: (labels) => calls.push(labels) });
     lastSocket().fireOpen();
-    lastSocket().fireMessage(report({ broadcast: { id: '0-0', recovered: true }, user: { id: '0-0', recovered: true } }));
+    lastSocket().fireMessage(
+      report({ broadcast: { id: '0-0', recovered: true }, user: { id: '0-0', recovered: true } }),
+    );
     assert.deepEqual(calls, []);
     lastSocket().fireMessage(
       report({

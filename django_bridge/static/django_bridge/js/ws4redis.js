@@ -105,11 +105,12 @@
 		recover: false
 	};
 	var NEWLINE = 0x0A;
+	var decoder = typeof TextDecoder !== 'undefined' ? new TextDecoder('utf-8') : null;
 
 	// The UTF-8 text of the bytes `bytes` (a Uint8Array).
 	function utf8_decode(bytes) {
-		if (typeof TextDecoder !== 'undefined') {
-			return new TextDecoder('utf-8').decode(bytes);
+		if (decoder !== null) {
+			return decoder.decode(bytes);
 		}
 		var escaped = '';
 		for (var i = 0; i < bytes.length; i++) {
