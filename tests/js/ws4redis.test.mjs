@@ -499,3 +499,193 @@ describe('state predicates', () => {
     assert.ok(!client.is_connecting() && !client.is_connected() && !client.is_closing());
   });
 });
+
+describe('recovery', () => {
+  const header = (channel, id) => JSON.stringify({ channel, id });
+  const envelope = (channel, id, payload) => `${header(channel, id)}\n${payload}`;
+  const report = (channels) => JSON.stringify({ recovery: channels });
+  const bytes = (...values) => new Uint8Array(values);
+  // A binary envelope as an ArrayBuffer: the header's UTF-8 bytes, a newline, the payload.
+  function binaryEnvelope(channel, id, payload) {
+    const head = new TextEncoder().encode(`${header(channel, id)}\n`);
+    const frame = new Uint8Array(head.length + payload.length);
+    frame.set(head);
+    frame.set(payload, head.length);
+    return frame.buffer;
+  }
+  const received = (events) => events.filter((e) => e[0] === 'receive_message').map((e) => e[1]);
+  // The positions a socket's URL carries, or undefined for a bare `recover`.
+  function positionsIn(url) {
+    const value = new URL(url).searchParams.get('recover');
+    assert.notEqual(value, null, `no recover parameter in ${url}`);
+    return value === '' ? undefined : JSON.parse(value);
+  }
+  function reconnect() {
+    lastSocket().fireClose();
+    mock.timers.tick(30000);
+    lastSocket().fireOpen();
+  }
+
+  test('without recover, the URI is used as given and frames are passed on untouched', () => {
+    const { events } = makeClient();
+    const ws = lastSocket();
+    assert.equal(ws.url, URI);
+    ws.fireOpen();
+    const binary = binaryEnvelope('broadcast', '1-0', bytes(1, 2));
+    ws.fireMessage(envelope('broadcast', '1-0', 'hello'));
+    ws.fireMessage(report({ broadcast: { id: '1-0', recovered: false } }));
+    ws.fireMessage(binary);
+    assert.deepEqual(received(events), [
+      envelope('broadcast', '1-0', 'hello'),
+      report({ broadcast: { id: '1-0', recovered: false } }),
+      binary,
+    ]);
+    assert.equal(received(events)[2], binary);
+    reconnect();
+    assert.equal(lastSocket().url, URI);
+  });
+
+  test('opts in with a bare recover parameter, whatever the URI query looks like', () => {
+    const cases = [
+      ['ws://example.test/ws/chat', 'ws://example.test/ws/chat?recover'],
+      ['ws://example.test/ws/chat?', 'ws://example.test/ws/chat?recover'],
+      ['ws://example.test/ws/chat?subscribe-broadcast', 'ws://example.test/ws/chat?subscribe-broadcast&recover'],
+      ['ws://example.test/ws/chat?echo&', 'ws://example.test/ws/chat?echo&recover'],
+    ];
+    for (const [uri, expected] of cases) {
+      WS4Redis({ uri, WebSocket: FakeWebSocket, recover: true });
+      assert.equal(lastSocket().url, expected);
+    }
+  });
+
+  test('reconnects without positions while it has none', () => {
+    makeClient({ recover: true });
+    lastSocket().fireOpen();
+    lastSocket().fireMessage(envelope('broadcast', null, 'not in history'));
+    reconnect();
+    assert.equal(lastSocket().url, `${URI}&recover`);
+  });
+
+  test('unwraps text messages: receive_message gets the payload, newlines and all', () => {
+    const { events } = makeClient({ recover: true });
+    const ws = lastSocket();
+    ws.fireOpen();
+    ws.fireMessage(envelope('broadcast', '1764547200000-0', 'hello'));
+    ws.fireMessage(envelope('user', null, 'two\nlines\n'));
+    ws.fireMessage(envelope('group:staff', '1764547200000-1', ''));
+    ws.fireMessage(envelope('broadcast', '1764547200000-2', '{"json": true}'));
+    assert.deepEqual(received(events), ['hello', 'two\nlines\n', '', '{"json": true}']);
+  });
+
+  test('unwraps binary messages into the type the socket gave', () => {
+    const { events } = makeClient({ recover: true });
+    const ws = lastSocket();
+    ws.fireOpen();
+    // an ArrayBuffer (browsers, and `ws` with binaryType 'arraybuffer') gives an ArrayBuffer
+    ws.fireMessage(binaryEnvelope('broadcast', '5-0', bytes(0, 10, 255, 10)));
+    // a Buffer (`ws` by default) gives a Buffer
+    ws.fireMessage(Buffer.from(binaryEnvelope('group:café', '5-1', bytes(0xc3, 0x28))));
+    const [buffer, nodeBuffer] = received(events);
+    assert.ok(buffer instanceof ArrayBuffer);
+    assert.deepEqual(new Uint8Array(buffer), bytes(0, 10, 255, 10));
+    assert.ok(Buffer.isBuffer(nodeBuffer));
+    assert.deepEqual(new Uint8Array(nodeBuffer), bytes(0xc3, 0x28));
+    reconnect();
+    assert.deepEqual(positionsIn(lastSocket().url), { broadcast: '5-0', 'group:café': '5-1' });
+  });
+
+  test('the report is not a message; positions follow messages and reports across reconnects', () => {
+    const { events } = makeClient({ recover: true });
+    lastSocket().fireOpen();
+    lastSocket().fireMessage(envelope('broadcast', '1-0', 'a'));
+    lastSocket().fireMessage(envelope('broadcast', '1-1', 'b'));
+    lastSocket().fireMessage(envelope('user', null, 'c')); // not in history: no position
+    reconnect();
+    assert.deepEqual(positionsIn(lastSocket().url), { broadcast: '1-1' });
+
+    lastSocket().fireMessage(envelope('broadcast', '1-2', 'd'));
+    lastSocket().fireMessage(
+      report({
+        broadcast: { id: '1-2', recovered: true },
+        user: { id: '0-0', recovered: true },
+        session: { id: null, recovered: true },
+      }),
+    );
+    lastSocket().fireMessage(envelope('broadcast', '2-0', 'e'));
+    reconnect();
+    assert.deepEqual(positionsIn(lastSocket().url), { broadcast: '2-0', user: '0-0', session: null });
+    assert.ok(lastSocket().url.startsWith(`${URI}&recover=`));
+    assert.doesNotMatch(lastSocket().url.slice(URI.length), /[{}":,]/, 'the positions are URI-encoded');
+
+    lastSocket().fireMessage(report({ broadcast: { id: '2-0', recovered: true } }));
+    reconnect();
+    assert.deepEqual(positionsIn(lastSocket().url), { broadcast: '2-0', user: '0-0', session: null });
+    assert.deepEqual(received(events), ['a', 'b', 'c', 'd', 'e']);
+  });
+
+  test('not_recovered gets the labels the server could not recover, once per report', () => {
+    const calls = [];
+    const { events } = makeClient({ recover: true, not_recovered: (labels) => calls.push(labels) });
+    lastSocket().fireOpen();
+    lastSocket().fireMessage(
+      report({ broadcast: { id: '0-0', recovered: true }, user: { id: '0-0', recovered: true } }),
+    );
+    assert.deepEqual(calls, []);
+    lastSocket().fireMessage(
+      report({
+        broadcast: { id: '9-0', recovered: false },
+        user: { id: '0-0', recovered: true },
+        'group:staff': { id: null, recovered: false },
+      }),
+    );
+    assert.deepEqual(calls, [['broadcast', 'group:staff']]);
+    assert.deepEqual(received(events), []);
+    reconnect();
+    assert.deepEqual(positionsIn(lastSocket().url), { broadcast: '9-0', user: '0-0', 'group:staff': null });
+  });
+
+  test('without a not_recovered callback, a report with losses is harmless', () => {
+    makeClient({ recover: true });
+    lastSocket().fireOpen();
+    lastSocket().fireMessage(report({ broadcast: { id: '9-0', recovered: false } }));
+  });
+
+  test('the plain heartbeat frame still counts as one, and is not passed on', () => {
+    const { events } = makeClient({ recover: true, heartbeat_msg: 'hb' });
+    const ws = lastSocket();
+    ws.fireOpen();
+    mock.timers.tick(10000); // two missed
+    ws.fireMessage('hb');
+    mock.timers.tick(10000); // two missed again, not three
+    assert.equal(ws.closeCalls, 0);
+    ws.fireMessage(envelope('broadcast', '1-0', 'hb')); // a published heartbeat string, as without recover
+    mock.timers.tick(10000);
+    assert.equal(ws.closeCalls, 0);
+    assert.deepEqual(received(events), []);
+    reconnect();
+    assert.deepEqual(positionsIn(lastSocket().url), { broadcast: '1-0' });
+  });
+
+  test('frames without a header are passed on as they are', () => {
+    const { events } = makeClient({ recover: true });
+    const ws = lastSocket();
+    ws.fireOpen();
+    const blob = new Blob(['x']);
+    const noNewline = bytes(1, 2, 3).buffer;
+    const notJson = new TextEncoder().encode('not json\npayload').buffer;
+    ws.fireMessage('--heartbeat--');
+    ws.fireMessage('{"no": "recovery"}');
+    ws.fireMessage('["a"]\nlist header');
+    ws.fireMessage(blob);
+    ws.fireMessage(noNewline);
+    ws.fireMessage(notJson);
+    assert.deepEqual(received(events), [
+      '--heartbeat--',
+      '{"no": "recovery"}',
+      '["a"]\nlist header',
+      blob,
+      noNewline,
+      notJson,
+    ]);
+  });
+});
