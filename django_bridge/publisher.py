@@ -29,7 +29,8 @@ from ws4redis_tornado.channels import SELF, Audience, channel_key, validate_faci
 from ws4redis_tornado.config import Config
 from ws4redis_tornado.connections import AsyncCommandClient, CommandClient, RedisTopology, topology_key
 from ws4redis_tornado.messages import RedisMessage, decode_payload
-from ws4redis_tornado.publisher import apublish, publish, publish_arguments
+from ws4redis_tornado.presence import Presence, PresenceStats, merge
+from ws4redis_tornado.publisher import apublish, aread_presence, publish, publish_arguments, read_presence
 from ws4redis_tornado.revocation import close_command, control_channel
 
 from .conf import get_config
@@ -130,6 +131,36 @@ class RedisPublisher:
         with _unavailable("publish", config):
             client = _async_client(config)
         return sum(await apublish(client, self.publish_channels, message, config=config, expire=expire))
+
+    def presence(self) -> Presence:
+        """Who has sockets on this publisher's channels now, in every process (``WS4REDIS_PRESENCE``).
+
+        ``users`` maps each user name to their number of sockets, ``anonymous`` counts the sockets
+        without a user. Over several channels a user counts once, with their largest number of
+        sockets on one of them.
+
+        Raises:
+            BrokerUnavailable: Redis cannot be reached.
+        """
+        config = get_config()
+        with _unavailable("read presence", config):
+            client = _client(config)
+        return merge(read_presence(client, self.publish_channels, config=config))
+
+    async def apresence(self) -> Presence:
+        """The async twin of :meth:`presence`."""
+        config = get_config()
+        with _unavailable("read presence", config):
+            client = _async_client(config)
+        return merge(await aread_presence(client, self.publish_channels, config=config))
+
+    def presence_stats(self) -> PresenceStats:
+        """Counts only, cheap to show in a page header: ``users``, ``sockets`` and ``anonymous``."""
+        return self.presence().stats
+
+    async def apresence_stats(self) -> PresenceStats:
+        """The async twin of :meth:`presence_stats`."""
+        return (await self.apresence()).stats
 
     def fetch_message(
         self, request: HttpRequest | None, facility: str, audience: str | Audience = _ANY

@@ -3,8 +3,9 @@
 The client has no dependencies, but its Node tests drive it with the `ws` package, a dev
 dependency pinned in tests/js/package-lock.json: it is installed with `npm ci` into
 tests/js/node_modules (git-ignored) when it is not there yet. Its recovery tests run the real
-server, ``python -m ws4redis_tornado``, with this interpreter, and a private redis-server: both
-are named to them through the environment (tests/js/harness.mjs).
+server, ``python -m ws4redis_tornado``, and its presence tests the same server with named users
+(tests/js/named_server.py), both with this interpreter, and a private redis-server: both are
+named to them through the environment (tests/js/harness.mjs).
 """
 
 import os

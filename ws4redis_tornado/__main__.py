@@ -59,6 +59,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="SECONDS",
         help="seconds a channel's history lives after its last message (default: --expire)",
     )
+    parser.add_argument(
+        "--presence",
+        action="append",
+        default=[],
+        metavar="FACILITY",
+        help="keep presence (who is connected) on this facility's channels; repeat for more",
+    )
+    parser.add_argument(
+        "--presence-interval",
+        type=float,
+        default=Config.presence_interval,
+        metavar="SECONDS",
+        help="seconds between two rewrites of this process's presence in Redis (default: %(default)s)",
+    )
     parser.add_argument("--demo", action="store_true", help="serve a demo page at / (implies --client-publish)")
     parser.add_argument(
         "--client-publish",
@@ -94,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             health_detail=args.health_detail,
             history_size=args.history_size,
             history_ttl=args.history_ttl,
+            presence=tuple(args.presence),
+            presence_interval=args.presence_interval,
         )
         if embedded:
             print(f"started an embedded redis-server at {embedded.url}", file=sys.stderr)

@@ -25,9 +25,11 @@ from .compat.redis import PubSubConnection
 from .config import Config
 from .connections import AsyncCommandClient, RedisTopology
 from .exceptions import BrokerClosed, BrokerUnavailable
-from .history import ID_MARKER, message_frame, split_id
+from .history import message_frame, split_id
 from .messages import RedisMessage, decode_payload, encode_frame
-from .redis_commands import CONNECTION_ERRORS
+from .presence import Presence, PresenceEvent, PresenceTracker
+from .publisher import apublish_payload, aread_presence
+from .redis_commands import CONNECTION_ERRORS, PRESENCE_MARKER
 from .revocation import Revocations, control_channel
 
 __all__ = ["Broker", "Delivery", "Listener"]
@@ -37,6 +39,8 @@ logger = logging.getLogger(__name__)
 _FIRST_RETRY_DELAY = 0.05
 _CONFIRM_TIMEOUT = 10.0
 _COMMAND_CONNECTIONS = 2
+# What the payloads this project marks (binary, with an id, presence events) start with.
+_MARKED = b"\xffws4redis:"
 
 
 class Delivery:
@@ -122,6 +126,7 @@ class Broker:
         # nobody's channel, and channel_count does not count it.
         self._control_key = control_channel(config.prefix).encode()
         self.revocations = Revocations()
+        self.presence = PresenceTracker(config, self._command_client, self._command_slots)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -161,6 +166,9 @@ class Broker:
         """Stop reading and close every Redis connection; listeners are dropped."""
         if self._closed:
             return
+        if self._connected:
+            # While the connections are up: this process's users leave presence now, not at expiry.
+            await self.presence.aclose()
         self._closed = True
         for task in (self._reader, self._writer, self._probe, *self._tasks):
             if task is not None:
@@ -362,17 +370,8 @@ class Broker:
         if not channels:
             return []
         client = self._command_client()
-        config = self.config
-        with redis_commands.unavailable_on_error("publish", address=config.redis_address):
-            async with self._command_slots:
-                return await redis_commands.apublish(
-                    client,
-                    channels,
-                    payload,
-                    expire=expire,
-                    history_size=config.history_size,
-                    history_ttl=config.history_seconds,
-                )
+        async with self._command_slots:
+            return await apublish_payload(client, channels, payload, config=self.config, expire=expire)
 
     async def read_last(self, channels: Sequence[str]) -> list[tuple[bytes | None, str | None, bytes | None]]:
         """Each channel's persisted message and its history's last id and payload, in one round trip."""
@@ -380,6 +379,12 @@ class Broker:
         with redis_commands.unavailable_on_error("read the history", address=self.config.redis_address):
             async with self._command_slots:
                 return await redis_commands.aread_last(client, channels)
+
+    async def read_presence(self, channels: Sequence[str]) -> list[Presence]:
+        """Who is on each channel now, in every process, in one round trip."""
+        client = self._command_client()
+        async with self._command_slots:
+            return await aread_presence(client, channels, config=self.config)
 
     async def read_after(
         self, positions: Sequence[tuple[str, str]]
@@ -541,7 +546,10 @@ class Broker:
             payload = response[2]
             if payload == self._heartbeat:
                 return
-            if payload.startswith(ID_MARKER):
+            if payload.startswith(_MARKED):
+                if payload.startswith(PRESENCE_MARKER):
+                    self._announce(PresenceEvent(response[1], payload), listeners)
+                    return
                 stream_id, payload = split_id(payload)
                 delivery = Delivery(response[1], payload, stream_id)
             else:
@@ -556,6 +564,16 @@ class Broker:
             self._confirm(response[1])
         elif kind == b"pong":
             self._answer_pong(response[1])
+
+    def _announce(self, event: PresenceEvent, listeners: set[Listener]) -> None:
+        for listener in tuple(listeners):
+            take = getattr(listener, "on_presence_event", None)
+            if take is None:
+                continue
+            try:
+                take(event)
+            except Exception:
+                logger.exception("listener %r failed to take a presence event", listener)
 
     def _answer_pong(self, token: bytes) -> None:
         # The reader's own keep-alive PING carries no token, so it finds no future here.

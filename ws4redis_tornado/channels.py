@@ -13,9 +13,13 @@ The persisted copy of a channel's last message lives under the channel's own key
 from __future__ import annotations
 
 import enum
+import functools
+import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
+
+from redis.crc import key_slot
 
 from .exceptions import InvalidFacility
 
@@ -26,6 +30,7 @@ __all__ = [
     "Subscription",
     "channel_key",
     "channel_keys",
+    "companion_key",
     "parse_subscription",
     "subscription_from_parameters",
     "validate_facility",
@@ -179,3 +184,26 @@ def _keys(audiences: frozenset[Audience], facility: str, principal: Principal, p
         yield channel_key(Audience.USER, facility, principal.user, prefix=prefix)
     if Audience.SESSION in audiences and principal.session:
         yield channel_key(Audience.SESSION, facility, principal.session, prefix=prefix)
+
+
+def companion_key(channel: str, name: str) -> str:
+    """The key of something kept beside ``channel`` (its history, its presence), in its Redis Cluster slot.
+
+    A key hashes by its first ``{...}`` with something inside, else whole. Wrapping the channel in
+    braces gives the companion the channel's slot; a channel with such a tag of its own keeps it
+    first behind a suffix. A channel with a ``}`` but no tag (a group named so) cannot be wrapped:
+    its companion is tagged with the smallest number that hashes to the same slot.
+    """
+    opening = channel.find("{")
+    if opening != -1 and channel.find("}", opening + 1) > opening + 1:
+        return f"{channel}:{name}"
+    if "}" not in channel:
+        return f"{{{channel}}}:{name}"
+    return f"{{{_same_slot_tag(channel)}}}:{name}:{channel}"
+
+
+@functools.lru_cache(maxsize=1024)
+def _same_slot_tag(key: str) -> str:
+    slot = key_slot(key.encode())
+    # About 16,384 tries of a C function: a few milliseconds, once per such channel.
+    return next(tag for tag in map(str, itertools.count()) if key_slot(tag.encode()) == slot)

@@ -16,7 +16,8 @@ from dataclasses import MISSING, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from .exceptions import ConfigurationError
+from .channels import validate_facility
+from .exceptions import ConfigurationError, InvalidFacility
 
 __all__ = ["Config", "Setting", "field_settings", "setting"]
 
@@ -103,6 +104,10 @@ class Config:
             reconnects gets what it missed (see :mod:`ws4redis_tornado.history`); 0 keeps none.
         history_ttl: seconds a channel's history lives after its last message; None means
             ``expire``. Must be > 0 when ``history_size`` is.
+        presence: the facilities whose channels keep presence: who has sockets on them, across
+            processes (see :mod:`ws4redis_tornado.presence`); none by default.
+        presence_interval: seconds between two rewrites of a process's presence in Redis; a
+            process that stops rewriting (it died) is gone from presence three intervals later.
     """
 
     redis_url: str = "redis://localhost:6379/0"
@@ -222,6 +227,22 @@ class Config:
         check_id="django_bridge.E020",
     )
 
+    presence: tuple[str, ...] = setting(
+        (),
+        name="WS4REDIS_PRESENCE",
+        hint="Set WS4REDIS_PRESENCE to a list of the facilities that keep presence, such as ['chat'], or to [].",
+        check_id="django_bridge.E021",
+    )
+    presence_interval: float = setting(
+        10.0,
+        name="WS4REDIS_PRESENCE_INTERVAL",
+        hint=(
+            "Set WS4REDIS_PRESENCE_INTERVAL to the number of seconds between two rewrites of a process's"
+            " presence in Redis, such as 10."
+        ),
+        check_id="django_bridge.E022",
+    )
+
     def __post_init__(self) -> None:
         _check_redis_url(self.redis_url)
         if not isinstance(self.redis_options, Mapping):
@@ -280,6 +301,9 @@ class Config:
                 problem="is None, and expire (its default) is 0: the history would never expire",
                 related=("history_size", "expire"),
             )
+
+        object.__setattr__(self, "presence", _facilities("presence", self.presence))
+        _check_number("presence_interval", self.presence_interval, minimum=0.01)
 
     @property
     def history_seconds(self) -> int:
@@ -390,3 +414,15 @@ def _subprotocols(value: object) -> tuple[str, ...]:
 def _check_int(name: str, value: object, *, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         _fail(name, value, f"a whole number >= {minimum}")
+
+
+def _facilities(name: str, value: object) -> tuple[str, ...]:
+    expected = "a list of facility names, such as ['chat']"
+    if isinstance(value, str | bytes) or not isinstance(value, list | tuple | set | frozenset):
+        _fail(name, value, expected)
+    for facility in value:  # type: ignore[union-attr]
+        try:
+            validate_facility(facility)
+        except (InvalidFacility, TypeError):
+            _fail(name, value, expected)
+    return tuple(value)  # type: ignore[arg-type]

@@ -21,11 +21,12 @@ from .channels import Principal, Subscription, parse_subscription, validate_faci
 from .compat.tornado import reason_phrase, replace_response_headers, stream_of, websocket_params
 from .exceptions import BrokerUnavailable, InvalidFacility, InvalidRecovery, PermissionDenied
 from .frames import PING_FRAME, CloseCode, encode_frame
-from .history import RECOVER_PARAMETER, order, parse_positions
+from .history import RECOVER_PARAMETER, channel_label, message_frame, order, parse_positions
 from .keepalive import ping_action
 from .logs import log_event
 from .messages import RedisMessage, is_heartbeat
 from .origins import handshake_origin_problem, is_own_origin, normalise_origin
+from .presence import PRESENCE_PARAMETER, Presence, PresenceEvent, snapshot_frame
 from .protocol import StrictProtocol
 from .ratelimit import TokenBucket
 from .recovery import Recovery
@@ -80,10 +81,13 @@ class RedisWebSocketHandler(WebSocketHandler):
         "_pending",
         "_persisted",
         "_pong_pending",
+        "_presence_snapshot",
+        "_present",
         "_queue",
         "_recovery",
         "_subscription",
         "_thresholds",
+        "_wants_presence",
         "allowed_channels",
         "broker",
         "config",
@@ -141,6 +145,11 @@ class RedisWebSocketHandler(WebSocketHandler):
         self._labels: dict[bytes, str] | None = None
         self._thresholds: dict[bytes, tuple[int, int]] | None = None
         self._broker_lost = False
+        # Presence: whether the client asked for it, who was here when it subscribed, and whether
+        # this socket is counted (see presence.py).
+        self._wants_presence = False
+        self._presence_snapshot: list[Presence] | None = None
+        self._present = False
         # Who the socket connected as: the control channel closes it by these (see revocation.py).
         self.user_name: str | None = None
         self.session_key: str | None = None
@@ -193,6 +202,10 @@ class RedisWebSocketHandler(WebSocketHandler):
             except InvalidRecovery as exc:
                 return self._refuse(400, str(exc))
             self._recovery = Recovery(self.broker, positions)
+        if PRESENCE_PARAMETER in self.request.query_arguments:
+            if not self.broker.presence.tracks(facility):
+                return self._refuse(400, f"presence is not kept for the facility {facility!r}")
+            self._wants_presence = True
         if not self.broker.connected:
             return self._refuse(503, "redis is unavailable; try again later")
         origin_problem = self._origin_problem()
@@ -250,6 +263,9 @@ class RedisWebSocketHandler(WebSocketHandler):
         self.subscriber.recovery = self._recovery
         await self.subscriber.set_pubsub_channels(handshake, self._subscription.parameters)
         await self.subscriber.send_persisted_messages(self)
+        if self._wants_presence:
+            # After subscribing: a join or leave from now on arrives as an event.
+            self._presence_snapshot = await self.broker.read_presence(self.subscriber.subscribe_channels)
 
     def _origin_problem(self) -> str | None:
         # Tornado checks too, but only after prepare() and differently across its versions:
@@ -319,8 +335,8 @@ class RedisWebSocketHandler(WebSocketHandler):
         if getattr(self.application, "closing", False):
             self.close(CloseCode.GOING_AWAY, "server shutting down")
             return
-        if self._recovery is not None:
-            self._open_recovering(self._recovery)
+        if self._recovery is not None or self._wants_presence:
+            self._open_with_labels()
         else:
             persisted, self._persisted = self._persisted or [], None
             for _, message in persisted:
@@ -332,28 +348,47 @@ class RedisWebSocketHandler(WebSocketHandler):
                 if (delivery.channel, bytes(delivery.message)) not in already_sent:
                     self.send_frame(delivery.frame)
         self.sockets.add(self)
+        if self.subscriber is not None and self.broker.presence.tracks(self._facility):
+            self.broker.presence.add(self.subscriber.subscribe_channels, self.user_name)
+            self._present = True
         self._opened_at = IOLoop.current().time()
         self._peer = self.request.remote_ip or ""
         channels = len(self.subscriber.subscribe_channels) if self.subscriber else 0
         log_event("connect", peer=self._peer, facility=self._facility, channels=channels)
         self._forget_handshake()
 
-    def _open_recovering(self, recovery: Recovery) -> None:
-        """Send what the recovery read and its report, then what arrived live meanwhile."""
-        self._recovery = None
-        for frame in recovery.frames():
-            self.send_frame(frame)
-        self._labels = recovery.labels()
-        self._thresholds = recovery.thresholds()
-        # A persisted message without an id went out with the opening: its live copy, if it was
-        # published (by a publisher without history) while subscribing, does not go out again.
-        copies = recovery.persisted_without_id()
+    def _open_with_labels(self) -> None:
+        """Open a socket that asked for ids or presence: what the recovery read and its report, who is
+        here, then what arrived live meanwhile, each message behind its channel's label."""
+        recovery, self._recovery = self._recovery, None
+        channels = self.subscriber.subscribe_channels if self.subscriber else []
+        if recovery is not None:
+            for frame in recovery.frames():
+                self.send_frame(frame)
+            self._labels = recovery.labels()
+            self._thresholds = recovery.thresholds()
+            # A persisted message without an id went out with the opening: its live copy, if it
+            # was published (by a publisher without history) while subscribing, does not go out again.
+            copies = recovery.persisted_without_id()
+        else:
+            prefix = self.config.prefix
+            self._labels = {channel.encode(): channel_label(channel, prefix=prefix) for channel in channels}
+            copies = set()
+            persisted, self._persisted = self._persisted or [], None
+            for channel, message in persisted:
+                self.send_frame(message_frame(self._labels[channel], None, message.payload))
+                copies.add((channel, message.payload))
+        snapshot, self._presence_snapshot = self._presence_snapshot, None
+        for channel, presence in zip(channels, snapshot or (), strict=False):
+            self.send_frame(snapshot_frame(self._labels[channel.encode()], presence))
         queued, self._queue = self._queue or [], None
         for delivery in queued:
-            if delivery.id is None and (delivery.channel, delivery.payload) in copies:
+            if isinstance(delivery, PresenceEvent):
+                self.on_presence_event(delivery)
+            elif delivery.id is None and (delivery.channel, delivery.payload) in copies:
                 copies.discard((delivery.channel, delivery.payload))
-                continue
-            self._send_with_id(delivery)
+            else:
+                self._send_with_id(delivery)
         if self._broker_lost:
             self.on_broker_lost()
 
@@ -485,6 +520,9 @@ class RedisWebSocketHandler(WebSocketHandler):
         self._queue = None
         self.sockets.discard(self)
         if self.subscriber is not None:
+            if self._present:
+                self._present = False
+                self.broker.presence.remove(self.subscriber.subscribe_channels, self.user_name)
             self.subscriber.release()
 
     # -- sending ----------------------------------------------------------------------------------
@@ -517,12 +555,23 @@ class RedisWebSocketHandler(WebSocketHandler):
         if label is not None:
             self.send_frame(delivery.envelope(label))
 
+    def on_presence_event(self, event: PresenceEvent) -> None:
+        """Take a join or leave from the broker; only a socket that asked for presence sends it on."""
+        if not self._wants_presence:
+            return
+        if self._queue is not None:
+            self._queue.append(event)  # type: ignore[arg-type]
+            return
+        label = self._labels.get(event.channel) if self._labels else None
+        if label is not None:
+            self.send_frame(event.frame(label))
+
     def on_broker_lost(self) -> None:
         """Close a socket that asked for ids, so that its client reconnects and recovers what Redis' absence cost it.
 
         A socket still in its handshake is closed as soon as it opens. Other sockets stay open, as they always did.
         """
-        if self._labels is None and self._recovery is None:
+        if self._labels is None and self._recovery is None and not self._wants_presence:
             return
         connection = self.ws_connection
         if connection is None or self._labels is None:

@@ -15,15 +15,12 @@ A client that does not opt in receives exactly the frames it always did.
 
 from __future__ import annotations
 
-import functools
-import itertools
 import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from redis.crc import key_slot
-
+from .channels import companion_key
 from .exceptions import InvalidRecovery
 from .frames import encode_frame
 from .messages import decode_payload
@@ -58,32 +55,14 @@ RECOVER_PARAMETER = "recover"
 EMPTY_POSITION = "0-0"
 """The position of a channel whose stream is empty or absent: before every message."""
 
-_HISTORY_SUFFIX = ":ws4redis-history"
+_HISTORY_SUFFIX = "ws4redis-history"
 _STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
 _MAX_LABEL = 512
 
 
 def history_key(channel: str) -> str:
-    """The key of ``channel``'s stream, in the same Redis Cluster slot as the channel's own key.
-
-    A key hashes by its first ``{...}`` with something inside, else whole. Wrapping the channel in
-    braces gives the stream the channel's slot; a channel with such a tag of its own keeps it
-    first behind a suffix. A channel with a ``}`` but no tag (a group named so) cannot be wrapped:
-    its stream is tagged with the smallest number that hashes to the same slot.
-    """
-    opening = channel.find("{")
-    if opening != -1 and channel.find("}", opening + 1) > opening + 1:
-        return channel + _HISTORY_SUFFIX
-    if "}" not in channel:
-        return "{" + channel + "}" + _HISTORY_SUFFIX
-    return "{" + _same_slot_tag(channel) + "}" + _HISTORY_SUFFIX + ":" + channel
-
-
-@functools.lru_cache(maxsize=1024)
-def _same_slot_tag(key: str) -> str:
-    slot = key_slot(key.encode())
-    # About 16,384 tries of a C function: a few milliseconds, once per such channel.
-    return next(tag for tag in map(str, itertools.count()) if key_slot(tag.encode()) == slot)
+    """The key of ``channel``'s stream, in the channel's Redis Cluster slot (see :func:`companion_key`)."""
+    return companion_key(channel, _HISTORY_SUFFIX)
 
 
 def channel_label(channel: str, *, prefix: str = "") -> str:

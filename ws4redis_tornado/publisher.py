@@ -1,4 +1,4 @@
-"""Publishing from any Python code, without Django: what ``RedisPublisher`` does, minus the request.
+"""Publishing, and reading presence, from any Python code without Django: ``RedisPublisher`` minus the request.
 
 :func:`publish` and :func:`apublish` are the one place that turns a message and a :class:`Config`
 into the commands that publish it: persisted for ``expire`` seconds, and kept in the channel's
@@ -15,8 +15,17 @@ from .channels import Audience, channel_key
 from .config import Config
 from .connections import AsyncCommandClient, CommandClient, RedisTopology
 from .messages import RedisMessage
+from .presence import Presence, PresenceStats, merge
 
-__all__ = ["Publisher", "apublish", "publish", "publish_arguments"]
+__all__ = [
+    "Publisher",
+    "apublish",
+    "apublish_payload",
+    "aread_presence",
+    "publish",
+    "publish_arguments",
+    "read_presence",
+]
 
 
 def publish_arguments(message: RedisMessage | str | bytes, expire: int | None, config: Config) -> tuple[bytes, int]:
@@ -28,6 +37,22 @@ def publish_arguments(message: RedisMessage | str | bytes, expire: int | None, c
     if isinstance(expire, bool) or not isinstance(expire, int) or expire < 0:
         raise ValueError(f"expire is {expire!r}; expected a whole number of seconds >= 0, or None")
     return message.payload, expire
+
+
+def read_presence(client: CommandClient, channels: Sequence[str], *, config: Config) -> list[Presence]:
+    """Who is on each channel now, in every process, in one round trip.
+
+    Raises:
+        BrokerUnavailable: Redis cannot be reached.
+    """
+    with redis_commands.unavailable_on_error("read presence", address=config.redis_address):
+        return [Presence.from_counts(counts) for counts in redis_commands.read_presence(client, channels)]
+
+
+async def aread_presence(client: AsyncCommandClient, channels: Sequence[str], *, config: Config) -> list[Presence]:
+    """The async twin of :func:`read_presence`."""
+    with redis_commands.unavailable_on_error("read presence", address=config.redis_address):
+        return [Presence.from_counts(counts) for counts in await redis_commands.aread_presence(client, channels)]
 
 
 def publish(
@@ -65,6 +90,13 @@ async def apublish(
 ) -> list[int]:
     """The async twin of :func:`publish`."""
     payload, expire = publish_arguments(message, expire, config)
+    return await apublish_payload(client, channels, payload, config=config, expire=expire)
+
+
+async def apublish_payload(
+    client: AsyncCommandClient, channels: Sequence[str], payload: bytes, *, config: Config, expire: int
+) -> list[int]:
+    """:func:`apublish` for a payload already encoded for Redis (:attr:`RedisMessage.payload`)."""
     with redis_commands.unavailable_on_error("publish", address=config.redis_address):
         return await redis_commands.apublish(
             client,
@@ -116,19 +148,46 @@ class Publisher:
 
         Returns how many sockets' processes received it, summed over the channels.
         """
-        if self._client is None:
-            self._client = self._topology.sync_command_client()
         keys = self.channels(facility, **audience)  # type: ignore[arg-type]
-        return sum(publish(self._client, keys, message, config=self.config, expire=expire))
+        return sum(publish(self._sync_client(), keys, message, config=self.config, expire=expire))
 
     async def apublish(
         self, facility: str, message: RedisMessage | str | bytes, *, expire: int | None = None, **audience: object
     ) -> int:
         """The async twin of :meth:`publish`."""
+        keys = self.channels(facility, **audience)  # type: ignore[arg-type]
+        return sum(await apublish(self._async(), keys, message, config=self.config, expire=expire))
+
+    def presence(self, facility: str, **audience: object) -> Presence:
+        """Who has sockets on the audience's channels of ``facility`` (listed in ``Config.presence``) now.
+
+        Over several channels a user counts once, with their largest number of sockets on one.
+        """
+        keys = self.channels(facility, **audience)  # type: ignore[arg-type]
+        return merge(read_presence(self._sync_client(), keys, config=self.config))
+
+    async def apresence(self, facility: str, **audience: object) -> Presence:
+        """The async twin of :meth:`presence`."""
+        keys = self.channels(facility, **audience)  # type: ignore[arg-type]
+        return merge(await aread_presence(self._async(), keys, config=self.config))
+
+    def presence_stats(self, facility: str, **audience: object) -> PresenceStats:
+        """Counts only (users, sockets, anonymous sockets): :meth:`presence`'s ``stats``."""
+        return self.presence(facility, **audience).stats
+
+    async def apresence_stats(self, facility: str, **audience: object) -> PresenceStats:
+        """The async twin of :meth:`presence_stats`."""
+        return (await self.apresence(facility, **audience)).stats
+
+    def _sync_client(self) -> CommandClient:
+        if self._client is None:
+            self._client = self._topology.sync_command_client()
+        return self._client
+
+    def _async(self) -> AsyncCommandClient:
         if self._async_client is None:
             self._async_client = self._topology.command_client()
-        keys = self.channels(facility, **audience)  # type: ignore[arg-type]
-        return sum(await apublish(self._async_client, keys, message, config=self.config, expire=expire))
+        return self._async_client
 
     def close(self) -> None:
         """Disconnect the synchronous client."""

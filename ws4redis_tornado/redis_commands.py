@@ -13,7 +13,7 @@ serve right now", and :func:`unavailable` turns it into the project's
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -21,6 +21,7 @@ from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
 
+from .channels import companion_key
 from .connections import AsyncCommandClient, CommandClient
 from .exceptions import BrokerUnavailable
 from .history import ID_MARKER, history_key
@@ -102,6 +103,173 @@ return reply
 
 
 # -- pure: the commands and their replies ---------------------------------------------------------
+
+
+# -- presence ---------------------------------------------------------------------------------------
+#
+# Per channel C: a sorted set {C}:ws4redis-presence of process ids, scored by the time (Redis'
+# clock, in ms) until which each process vouches for its entry, and per process a hash
+# {C}:ws4redis-presence:<process id> of user name -> sockets ('' counts the anonymous ones). An
+# entry lives PRESENCE_KEEP times its expiry, so that the first process to notice a dead one can
+# still read whom it held and announce who left.
+
+PRESENCE_MARKER = b"\xffws4redis:presence\x00"
+"""Starts a payload that is a presence event (JSON), published on the channel itself."""
+
+PRESENCE_KEEP = 3
+
+_PRESENCE_COMMON = """
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function present_elsewhere(index, own, user, now)
+  for _, process in ipairs(redis.call('ZRANGEBYSCORE', index, now, '+inf')) do
+    if process ~= own and redis.call('HEXISTS', index .. ':' .. process, user) == 1 then return true end
+  end
+  return false
+end
+local function announce(channel, marker, event, user)
+  redis.call('PUBLISH', channel, marker .. cjson.encode({event = event, user = user}))
+end
+"""
+
+# KEYS: the index, this process's entry. ARGV: process id, expiry ms, channel, marker, then
+# user, sockets, ... : this process's whole entry. Also reaps the entries of processes that
+# stopped vouching, announcing the users who are then present nowhere.
+_PRESENCE_REFRESH = (
+    _PRESENCE_COMMON
+    + """
+local now, own, expiry = now_ms(), ARGV[1], tonumber(ARGV[2])
+redis.call('DEL', KEYS[2])
+if #ARGV > 4 then
+  for i = 5, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+  redis.call('PEXPIRE', KEYS[2], expiry * 3)
+  redis.call('ZADD', KEYS[1], now + expiry, own)
+else
+  redis.call('ZREM', KEYS[1], own)
+end
+for _, dead in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. now)) do
+  local entry = KEYS[1] .. ':' .. dead
+  local users = redis.call('HKEYS', entry)
+  redis.call('ZREM', KEYS[1], dead)
+  redis.call('DEL', entry)
+  for _, user in ipairs(users) do
+    if user ~= '' and not present_elsewhere(KEYS[1], '', user, now) then announce(ARGV[3], ARGV[4], 'leave', user) end
+  end
+end
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('PEXPIRE', KEYS[1], expiry * 3) end
+"""
+)
+
+# KEYS: the index, this process's entry. ARGV: process id, expiry ms, channel, marker, user,
+# sockets (0: the user's last socket here closed). Announces a join or a leave when the user is
+# present in no other process.
+_PRESENCE_CHANGE = (
+    _PRESENCE_COMMON
+    + """
+local now, own, expiry, user, sockets = now_ms(), ARGV[1], tonumber(ARGV[2]), ARGV[5], tonumber(ARGV[6])
+local elsewhere = user ~= '' and present_elsewhere(KEYS[1], own, user, now)
+if sockets > 0 then
+  redis.call('HSET', KEYS[2], user, sockets)
+  redis.call('PEXPIRE', KEYS[2], expiry * 3)
+  redis.call('ZADD', KEYS[1], now + expiry, own)
+  redis.call('PEXPIRE', KEYS[1], expiry * 3)
+  if user ~= '' and not elsewhere then announce(ARGV[3], ARGV[4], 'join', user) end
+else
+  redis.call('HDEL', KEYS[2], user)
+  if user ~= '' and not elsewhere then announce(ARGV[3], ARGV[4], 'leave', user) end
+end
+"""
+)
+
+# KEYS: the index. The entries of the live processes, flattened: user, sockets, ... per process.
+_PRESENCE_READ = (
+    _PRESENCE_COMMON
+    + """
+local reply = {}
+for _, process in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], now_ms(), '+inf')) do
+  for _, value in ipairs(redis.call('HGETALL', KEYS[1] .. ':' .. process)) do reply[#reply + 1] = value end
+end
+return reply
+"""
+)
+
+
+def presence_index(channel: str) -> str:
+    """The key of ``channel``'s presence index (its processes), in the channel's Cluster slot."""
+    return companion_key(channel, "ws4redis-presence")
+
+
+def presence_refresh_command(channel: str, process: str, sockets: Mapping[str, int], *, expiry_ms: int) -> Command:
+    """Replace this process's entry on ``channel`` by ``sockets`` (user -> count), and reap dead processes."""
+    flat = [item for user, count in sockets.items() for item in (user, count)]
+    index = presence_index(channel)
+    return (
+        "EVAL",
+        _PRESENCE_REFRESH,
+        2,
+        index,
+        f"{index}:{process}",
+        process,
+        expiry_ms,
+        channel,
+        PRESENCE_MARKER,
+        *flat,
+    )
+
+
+def presence_change_command(channel: str, process: str, user: str, sockets: int, *, expiry_ms: int) -> Command:
+    """Record that ``user`` now has ``sockets`` here (0: none), announcing a join or leave if it is one."""
+    index = presence_index(channel)
+    return (
+        "EVAL",
+        _PRESENCE_CHANGE,
+        2,
+        index,
+        f"{index}:{process}",
+        process,
+        expiry_ms,
+        channel,
+        PRESENCE_MARKER,
+        user,
+        sockets,
+    )
+
+
+def presence_read_commands(channels: Sequence[str]) -> list[Command]:
+    """Read every live process's entry on each channel (see :func:`presence_counts`)."""
+    return [("EVAL", _PRESENCE_READ, 1, presence_index(channel)) for channel in channels]
+
+
+def presence_counts(reply: Sequence[bytes]) -> dict[str, int]:
+    """Sum the sockets per user over the processes' entries; ``''`` holds the anonymous sockets."""
+    counts: dict[str, int] = {}
+    for i in range(0, len(reply), 2):
+        user = reply[i].decode("utf-8")
+        counts[user] = counts.get(user, 0) + int(reply[i + 1])
+    return counts
+
+
+def read_presence(client: CommandClient, channels: Sequence[str]) -> list[dict[str, int]]:
+    """The sockets per user on each channel, in one round trip (one per node in a Cluster)."""
+    if not channels:
+        return []
+    return [presence_counts(reply) for reply in _pipeline(client, presence_read_commands(channels)).execute()]
+
+
+async def aread_presence(client: AsyncCommandClient, channels: Sequence[str]) -> list[dict[str, int]]:
+    """The async twin of :func:`read_presence`."""
+    if not channels:
+        return []
+    return [presence_counts(reply) for reply in await _pipeline(client, presence_read_commands(channels)).execute()]
+
+
+async def asend(client: AsyncCommandClient, commands: Sequence[Command]) -> list[Any]:
+    """Send ``commands`` in one pipelined round trip (per node in a Cluster); return their replies."""
+    if not commands:
+        return []
+    return await _pipeline(client, commands).execute()
 
 
 def publish_commands(

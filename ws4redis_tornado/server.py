@@ -181,15 +181,17 @@ class WebSocketApplication(tornado.web.Application):
             super().log_request(handler)
 
     def start(self) -> None:
-        """Start the process-wide timers (heartbeat, pings); call once the IOLoop runs."""
+        """Start the process-wide timers (heartbeat, pings, presence); call once the IOLoop runs."""
         for timer in (self.heartbeat, self.pinger):
             if timer is not None:
                 timer.start()
+        self.broker.presence.start()
 
     def stop(self) -> None:
         for timer in (self.heartbeat, self.pinger):
             if timer is not None:
                 timer.stop()
+        self.broker.presence.stop()
 
     def close(self) -> None:
         """Release what the application owns once a drain has completed; nothing here (subclasses may)."""

@@ -19,6 +19,7 @@ os.environ["WS4REDIS_BRIDGE_DB_DIR"] = tempfile.mkdtemp(prefix="ws4redis-bridge-
 django.setup()
 
 import pytest  # noqa: E402
+import redis.connection  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.contrib.auth.models import Group, User  # noqa: E402
 from django.core.management import call_command  # noqa: E402
@@ -148,3 +149,17 @@ def http_url(http_server, http_port):
         return f"http://127.0.0.1:{http_port}{path}"
 
     return build
+
+
+@pytest.fixture
+def packets_sent(monkeypatch) -> list[bytes]:
+    """Every packet a synchronous redis-py connection sends from now on: one per round trip."""
+    sent: list[bytes] = []
+    original = redis.connection.AbstractConnection.send_packed_command
+
+    def counting(self, command, *args, **kwargs):
+        sent.append(command)
+        return original(self, command, *args, **kwargs)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counting)
+    return sent

@@ -35,6 +35,8 @@ def test_the_test_project_passes():
         ("WS4REDIS_SUBPROTOCOLS", "chat.v1", "django_bridge.E018"),
         ("WS4REDIS_HISTORY_SIZE", -1, "django_bridge.E019"),
         ("WS4REDIS_HISTORY_TTL", 0, "django_bridge.E020"),
+        ("WS4REDIS_PRESENCE", "chat", "django_bridge.E021"),
+        ("WS4REDIS_PRESENCE_INTERVAL", 0, "django_bridge.E022"),
         ("WS4REDIS_CONNECTION", {"hots": "redis"}, "django_bridge.E003"),
     ],
 )

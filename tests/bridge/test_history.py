@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-import redis
 from django.conf import settings
 from django.test import override_settings
 
@@ -41,17 +40,10 @@ def test_publish_appends_to_the_history_and_publishes_the_entrys_id(redis_client
 
 
 @override_settings(WS4REDIS_HISTORY_SIZE=3)
-def test_the_history_keeps_its_size_and_takes_one_round_trip(monkeypatch, redis_client, prefix):
+def test_the_history_keeps_its_size_and_takes_one_round_trip(request, redis_client, prefix):
     publisher = RedisPublisher(facility=FACILITY, broadcast=True, users=["ann", "bob"])
     publisher.publish_message("warm up the pool")
-    sends = []
-    original = redis.connection.AbstractConnection.send_packed_command
-
-    def counting(self, command, *args, **kwargs):
-        sends.append(command)
-        return original(self, command, *args, **kwargs)
-
-    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counting)
+    sends = request.getfixturevalue("packets_sent")  # from here on, after the pool's first connection
     for i in range(5):
         publisher.publish_message(f"m{i}")
     assert len(sends) == 5

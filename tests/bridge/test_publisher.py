@@ -164,17 +164,10 @@ def test_publish_persists_for_the_configured_time_and_counts_receivers(redis_cli
     assert redis_client.get(f"{prefix}:user:nobody:{FACILITY}") == MESSAGE.encode()
 
 
-def test_publish_takes_one_round_trip(monkeypatch, redis_client, prefix):
+def test_publish_takes_one_round_trip(request, redis_client, prefix):
     publisher = RedisPublisher(facility=FACILITY, broadcast=True, users=["john", "mary"])
     publisher.publish_message("warm up the pool")
-    sends = []
-    original = redis.connection.AbstractConnection.send_packed_command
-
-    def counting(self, command, *args, **kwargs):
-        sends.append(command)
-        return original(self, command, *args, **kwargs)
-
-    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counting)
+    sends = request.getfixturevalue("packets_sent")
     assert publisher.publish_message("three channels, six commands", expire=30) == 0
     assert len(sends) == 1
     assert redis_client.ttl(f"{prefix}:user:mary:{FACILITY}") > 10

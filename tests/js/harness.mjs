@@ -159,17 +159,18 @@ async function answersPing(port) {
 
 // `python -m ws4redis_tornado --demo` (clients may publish) with `args`, ready once /health answers 200.
 export class Ws4RedisServer extends ChildProcess {
+  static program = ['-m', 'ws4redis_tornado', '--demo'];
+
   constructor(redisUrl, port, args) {
-    super('ws4redis_tornado', PYTHON, [
-      '-m', 'ws4redis_tornado', '--demo', '--host', '127.0.0.1', '--port', String(port), '--redis', redisUrl,
-      ...args,
+    super(new.target.name, PYTHON, [
+      ...new.target.program, '--host', '127.0.0.1', '--port', String(port), '--redis', redisUrl, ...args,
     ]);
     this.port = port;
     this.url = `ws://127.0.0.1:${port}`;
   }
 
   static async start(redisUrl, ...args) {
-    return new Ws4RedisServer(redisUrl, await freePort(), args).start();
+    return new this(redisUrl, await freePort(), args).start();
   }
 
   // Start (again, on the same port) and return once /health answers 200.
@@ -184,6 +185,12 @@ export class Ws4RedisServer extends ChildProcess {
     });
     return this;
   }
+}
+
+// tests/js/named_server.py: the same server, but `?as=<name>` connects as that user (the
+// core server knows no users); it takes --presence, --presence-interval, --history-size, --heartbeat.
+export class NamedUsersServer extends Ws4RedisServer {
+  static program = [path.join(REPO_ROOT, 'tests', 'js', 'named_server.py')];
 }
 
 // Calls of the client's callbacks, in order, which a test can wait for.

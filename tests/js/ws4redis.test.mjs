@@ -689,3 +689,147 @@ describe('recovery', () => {
     ]);
   });
 });
+
+describe('presence', () => {
+  const envelope = (channel, payload) => `${JSON.stringify({ channel, id: null })}\n${payload}`;
+  const snapshot = (channel, users, anonymous = 0) => JSON.stringify({ presence: { channel, users, anonymous } });
+  const event = (channel, kind, user) => JSON.stringify({ presence: { channel, event: kind, user } });
+  const received = (events) => events.filter((e) => e[0] === 'receive_message').map((e) => e[1]);
+  const calls = (events, ...names) => events.filter((e) => names.includes(e[0]));
+
+  // A client following presence whose presence, joined and left calls append to `events` too.
+  function presenceClient(options = {}) {
+    const made = makeClient({
+      presence: (channel, users, anonymous) => made.events.push(['presence', channel, users, anonymous]),
+      joined: (user, channel) => made.events.push(['joined', user, channel]),
+      left: (user, channel) => made.events.push(['left', user, channel]),
+      ...options,
+    });
+    return made;
+  }
+
+  function reconnect() {
+    lastSocket().fireClose();
+    mock.timers.tick(30000);
+    lastSocket().fireOpen();
+  }
+
+  test('opts in with the presence parameter on every connection, after recover', () => {
+    makeClient({ presence: true });
+    assert.equal(lastSocket().url, `${URI}&presence`);
+    reconnect();
+    assert.equal(lastSocket().url, `${URI}&presence`);
+
+    WS4Redis({ uri: 'ws://example.test/ws/chat?', WebSocket: FakeWebSocket, presence: true });
+    assert.equal(lastSocket().url, 'ws://example.test/ws/chat?presence');
+
+    makeClient({ presence: () => {}, recover: true });
+    assert.equal(lastSocket().url, `${URI}&recover&presence`);
+    lastSocket().fireOpen();
+    lastSocket().fireMessage(`${JSON.stringify({ channel: 'broadcast', id: '7-0' })}\nx`);
+    reconnect();
+    const url = new URL(lastSocket().url);
+    assert.deepEqual(JSON.parse(url.searchParams.get('recover')), { broadcast: '7-0' });
+    assert.ok(url.search.endsWith('&presence'), url.search);
+  });
+
+  test('unwraps messages as recover does; presence frames are never messages', () => {
+    const { events, client } = presenceClient();
+    const ws = lastSocket();
+    ws.fireOpen();
+    ws.fireMessage(snapshot('broadcast', { john: 2 }, 1));
+    ws.fireMessage(envelope('broadcast', 'hello\nworld'));
+    ws.fireMessage(event('broadcast', 'join', 'mary'));
+    ws.fireMessage(envelope('broadcast', JSON.stringify({ presence: { channel: 'broadcast', users: {} } })));
+    assert.deepEqual(received(events), [
+      'hello\nworld',
+      JSON.stringify({ presence: { channel: 'broadcast', users: {} } }), // a message that looks like one
+    ]);
+    assert.deepEqual(client.present(), ['john', 'mary']);
+    // with ids on (history), a client without recover keeps no positions
+    ws.fireMessage(`${JSON.stringify({ channel: 'broadcast', id: '3-0' })}\nwith id`);
+    reconnect();
+    assert.equal(lastSocket().url, `${URI}&presence`);
+    assert.equal(received(events).at(-1), 'with id');
+  });
+
+  test('snapshots, joins and leaves reach their callbacks, and present() follows them', () => {
+    const { events, client } = presenceClient();
+    assert.deepEqual(client.present(), [], 'nothing known before the first snapshot');
+    lastSocket().fireOpen();
+    lastSocket().fireMessage(snapshot('broadcast', { mary: 1, john: 2 }, 3));
+    lastSocket().fireMessage(snapshot('group:staff', { admin: 1 }));
+    lastSocket().fireMessage(event('broadcast', 'join', 'zoe'));
+    lastSocket().fireMessage(event('broadcast', 'leave', 'john'));
+    lastSocket().fireMessage(event('group:staff', 'join', 'mary'));
+    assert.deepEqual(calls(events, 'presence', 'joined', 'left'), [
+      ['presence', 'broadcast', { mary: 1, john: 2 }, 3],
+      ['presence', 'group:staff', { admin: 1 }, 0],
+      ['joined', 'zoe', 'broadcast'],
+      ['left', 'john', 'broadcast'],
+      ['joined', 'mary', 'group:staff'],
+    ]);
+    assert.deepEqual(client.present(), ['mary', 'zoe']);
+    assert.deepEqual(client.present('broadcast'), ['mary', 'zoe']);
+    assert.deepEqual(client.present('group:staff'), ['admin', 'mary']);
+    assert.deepEqual(client.present('user'), []);
+  });
+
+  test('events are set operations: only a change calls joined or left', () => {
+    const { events, client } = presenceClient();
+    lastSocket().fireOpen();
+    lastSocket().fireMessage(snapshot('broadcast', { john: 1 }));
+    lastSocket().fireMessage(event('broadcast', 'join', 'john')); // already in the snapshot
+    lastSocket().fireMessage(event('broadcast', 'leave', 'mary')); // never known
+    lastSocket().fireMessage(event('broadcast', 'leave', 'john'));
+    lastSocket().fireMessage(event('broadcast', 'leave', 'john'));
+    assert.deepEqual(calls(events, 'joined', 'left'), [['left', 'john', 'broadcast']]);
+    assert.deepEqual(client.present(), []);
+  });
+
+  test("a reconnect's first snapshot replaces everything known before", () => {
+    const { events, client } = presenceClient();
+    lastSocket().fireOpen();
+    lastSocket().fireMessage(snapshot('broadcast', { john: 1 }));
+    lastSocket().fireMessage(snapshot('group:staff', { admin: 1 }));
+    lastSocket().fireMessage(event('broadcast', 'join', 'mary'));
+    reconnect();
+    assert.deepEqual(client.present(), ['john', 'mary'], 'the last known state until the new snapshot');
+    lastSocket().fireMessage(snapshot('broadcast', { zoe: 1 }));
+    assert.deepEqual(client.present(), ['zoe']);
+    assert.deepEqual(client.present('group:staff'), [], 'a channel without a new snapshot is forgotten');
+    assert.deepEqual(calls(events, 'joined', 'left'), [['joined', 'mary', 'broadcast']], 'no event invented');
+    assert.equal(calls(events, 'presence').length, 3);
+  });
+
+  test('user names that are also property names of plain objects are users like any other', () => {
+    const { client } = presenceClient();
+    lastSocket().fireOpen();
+    lastSocket().fireMessage(snapshot('broadcast', { constructor: 1 }));
+    lastSocket().fireMessage(event('broadcast', 'join', '__proto__'));
+    lastSocket().fireMessage(event('broadcast', 'join', 'hasOwnProperty'));
+    assert.deepEqual(client.present(), ['__proto__', 'constructor', 'hasOwnProperty']);
+  });
+
+  test('with presence: true and no callbacks, frames are handled all the same', () => {
+    const { events, client } = makeClient({ presence: true });
+    lastSocket().fireOpen();
+    lastSocket().fireMessage(snapshot('broadcast', { john: 1 }));
+    lastSocket().fireMessage(event('broadcast', 'join', 'mary'));
+    assert.deepEqual(received(events), []);
+    assert.deepEqual(client.present(), ['john', 'mary']);
+  });
+
+  test('without presence, presence frames are messages as before and present() knows nobody', () => {
+    for (const options of [{}, { recover: true }]) {
+      const { events, client } = presenceClient({ presence: undefined, ...options });
+      lastSocket().fireOpen();
+      lastSocket().fireMessage(snapshot('broadcast', { john: 1 }));
+      lastSocket().fireMessage(event('broadcast', 'join', 'mary'));
+      assert.deepEqual(received(events), [snapshot('broadcast', { john: 1 }), event('broadcast', 'join', 'mary')]);
+      assert.deepEqual(calls(events, 'presence', 'joined', 'left'), []);
+      assert.deepEqual(client.present(), []);
+      assert.ok(!new URL(lastSocket().url).searchParams.has('presence'));
+    }
+  });
+});

@@ -35,6 +35,15 @@
  *   not_recovered          with recover: called with an array of channel labels
  *                          (e.g. ['broadcast', 'group:staff']) whose missed
  *                          messages the server could no longer send
+ *   presence               true: follow who is connected to the channels (see
+ *                          Presence below; default false); a function does the
+ *                          same and is called presence(channel, users, anonymous)
+ *                          with each snapshot: on every (re)connect, once per
+ *                          channel, `users` an object {user name: sockets}
+ *   joined                 with presence: called joined(user, channel) when a
+ *                          user arrives on a channel
+ *   left                   with presence: called left(user, channel) when a
+ *                          user's last socket on a channel has gone
  *
  * Reconnecting: after every close that was not requested through close() --
  * including a first connection that never opened and `new WebSocket()`
@@ -75,6 +84,25 @@
  * object, not across page loads. Frames without a header (the heartbeat) are
  * handled as without `recover`.
  *
+ * Presence: with `presence` set (true, or the snapshot callback) the client
+ * adds the `presence` query parameter to every connection (after `recover`'s
+ * when both are given), so the server's facility must keep presence
+ * (WS4REDIS_PRESENCE), or the handshake is refused with 400. Messages then
+ * arrive wrapped as with `recover` and are unwrapped the same way:
+ * receive_message gets exactly what it would get without `presence`. The
+ * presence frames, text frames {"presence": {...}} without a newline, are
+ * never passed on: right after opening, one snapshot per channel (who was
+ * there, before this socket counted) goes to presence(channel, users,
+ * anonymous), then each join and leave goes to joined(user, channel) or
+ * left(user, channel), only when it changes who is present (a user's own
+ * first socket arrives as a join too; anonymous sockets are counted in
+ * snapshots only). `ws4redis.present(channel)` returns the sorted names of
+ * the users present on a channel label ('broadcast' by default, else 'user',
+ * 'session' or 'group:<name>'): the last snapshot with the events since. The
+ * first snapshot after a reconnect replaces everything known before it, since
+ * events missed while disconnected are never sent; until then present()
+ * keeps answering from the last connection.
+ *
  * Errors: the client sets an onerror handler that does nothing, since every
  * error is followed by a close event, which reconnects. It is there for the
  * `ws` package in Node, whose WebSocket emits 'error' as an EventEmitter and
@@ -102,7 +130,8 @@
 		heartbeat_interval_ms: 5000,
 		reconnect_base_ms: 1000,
 		reconnect_max_ms: 30000,
-		recover: false
+		recover: false,
+		presence: false
 	};
 	var NEWLINE = 0x0A;
 	var decoder = typeof TextDecoder !== 'undefined' ? new TextDecoder('utf-8') : null;
@@ -136,17 +165,21 @@
 			(header.id === null || typeof header.id === 'string');
 	}
 
-	// Split a frame from a client that opted in to recovery. Returns
-	// {header, payload} for a message, {report} for the recovery report, or
-	// null for a frame without a header (e.g. the heartbeat), to be taken as it is.
-	function unwrap(data) {
+	// Split a frame from a client that opted in to recovery or presence.
+	// Returns {header, payload} for a message, {report} for the recovery
+	// report, {presence} for a presence frame (only `with_presence`), or null
+	// for a frame without a header (e.g. the heartbeat), to be taken as it is.
+	function unwrap(data, with_presence) {
 		var header, at;
 		if (typeof data === 'string') {
 			at = data.indexOf('\n');
 			if (at < 0) {
 				header = parse_object(data);
-				return header && header.recovery && typeof header.recovery === 'object' ?
-					{report: header.recovery} : null;
+				if (header && header.recovery && typeof header.recovery === 'object') {
+					return {report: header.recovery};
+				}
+				return with_presence && header && is_presence(header.presence) ?
+					{presence: header.presence} : null;
 			}
 			header = parse_object(data.slice(0, at));
 			return is_header(header) ? {header: header, payload: data.slice(at + 1)} : null;
@@ -172,6 +205,25 @@
 		}
 		// the payload in the type the socket gave: an ArrayBuffer, or a view (a Buffer stays one)
 		return {header: header, payload: is_buffer ? data.slice(at + 1) : data.subarray(at + 1)};
+	}
+
+	// A presence frame's body: {channel, users, anonymous} (a snapshot) or
+	// {channel, event: 'join'|'leave', user}.
+	function is_presence(body) {
+		return body !== null && typeof body === 'object' && typeof body.channel === 'string' &&
+			(typeof body.users === 'object' && body.users !== null ||
+				typeof body.user === 'string' && (body.event === 'join' || body.event === 'leave'));
+	}
+
+	// The sorted keys of `set` (an object used as a set).
+	function sorted_keys(set) {
+		var keys = [];
+		for (var key in set) {
+			if (Object.prototype.hasOwnProperty.call(set, key)) {
+				keys.push(key);
+			}
+		}
+		return keys.sort();
 	}
 
 	// `uri` with the query parameter `param` appended.
@@ -210,20 +262,22 @@
 		var missed_heartbeats = 0;
 		var closed_by_user = false;
 		var positions = null;        // with recover: {label: id-or-null}, once any is known
+		var present = Object.create(null);  // with presence: {label: {user name: true}}
+		var fresh = false;           // with presence: no snapshot yet on this connection
 
-		function callback(name, arg) {
+		function callback(name) {
 			if (typeof opts[name] === 'function') {
-				return opts[name](arg);
+				return opts[name].apply(null, Array.prototype.slice.call(arguments, 1));
 			}
 		}
 
 		function connection_uri() {
-			if (!opts.recover) {
-				return opts.uri;
+			var uri = opts.uri;
+			if (opts.recover) {
+				uri = with_parameter(uri, positions === null ? 'recover' :
+					'recover=' + encodeURIComponent(JSON.stringify(positions)));
 			}
-			var param = positions === null ? 'recover' :
-				'recover=' + encodeURIComponent(JSON.stringify(positions));
-			return with_parameter(opts.uri, param);
+			return opts.presence ? with_parameter(uri, 'presence') : uri;
 		}
 
 		function connect() {
@@ -268,6 +322,7 @@
 		function on_open() {
 			console.info('WS4Redis: connected to ' + opts.uri);
 			attempts = 0;
+			fresh = true;
 			if (opts.heartbeat_msg && heartbeat_interval === null) {
 				missed_heartbeats = 0;
 				var interval = setInterval(function () {
@@ -287,12 +342,15 @@
 
 		function on_message(evt) {
 			var data = evt.data;
-			var frame = opts.recover ? unwrap(data) : null;
+			var frame = opts.recover || opts.presence ? unwrap(data, !!opts.presence) : null;
 			if (frame !== null && frame.report) {
 				return on_report(frame.report);
 			}
+			if (frame !== null && frame.presence) {
+				return on_presence(frame.presence);
+			}
 			if (frame !== null) {
-				if (frame.header.id !== null) {
+				if (opts.recover && frame.header.id !== null) {
 					remember(frame.header.channel, frame.header.id);
 				}
 				data = frame.payload;
@@ -321,6 +379,33 @@
 			}
 			if (lost.length) {
 				callback('not_recovered', lost);
+			}
+		}
+
+		function on_presence(body) {
+			var label = body.channel;
+			if (body.users) {
+				if (fresh) {
+					present = Object.create(null);  // what was known before this connection is stale
+					fresh = false;
+				}
+				present[label] = Object.create(null);
+				for (var user in body.users) {
+					if (Object.prototype.hasOwnProperty.call(body.users, user)) {
+						present[label][user] = true;
+					}
+				}
+				return callback('presence', label, body.users, body.anonymous || 0);
+			}
+			var users = present[label] = present[label] || Object.create(null);
+			var known = Object.prototype.hasOwnProperty.call(users, body.user);
+			// Events are set operations: a join or leave the snapshot already showed changes nothing.
+			if (body.event === 'join' && !known) {
+				users[body.user] = true;
+				callback('joined', body.user, label);
+			} else if (body.event === 'leave' && known) {
+				delete users[body.user];
+				callback('left', body.user, label);
 			}
 		}
 
@@ -396,6 +481,11 @@
 			if (ws && (ws.readyState === CONNECTING || ws.readyState === OPEN)) {
 				ws.close();
 			}
+		};
+
+		this.present = function (channel) {
+			var users = present[channel === undefined ? 'broadcast' : channel];
+			return users ? sorted_keys(users) : [];
 		};
 
 		this.get_state = state;
