@@ -51,7 +51,7 @@ PRESENCE_PARAMETER = "presence"
 EXPIRY_INTERVALS = 3
 """How many refresh intervals a process's entry is vouched for: two refreshes may fail."""
 
-_BATCH = 500  # commands per pipeline when the timer rewrites every entry
+_BATCH = 100  # commands per pipeline when the timer rewrites every entry: the loop is free in between
 
 
 @dataclass(frozen=True)
@@ -249,7 +249,7 @@ class PresenceTracker:
             return
         try:
             async with self._slots:
-                await redis_commands.asend(self._client(), commands)
+                await redis_commands.asend_scripts(self._client(), commands)
         except CONNECTION_ERRORS as exc:
             # The timer writes everything again; the events of this batch are lost with Redis.
             if not self._failing:

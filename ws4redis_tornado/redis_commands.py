@@ -13,13 +13,16 @@ serve right now", and :func:`unavailable` turns it into the project's
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
-from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 
 from .channels import companion_key
 from .connections import AsyncCommandClient, CommandClient
@@ -134,16 +137,17 @@ local function announce(channel, marker, event, user)
 end
 """
 
-# KEYS: the index, this process's entry. ARGV: process id, expiry ms, channel, marker, then
-# user, sockets, ... : this process's whole entry. Also reaps the entries of processes that
-# stopped vouching, announcing the users who are then present nowhere.
+# KEYS: the index, this process's entry. ARGV: process id, expiry ms, channel, marker, and this
+# process's whole entry as a JSON object of user -> sockets (one argument: cheap to send). Also
+# reaps the entries of processes that stopped vouching, announcing the users then present nowhere.
 _PRESENCE_REFRESH = (
     _PRESENCE_COMMON
     + """
 local now, own, expiry = now_ms(), ARGV[1], tonumber(ARGV[2])
+local entry = cjson.decode(ARGV[5])
 redis.call('DEL', KEYS[2])
-if #ARGV > 4 then
-  for i = 5, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+if next(entry) ~= nil then
+  for user, sockets in pairs(entry) do redis.call('HSET', KEYS[2], user, sockets) end
   redis.call('PEXPIRE', KEYS[2], expiry * 3)
   redis.call('ZADD', KEYS[1], now + expiry, own)
 else
@@ -203,8 +207,8 @@ def presence_index(channel: str) -> str:
 
 def presence_refresh_command(channel: str, process: str, sockets: Mapping[str, int], *, expiry_ms: int) -> Command:
     """Replace this process's entry on ``channel`` by ``sockets`` (user -> count), and reap dead processes."""
-    flat = [item for user, count in sockets.items() for item in (user, count)]
     index = presence_index(channel)
+    entry = json.dumps(sockets, ensure_ascii=False, separators=(",", ":"))
     return (
         "EVAL",
         _PRESENCE_REFRESH,
@@ -215,7 +219,7 @@ def presence_refresh_command(channel: str, process: str, sockets: Mapping[str, i
         expiry_ms,
         channel,
         PRESENCE_MARKER,
-        *flat,
+        entry,
     )
 
 
@@ -265,11 +269,33 @@ async def aread_presence(client: AsyncCommandClient, channels: Sequence[str]) ->
     return [presence_counts(reply) for reply in await _pipeline(client, presence_read_commands(channels)).execute()]
 
 
-async def asend(client: AsyncCommandClient, commands: Sequence[Command]) -> list[Any]:
-    """Send ``commands`` in one pipelined round trip (per node in a Cluster); return their replies."""
+async def asend_scripts(client: AsyncCommandClient, commands: Sequence[Command]) -> list[Any]:
+    """Send EVAL ``commands`` in one pipelined round trip as EVALSHA.
+
+    A script's text goes only to a Redis that does not know it yet (a new server, a failover,
+    SCRIPT FLUSH): the commands it refused go again as EVAL, which also teaches it the script.
+    """
     if not commands:
         return []
-    return await _pipeline(client, commands).execute()
+    replies = await _pipeline(client, [_by_sha(command) for command in commands]).execute(raise_on_error=False)
+    unknown = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+    if unknown:
+        again = await _pipeline(client, [commands[i] for i in unknown]).execute(raise_on_error=False)
+        for i, reply in zip(unknown, again, strict=True):
+            replies[i] = reply
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+    return replies
+
+
+def _by_sha(command: Command) -> Command:
+    return ("EVALSHA", _sha1(command[1]), *command[2:])
+
+
+@functools.lru_cache(maxsize=16)
+def _sha1(script: str) -> str:
+    return hashlib.sha1(script.encode()).hexdigest()
 
 
 def publish_commands(
