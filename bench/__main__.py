@@ -19,7 +19,7 @@ from typing import Any
 
 from bench import procs, redis_rate, venvs
 from bench.redis_server import PrivateRedis
-from bench.registry import DEFAULT, PEERS, REPO, TARGETS, add_baseline, use_project_snapshot
+from bench.registry import DEFAULT, HISTORY, PEERS, REPO, TARGETS, add_baseline, use_project_snapshot
 from bench.report import render
 from bench.runner import Plan, run_fanout, run_throughput
 
@@ -31,7 +31,7 @@ def _ints(text: str) -> list[int]:
 
 
 def _pick_targets(args: argparse.Namespace) -> list[str]:
-    default = DEFAULT + (PEERS if args.compare else [])
+    default = DEFAULT + (PEERS if args.compare else []) + (HISTORY if args.history else [])
     names = [t for t in args.targets.split(",") if t] if args.targets else default
     unknown = [t for t in names if t not in TARGETS]
     if unknown:
@@ -224,6 +224,9 @@ def main() -> None:
     fan.add_argument("--n", help="comma-separated subscriber counts (default 1000,5000,10000)")
     fan.add_argument("--repeats", type=int, help="interleaved repeats per figure (default 3)")
     fan.add_argument("--compare", action="store_true", help="add ws4redis 0.6.0 and Channels")
+    fan.add_argument(
+        "--history", action="store_true", help="add this project with history on, and with recovering clients"
+    )
     fan.add_argument("--targets", help=f"comma-separated subset of: {', '.join(TARGETS)}")
     fan.add_argument("--quick", action="store_true", help="smoke run: N=200, 1 repeat, short")
     fan.add_argument("--messages", type=int, help="S1 messages (default 50)")
