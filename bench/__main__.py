@@ -210,6 +210,20 @@ def cmd_publish_rate(args: argparse.Namespace) -> None:
     print(f"\nraw results: {out}")
 
 
+def cmd_history_memory(args: argparse.Namespace) -> None:
+    from bench import history_memory  # imports ws4redis_tornado, which the other commands do not need
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    log_dir = RESULTS / f"logs-{stamp}"
+    log_dir.mkdir(parents=True)
+    rows = history_memory.measure(_ints(args.sizes), _ints(args.bytes), args.channels, log_dir)
+    out = RESULTS / f"history-memory-{stamp}.json"
+    out.write_text(json.dumps(rows, indent=1))
+    print(f"Redis {rows[0]['redis_version']}, {args.channels} channels, 2 x H messages each (see the module docstring)")
+    print(history_memory.render(rows))
+    print(f"\nraw results: {out}")
+
+
 def cmd_setup(args: argparse.Namespace) -> None:
     RESULTS.mkdir(exist_ok=True)
     for name in venvs.SPECS:
@@ -258,6 +272,12 @@ def main() -> None:
     rate.add_argument("--requests", type=int, default=200_000, help="PUBLISHes per measurement")
     rate.add_argument("--repeats", type=int, default=3)
     rate.set_defaults(func=cmd_publish_rate)
+
+    mem = sub.add_parser("history-memory", help="Redis memory per channel for a history of H messages of B bytes")
+    mem.add_argument("--sizes", default="10,100,1000", help="comma-separated history sizes H")
+    mem.add_argument("--bytes", default="100,1024", help="comma-separated message sizes B")
+    mem.add_argument("--channels", type=int, default=20, help="channels published to (the figures are per channel)")
+    mem.set_defaults(func=cmd_history_memory)
 
     setup = sub.add_parser("setup", help="build the peers' virtualenvs only")
     setup.set_defaults(func=cmd_setup)
