@@ -5,6 +5,10 @@ through ws4redis_tornado's own publish path (one EVAL per channel: XADD with MAX
 SET of the persisted copy, PUBLISH), on a private Redis, and reads what that holds. 2 x H, so that
 every stream has been trimmed once: a channel that lives long holds that, not a freshly filled
 stream (exact trimming frees a listpack node only when all its entries are gone).
+
+It also reads Redis' own time per call from ``INFO commandstats`` over those publishes: the
+EVAL (the whole script) and the XADD inside it. Redis runs on the load CPU with the publishing
+process, so these are upper bounds on a busy machine.
 """
 
 from __future__ import annotations
@@ -54,12 +58,16 @@ def measure_one(redis: PrivateRedis, history_size: int, size: int, channels: int
     """Publish 2 x ``history_size`` messages of ``size`` bytes to ``channels`` channels; what Redis holds."""
     redis.flush()
     config = Config(redis_url=redis.url, history_size=history_size)
-    # Load the script before the baseline is taken.
+    # Redis allocates a latency histogram per command on its first call after a reset: call
+    # every command once (and load the script) before the baseline is taken.
+    redis.conn.config_resetstat()
     _publish(redis, config, ["warm-up"], 1, size)
     redis.conn.delete("warm-up", history_key("warm-up"))
+    _used_memory(redis)
     keys = [f"broadcast:history-memory-{i}" for i in range(channels)]
     before = _used_memory(redis)
     elapsed = _publish(redis, config, keys, 2 * history_size, size)
+    calls = redis.conn.info("commandstats")
     after = _used_memory(redis)
     stream = redis.conn.memory_usage(history_key(keys[0]), samples=0)
     return {
@@ -71,6 +79,8 @@ def measure_one(redis: PrivateRedis, history_size: int, size: int, channels: int
         "persisted_bytes": redis.conn.memory_usage(keys[0], samples=0),
         "used_memory_per_channel": (after - before) / channels,
         "publishes_per_s": 2 * history_size * channels / elapsed,
+        "eval_us_per_call": calls["cmdstat_eval"]["usec_per_call"],
+        "xadd_us_per_call": calls["cmdstat_xadd"]["usec_per_call"],
         "redis_version": redis.conn.info("server")["redis_version"],
     }
 
@@ -90,14 +100,15 @@ def render(rows: list[dict[str, Any]]) -> str:
     out = [
         "| history size H | message B (bytes) | entries kept | stream key, MEMORY USAGE (bytes) | "
         "persisted copy, MEMORY USAGE (bytes) | used_memory delta per channel (bytes) | "
-        "delta / H (bytes) |",
-        "|---|---|---|---|---|---|---|",
+        "delta / H (bytes) | Redis time per publish: EVAL / its XADD (us) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         per_channel = row["used_memory_per_channel"]
         out.append(
             f"| {row['history_size']:,} | {row['message_bytes']:,} | {row['entries']:,} | "
             f"{row['stream_bytes']:,} | {row['persisted_bytes']:,} | {per_channel:,.0f} | "
-            f"{per_channel / row['history_size']:,.0f} |"
+            f"{per_channel / row['history_size']:,.0f} | "
+            f"{row['eval_us_per_call']:.1f} / {row['xadd_us_per_call']:.1f} |"
         )
     return "\n".join(out)
