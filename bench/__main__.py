@@ -19,7 +19,7 @@ from typing import Any
 
 from bench import procs, redis_rate, venvs
 from bench.redis_server import PrivateRedis
-from bench.registry import DEFAULT, PEERS, REPO, TARGETS, add_baseline, use_project_snapshot
+from bench.registry import DEFAULT, HISTORY, PEERS, REPO, TARGETS, add_baseline, use_project_snapshot
 from bench.report import render
 from bench.runner import Plan, run_fanout, run_throughput
 
@@ -31,7 +31,7 @@ def _ints(text: str) -> list[int]:
 
 
 def _pick_targets(args: argparse.Namespace) -> list[str]:
-    default = DEFAULT + (PEERS if args.compare else [])
+    default = DEFAULT + (PEERS if args.compare else []) + (HISTORY if args.history else [])
     names = [t for t in args.targets.split(",") if t] if args.targets else default
     unknown = [t for t in names if t not in TARGETS]
     if unknown:
@@ -210,6 +210,20 @@ def cmd_publish_rate(args: argparse.Namespace) -> None:
     print(f"\nraw results: {out}")
 
 
+def cmd_history_memory(args: argparse.Namespace) -> None:
+    from bench import history_memory  # imports ws4redis_tornado, which the other commands do not need
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    log_dir = RESULTS / f"logs-{stamp}"
+    log_dir.mkdir(parents=True)
+    rows = history_memory.measure(_ints(args.sizes), _ints(args.bytes), args.channels, log_dir)
+    out = RESULTS / f"history-memory-{stamp}.json"
+    out.write_text(json.dumps(rows, indent=1))
+    print(f"Redis {rows[0]['redis_version']}, {args.channels} channels, 2 x H messages each (see the module docstring)")
+    print(history_memory.render(rows))
+    print(f"\nraw results: {out}")
+
+
 def cmd_setup(args: argparse.Namespace) -> None:
     RESULTS.mkdir(exist_ok=True)
     for name in venvs.SPECS:
@@ -224,6 +238,9 @@ def main() -> None:
     fan.add_argument("--n", help="comma-separated subscriber counts (default 1000,5000,10000)")
     fan.add_argument("--repeats", type=int, help="interleaved repeats per figure (default 3)")
     fan.add_argument("--compare", action="store_true", help="add ws4redis 0.6.0 and Channels")
+    fan.add_argument(
+        "--history", action="store_true", help="add this project with history on, and with recovering clients"
+    )
     fan.add_argument("--targets", help=f"comma-separated subset of: {', '.join(TARGETS)}")
     fan.add_argument("--quick", action="store_true", help="smoke run: N=200, 1 repeat, short")
     fan.add_argument("--messages", type=int, help="S1 messages (default 50)")
@@ -255,6 +272,12 @@ def main() -> None:
     rate.add_argument("--requests", type=int, default=200_000, help="PUBLISHes per measurement")
     rate.add_argument("--repeats", type=int, default=3)
     rate.set_defaults(func=cmd_publish_rate)
+
+    mem = sub.add_parser("history-memory", help="Redis memory per channel for a history of H messages of B bytes")
+    mem.add_argument("--sizes", default="10,100,1000", help="comma-separated history sizes H")
+    mem.add_argument("--bytes", default="100,1024", help="comma-separated message sizes B")
+    mem.add_argument("--channels", type=int, default=20, help="channels published to (the figures are per channel)")
+    mem.set_defaults(func=cmd_history_memory)
 
     setup = sub.add_parser("setup", help="build the peers' virtualenvs only")
     setup.set_defaults(func=cmd_setup)

@@ -7,7 +7,12 @@ library), and a frame splitter that only reads what it needs, since server frame
 unmasked. Every phase reports the client's own CPU time so that this can be checked.
 
 It also drives the publisher (a child process fed one sequence number per line), because
-the closed-loop phase has to publish the moment a message has reached everyone.
+the closed-loop phase has to publish the moment a message has reached everyone, and asks it
+for the round trips of its publish calls after each phase (see ``roundtrips.py``).
+
+Sockets that pass ``recover`` get every message behind a one-line JSON header
+(``{"channel":"broadcast","id":"..."}\n``) and one report frame when they open; the client
+skips both with one ``find`` per frame and counts the headers that carry a stream id.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import sys
 import time
 from typing import Any
 
-from bench import procstat
+from bench import procstat, roundtrips
 from bench.procs import SERVER_CPU
 from bench.stats import percentile
 
@@ -50,6 +55,7 @@ class Tally:
         self.latencies: list[int] = []
         self.delivered = 0
         self.stray = 0
+        self.with_id = 0  # frames whose header carried a stream id (recover sockets only)
 
     def complete(self, index: int) -> bool:
         return self.received[index] >= self.subscribers
@@ -104,7 +110,7 @@ class Subscriber(asyncio.Protocol):
             data = self.buf + data
         size = len(data)
         i = 0
-        deliver = self.client.deliver
+        deliver = self.client.take_frame
         while size - i >= 2:
             length = data[i + 1] & 0x7F
             head = 2
@@ -146,17 +152,32 @@ class LoadClient:
         self.next_seq = 1
         self.on_complete: Any = None  # closed-loop hook, called with the completed index
         self.last_frame_ns = monotonic_ns()  # any data frame, counted or not
+        self.take_frame = self.deliver  # or take_envelope, for sockets that pass recover
+        self.reports = 0  # recovery reports received (recover sockets: one per socket)
+        self.unexpected = 0  # recover sockets: frames that were neither a message nor a report
 
     # -- publisher -----------------------------------------------------------------------
     async def start_publisher(self) -> None:
-        self.publisher = await asyncio.create_subprocess_exec(*self.publisher_cmd, stdin=asyncio.subprocess.PIPE)
+        self.publisher = await asyncio.create_subprocess_exec(
+            *self.publisher_cmd, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+        )
 
     def publish(self, seq: int) -> None:
         self.publisher.stdin.write(b"%d\n" % seq)  # type: ignore[union-attr]
 
+    async def publish_round_trips(self) -> dict[str, Any]:
+        """The publisher's round trips since the previous call (it answers once all earlier lines are done)."""
+        assert self.publisher is not None and self.publisher.stdin and self.publisher.stdout
+        self.publisher.stdin.write(roundtrips.STATS)
+        line = await asyncio.wait_for(self.publisher.stdout.readline(), 60)
+        if not line:
+            raise RuntimeError("the publisher exited (see the client log)")
+        return json.loads(line)
+
     # -- sockets ---------------------------------------------------------------------------
-    async def connect(self, n: int, port: int, path: str, inflight: int) -> dict[str, Any]:
+    async def connect(self, n: int, port: int, path: str, inflight: int, recover: bool = False) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
+        self.take_frame = self.take_envelope if recover else self.deliver
         sem = asyncio.Semaphore(inflight)
         failures: list[str] = []
 
@@ -185,6 +206,8 @@ class LoadClient:
             "failures_sample": failures[:3],
             "handshake_s": time.perf_counter() - start,
             "client_cpu_s": _cpu() - cpu0,
+            # Recover sockets: their reports may still be on the way for the last few sockets.
+            "reports": self.reports,
         }
 
     def close_all(self) -> dict[str, Any]:
@@ -199,6 +222,21 @@ class LoadClient:
         return sum(1 for s in self.subs if not s.closed)
 
     # -- delivery --------------------------------------------------------------------------
+    def take_envelope(self, frame: bytes, now: int) -> None:
+        """A frame to a socket that passed ``recover``: header line + message, or the recovery report."""
+        end = frame.find(b"\n", 0, 512)
+        if end < 0:
+            if frame.startswith(b'{"recovery"'):
+                self.reports += 1
+            else:
+                self.unexpected += 1
+            return
+        tally = self.tally
+        # The header is compact JSON ending in the id: `..."id":"<ms>-<seq>"}` or `..."id":null}`.
+        if tally is not None and frame[end - 2] == 0x22:
+            tally.with_id += 1
+        self.deliver(frame[end + 1 :], now)
+
     def deliver(self, payload: bytes, now: int) -> None:
         self.last_frame_ns = now
         tally = self.tally
@@ -272,6 +310,7 @@ class LoadClient:
 
     async def fanout(self, messages: int, interval: float, server_pid: int, drain_cap: float) -> dict[str, Any]:
         """S1: ``messages`` publishes ``interval`` apart to every subscriber."""
+        await self.publish_round_trips()  # forget the earlier phases' (e.g. the warm-up probes)
         tally = self._new_tally(messages)
         expected = tally.subscribers * messages
         cpu0, srv0 = _cpu(), procstat.cpu_seconds(server_pid)
@@ -308,11 +347,15 @@ class LoadClient:
             "client_cpu_s": _cpu() - cpu0,
             "wall_s": wall,
             "foreign_cpu0_pct": max(0.0, foreign) * 100 / wall,
+            "with_id": tally.with_id,
+            "unexpected_frames": self.unexpected,
+            "publish": await self.publish_round_trips(),
         }
 
     async def closed_loop(self, window: int, duration: float, server_pid: int, stall_s: float) -> dict[str, Any]:
         """S2: keep ``window`` messages in flight; message k done => publish k + window."""
         capacity = 200_000
+        await self.publish_round_trips()  # forget the earlier phases'
         tally = self._new_tally(capacity)
         state = {"next": 0, "done": 0, "stalls": 0, "last_done": time.monotonic()}
         deadline = time.monotonic() + duration
@@ -365,6 +408,9 @@ class LoadClient:
             "foreign_cpu0_pct": max(0.0, foreign) * 100 / elapsed,
             "latency_p50_ms": _ms(percentile(lat, 50)),
             "latency_p99_ms": _ms(percentile(lat, 99)),
+            "with_id": tally.with_id,
+            "unexpected_frames": self.unexpected,
+            "publish": await self.publish_round_trips(),
         }
 
 
@@ -397,7 +443,7 @@ async def serve(client: LoadClient) -> None:
             elif op == "close":
                 result = client.close_all()
             elif op == "alive":
-                result = {"alive": client.alive()}
+                result = {"alive": client.alive(), "reports": client.reports}
             else:
                 result = {"error": f"unknown op {op}"}
             sys.stdout.write(json.dumps(result) + "\n")

@@ -1,7 +1,8 @@
-"""Redis publisher: one ``PUBLISH broadcast:<facility> <payload>`` per stdin line.
+"""Redis publisher: one ``PUBLISH <channel> <payload>`` per stdin line.
 
 Fed by the load client with sequence numbers. The payload is stamped immediately before
-the PUBLISH, so the pipe hop from the client is not part of any measured latency.
+the PUBLISH, so the pipe hop from the client is not part of any measured latency; each
+PUBLISH is timed (see ``roundtrips.py``).
 Usage: ``python -m bench.publisher REDIS_URL CHANNEL``.
 """
 
@@ -11,14 +12,13 @@ import sys
 
 import redis
 
-from bench import payload
+from bench import roundtrips
 
 
 def main() -> None:
     url, channel = sys.argv[1], sys.argv[2]
     conn = redis.Redis.from_url(url)
-    for line in sys.stdin.buffer:
-        conn.publish(channel, payload.make(int(line)))
+    roundtrips.serve(lambda message: conn.publish(channel, message), sys.stdin.buffer, sys.stdout.buffer)
 
 
 if __name__ == "__main__":

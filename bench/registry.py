@@ -2,11 +2,15 @@
 
 Every server listens on ``ws://127.0.0.1:PORT/ws/<facility>?subscribe-broadcast``. Redis
 targets get ``PUBLISH broadcast:<facility>``; Channels targets get ``group_send`` through
-their layer (see ``bench/targets/channels_project/publisher.py`` for why).
+their layer (see ``bench/targets/channels_project/publisher.py`` for why). The history targets
+publish through ws4redis_tornado's own ``publish`` (``bench/project_publisher.py``), and the
+recover target's sockets add ``&recover`` to the URL, so that every message reaches them with
+its channel label and stream id in a header line.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -18,6 +22,7 @@ from bench import venvs
 
 REPO = Path(__file__).resolve().parent.parent
 FACILITY = "bench"
+HISTORY_SIZE = 100  # messages kept per channel by the history targets
 
 Argv = list[str]
 
@@ -33,10 +38,18 @@ class Target:
     env: Callable[[str], dict[str, str]] = field(default=lambda url: {})
     venv: str | None = None
     stop_signal: int = signal.SIGTERM
+    project: bool = False  # runs this project's ws4redis_tornado (working tree or --project-rev)
+    needs_option: str | None = None  # a command line option that server must offer
+    recover: bool = False  # sockets pass ``recover``: every frame is a header line, then the message
+
+    @property
+    def ws_path(self) -> str:
+        """The websocket URL's path and query for this target's sockets."""
+        return f"/ws/{FACILITY}?subscribe-broadcast" + ("&recover" if self.recover else "")
 
     def unavailable(self) -> str | None:
         """Why this target cannot run here, or ``None`` if it can."""
-        if self.name != "ws4redis_tornado":
+        if not self.project:
             return None
         probe = subprocess.run(
             [*_project_python(), "-m", "ws4redis_tornado", "--help"],
@@ -49,6 +62,8 @@ class Target:
         if probe.returncode != 0:
             last = (probe.stderr.strip().splitlines() or ["no output"])[-1]
             return f"`python -m ws4redis_tornado --help` failed: {last}"
+        if self.needs_option and self.needs_option not in probe.stdout:
+            return f"this ws4redis_tornado has no {self.needs_option} option"
         return None
 
 
@@ -68,7 +83,8 @@ def _project_python() -> Argv:
 
 
 def _project_env(url: str) -> dict[str, str]:
-    return {"PYTHONPATH": str(_snapshot)} if _snapshot else {}
+    # The snapshot first, then the repo root for the bench package (the project publisher needs both).
+    return {"PYTHONPATH": f"{_snapshot}{os.pathsep}{REPO}"} if _snapshot else {}
 
 
 def _project_server(port: int, url: str) -> Argv:
@@ -76,6 +92,18 @@ def _project_server(port: int, url: str) -> Argv:
         *_project_python(), "-m", "ws4redis_tornado",
         "--host", "127.0.0.1", "--port", str(port), "--redis", url,
     ]  # fmt: skip
+
+
+def _history_server(port: int, url: str) -> Argv:
+    return [*_project_server(port, url), "--history-size", str(HISTORY_SIZE)]
+
+
+def _project_publisher(history_size: int) -> Callable[[str], Argv]:
+    def argv(url: str) -> Argv:
+        module = "bench.project_publisher"
+        return [*_project_python(), "-m", module, url, f"broadcast:{FACILITY}", str(history_size)]
+
+    return argv
 
 
 def _lean_server(port: int, url: str) -> Argv:
@@ -151,6 +179,34 @@ TARGETS: dict[str, Target] = {
             server=_project_server,
             publisher=_redis_publisher,
             env=_project_env,
+            project=True,
+        ),
+        Target(
+            "ws4redis_tornado_publish",
+            "this project, history off, published by ws4redis_tornado.publisher.publish (PUBLISH + SET)",
+            server=_project_server,
+            publisher=_project_publisher(0),
+            env=_project_env,
+            project=True,
+        ),
+        Target(
+            "ws4redis_tornado_history",
+            f"this project with --history-size {HISTORY_SIZE}, published through the history path (EVAL)",
+            server=_history_server,
+            publisher=_project_publisher(HISTORY_SIZE),
+            env=_project_env,
+            project=True,
+            needs_option="--history-size",
+        ),
+        Target(
+            "ws4redis_tornado_recover",
+            "as ws4redis_tornado_history, with sockets that pass recover (every frame carries a header)",
+            server=_history_server,
+            publisher=_project_publisher(HISTORY_SIZE),
+            env=_project_env,
+            project=True,
+            needs_option="--history-size",
+            recover=True,
         ),
         Target(
             "lean",
@@ -220,3 +276,4 @@ def add_baseline(snapshot: Path, rev: str) -> str:
 
 DEFAULT = ["ws4redis_tornado", "lean"]
 PEERS = ["ws4redis06", "ws4redis06_drain", "channels_pubsub", "channels_core"]
+HISTORY = ["ws4redis_tornado_publish", "ws4redis_tornado_history", "ws4redis_tornado_recover"]

@@ -18,9 +18,7 @@ from typing import Any
 from bench import procstat, profile
 from bench.procs import LOAD_CPU, SERVER_CPU, Managed, free_port, wait_port
 from bench.redis_server import PrivateRedis
-from bench.registry import FACILITY, REPO, Target
-
-WS_PATH = f"/ws/{FACILITY}?subscribe-broadcast"
+from bench.registry import REPO, Target
 
 
 @dataclass(frozen=True)
@@ -132,7 +130,15 @@ class Session:
 
     def connect(self, n: int, plan: Plan) -> dict[str, Any]:
         assert self.client is not None
-        conn = self.client.call("connect", timeout=900, n=n, port=self.port, path=WS_PATH, inflight=plan.inflight)
+        conn = self.client.call(
+            "connect",
+            timeout=900,
+            n=n,
+            port=self.port,
+            path=self.target.ws_path,
+            inflight=plan.inflight,
+            recover=self.target.recover,
+        )
         if not conn["connected"]:
             raise RuntimeError(f"no websocket connected, e.g. {conn['failures_sample'][:1]}")
         conn["warmup"] = self.client.call(
@@ -199,7 +205,9 @@ def run_fanout(target: Target, n: int, plan: Plan, redis: PrivateRedis, log_dir:
             spy.wait(60)
             if spy_out.exists():
                 result["profile"] = profile.summarize(spy_out)
-        result["alive_at_end"] = s.client.call("alive", timeout=30)["alive"]
+        end = s.client.call("alive", timeout=30)
+        result["alive_at_end"] = end["alive"]
+        result["recovery_reports"] = end["reports"]
         return result
 
 
