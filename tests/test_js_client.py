@@ -2,14 +2,21 @@
 
 The client has no dependencies, but its Node tests drive it with the `ws` package, a dev
 dependency pinned in tests/js/package-lock.json: it is installed with `npm ci` into
-tests/js/node_modules (git-ignored) when it is not there yet.
+tests/js/node_modules (git-ignored) when it is not there yet. Its recovery tests run the real
+server, ``python -m ws4redis_tornado``, and its presence tests the same server with named users
+(tests/js/named_server.py), both with this interpreter, and a private redis-server: both are
+named to them through the environment (tests/js/harness.mjs).
 """
 
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+
+from ws4redis_tornado.embedded import find_redis_server
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 JS_TESTS = REPO_ROOT / "tests" / "js"
@@ -48,6 +55,7 @@ def test_js_client() -> None:
         result = subprocess.run(
             [node, "--test", "tests/js/"],
             cwd=REPO_ROOT,
+            env={**os.environ, "WS4REDIS_PYTHON": sys.executable, "WS4REDIS_REDIS_SERVER": find_redis_server()},
             capture_output=True,
             text=True,
             timeout=NODE_TIMEOUT,

@@ -1,4 +1,5 @@
-"""The chat example's lobby over plain HTTP and websockets: the server, not the client, names the sender.
+"""The chat example's lobby over plain HTTP and websockets: the server, not the client, names the
+sender; the lobby keeps presence, from which the direct-message page tells who is online.
 
 The example runs as ``manage.py demo`` in a subprocess, with the suite's private Redis; john and
 mary log in through the login page, as a browser would, and talk to it with urllib and websockets.
@@ -6,7 +7,9 @@ mary log in through the login page, as a browser would, and talk to it with urll
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -18,7 +21,7 @@ import pytest
 from websockets.sync.client import ClientConnection, connect
 
 from ..chat_example import PASSWORD, ChatServer, chat_environment
-from ..utils import MS
+from ..utils import MS, wait_until_blocking
 
 TIMEOUT = 5000 * MS
 
@@ -67,6 +70,13 @@ class Browser:
         cookie = "; ".join(f"{cookie.name}={cookie.value}" for cookie in self.cookies)
         url = f"ws://127.0.0.1:{self.server.port}/ws/lobby?{query}"
         return connect(url, additional_headers={"Cookie": cookie}, open_timeout=TIMEOUT)
+
+    def online(self) -> set[str]:
+        """The recipients the direct-message page marks online."""
+        status, body = self.request("/chat/user/")
+        assert status == 200
+        options = re.findall(r"<option [^>]*>([^<]*)</option>", body.decode())
+        return {html.unescape(text).removesuffix(" · online") for text in options if text.endswith(" · online")}
 
     def post_to_lobby(self, text: str, **fields: str) -> tuple[int, dict]:
         status, body = self.request("/chat/", {"message": text, **fields})
@@ -117,3 +127,44 @@ def test_the_lobby_view_refuses_visitors_empty_messages_and_posts_without_the_cs
     assert john.post_to_lobby("   ") == (400, {"error": "Write a message first."})
     status, body = john.request("/chat/", {"message": "forged by another site"}, csrf=False)
     assert status == 403 and b"CSRF" in body
+
+
+def next_presence(ws: ClientConnection) -> dict:
+    """The next presence frame of a socket that asked for presence, skipping messages.
+
+    Such a socket gets every message behind a one-line header, and presence frames without a newline.
+    """
+    while "\n" in (frame := ws.recv(timeout=TIMEOUT)):
+        pass
+    return json.loads(frame)["presence"]
+
+
+def presence_until(ws: ClientConnection, until: dict) -> list[dict]:
+    """Read presence frames until ``until``; return every one read, that one last."""
+    read = [next_presence(ws)]
+    while read[-1] != until:
+        read.append(next_presence(ws))
+    return read
+
+
+def test_a_lobby_socket_that_asks_for_presence_sees_users_come_and_go_by_their_names(chat):
+    john, mary = Browser(chat).log_in("john"), Browser(chat).log_in("mary")
+    # The sockets of the tests before have closed; their leaves are written just after.
+    wait_until_blocking(lambda: "john" not in mary.online(), TIMEOUT, what="john out of the lobby")
+    with john.lobby("subscribe-broadcast&presence") as watcher:
+        snapshot = next_presence(watcher)
+        assert snapshot["channel"] == "broadcast" and "john" not in snapshot["users"]
+        presence_until(watcher, {"channel": "broadcast", "event": "join", "user": "john"})
+        with mary.lobby():
+            presence_until(watcher, {"channel": "broadcast", "event": "join", "user": "mary"})
+        seen = presence_until(watcher, {"channel": "broadcast", "event": "leave", "user": "mary"})
+    assert {"channel": "broadcast", "event": "leave", "user": "john"} not in seen
+
+
+def test_the_direct_message_page_marks_online_who_is_in_the_lobby(chat):
+    john, mary = Browser(chat).log_in("john"), Browser(chat).log_in("mary")
+    wait_until_blocking(lambda: "mary" not in john.online(), TIMEOUT, what="mary offline")
+    with mary.lobby():
+        wait_until_blocking(lambda: "mary" in john.online(), TIMEOUT, what="mary online")
+        assert "john" not in mary.online()  # his own page is no lobby, and nobody else's either
+    wait_until_blocking(lambda: "mary" not in john.online(), TIMEOUT, what="mary offline again")

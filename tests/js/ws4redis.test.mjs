@@ -499,3 +499,337 @@ describe('state predicates', () => {
     assert.ok(!client.is_connecting() && !client.is_connected() && !client.is_closing());
   });
 });
+
+describe('recovery', () => {
+  const header = (channel, id) => JSON.stringify({ channel, id });
+  const envelope = (channel, id, payload) => `${header(channel, id)}\n${payload}`;
+  const report = (channels) => JSON.stringify({ recovery: channels });
+  const bytes = (...values) => new Uint8Array(values);
+  // A binary envelope as an ArrayBuffer: the header's UTF-8 bytes, a newline, the payload.
+  function binaryEnvelope(channel, id, payload) {
+    const head = new TextEncoder().encode(`${header(channel, id)}\n`);
+    const frame = new Uint8Array(head.length + payload.length);
+    frame.set(head);
+    frame.set(payload, head.length);
+    return frame.buffer;
+  }
+  const received = (events) => events.filter((e) => e[0] === 'receive_message').map((e) => e[1]);
+  // The positions a socket's URL carries, or undefined for a bare `recover`.
+  function positionsIn(url) {
+    const value = new URL(url).searchParams.get('recover');
+    assert.notEqual(value, null, `no recover parameter in ${url}`);
+    return value === '' ? undefined : JSON.parse(value);
+  }
+  function reconnect() {
+    lastSocket().fireClose();
+    mock.timers.tick(30000);
+    lastSocket().fireOpen();
+  }
+
+  test('without recover, the URI is used as given and frames are passed on untouched', () => {
+    const { events } = makeClient();
+    const ws = lastSocket();
+    assert.equal(ws.url, URI);
+    ws.fireOpen();
+    const binary = binaryEnvelope('broadcast', '1-0', bytes(1, 2));
+    ws.fireMessage(envelope('broadcast', '1-0', 'hello'));
+    ws.fireMessage(report({ broadcast: { id: '1-0', recovered: false } }));
+    ws.fireMessage(binary);
+    assert.deepEqual(received(events), [
+      envelope('broadcast', '1-0', 'hello'),
+      report({ broadcast: { id: '1-0', recovered: false } }),
+      binary,
+    ]);
+    assert.equal(received(events)[2], binary);
+    reconnect();
+    assert.equal(lastSocket().url, URI);
+  });
+
+  test('opts in with a bare recover parameter, whatever the URI query looks like', () => {
+    const cases = [
+      ['ws://example.test/ws/chat', 'ws://example.test/ws/chat?recover'],
+      ['ws://example.test/ws/chat?', 'ws://example.test/ws/chat?recover'],
+      ['ws://example.test/ws/chat?subscribe-broadcast', 'ws://example.test/ws/chat?subscribe-broadcast&recover'],
+      ['ws://example.test/ws/chat?echo&', 'ws://example.test/ws/chat?echo&recover'],
+    ];
+    for (const [uri, expected] of cases) {
+      WS4Redis({ uri, WebSocket: FakeWebSocket, recover: true });
+      assert.equal(lastSocket().url, expected);
+    }
+  });
+
+  test('reconnects without positions while it has none', () => {
+    makeClient({ recover: true });
+    lastSocket().fireOpen();
+    lastSocket().fireMessage(envelope('broadcast', null, 'not in history'));
+    reconnect();
+    assert.equal(lastSocket().url, `${URI}&recover`);
+  });
+
+  test('unwraps text messages: receive_message gets the payload, newlines and all', () => {
+    const { events } = makeClient({ recover: true });
+    const ws = lastSocket();
+    ws.fireOpen();
+    ws.fireMessage(envelope('broadcast', '1764547200000-0', 'hello'));
+    ws.fireMessage(envelope('user', null, 'two\nlines\n'));
+    ws.fireMessage(envelope('group:staff', '1764547200000-1', ''));
+    ws.fireMessage(envelope('broadcast', '1764547200000-2', '{"json": true}'));
+    assert.deepEqual(received(events), ['hello', 'two\nlines\n', '', '{"json": true}']);
+  });
+
+  test('unwraps binary messages into the type the socket gave', () => {
+    const { events } = makeClient({ recover: true });
+    const ws = lastSocket();
+    ws.fireOpen();
+    // an ArrayBuffer (browsers, and `ws` with binaryType 'arraybuffer') gives an ArrayBuffer
+    ws.fireMessage(binaryEnvelope('broadcast', '5-0', bytes(0, 10, 255, 10)));
+    // a Buffer (`ws` by default) gives a Buffer
+    ws.fireMessage(Buffer.from(binaryEnvelope('group:café', '5-1', bytes(0xc3, 0x28))));
+    const [buffer, nodeBuffer] = received(events);
+    assert.ok(buffer instanceof ArrayBuffer);
+    assert.deepEqual(new Uint8Array(buffer), bytes(0, 10, 255, 10));
+    assert.ok(Buffer.isBuffer(nodeBuffer));
+    assert.deepEqual(new Uint8Array(nodeBuffer), bytes(0xc3, 0x28));
+    reconnect();
+    assert.deepEqual(positionsIn(lastSocket().url), { broadcast: '5-0', 'group:café': '5-1' });
+  });
+
+  test('the report is not a message; positions follow messages and reports across reconnects', () => {
+    const { events } = makeClient({ recover: true });
+    lastSocket().fireOpen();
+    lastSocket().fireMessage(envelope('broadcast', '1-0', 'a'));
+    lastSocket().fireMessage(envelope('broadcast', '1-1', 'b'));
+    lastSocket().fireMessage(envelope('user', null, 'c')); // not in history: no position
+    reconnect();
+    assert.deepEqual(positionsIn(lastSocket().url), { broadcast: '1-1' });
+
+    lastSocket().fireMessage(envelope('broadcast', '1-2', 'd'));
+    lastSocket().fireMessage(
+      report({
+        broadcast: { id: '1-2', recovered: true },
+        user: { id: '0-0', recovered: true },
+        session: { id: null, recovered: true },
+      }),
+    );
+    lastSocket().fireMessage(envelope('broadcast', '2-0', 'e'));
+    reconnect();
+    assert.deepEqual(positionsIn(lastSocket().url), { broadcast: '2-0', user: '0-0', session: null });
+    assert.ok(lastSocket().url.startsWith(`${URI}&recover=`));
+    assert.doesNotMatch(lastSocket().url.slice(URI.length), /[{}":,]/, 'the positions are URI-encoded');
+
+    lastSocket().fireMessage(report({ broadcast: { id: '2-0', recovered: true } }));
+    reconnect();
+    assert.deepEqual(positionsIn(lastSocket().url), { broadcast: '2-0', user: '0-0', session: null });
+    assert.deepEqual(received(events), ['a', 'b', 'c', 'd', 'e']);
+  });
+
+  test('not_recovered gets the labels the server could not recover, once per report', () => {
+    const calls = [];
+    const { events } = makeClient({ recover: true, not_recovered: (labels) => calls.push(labels) });
+    lastSocket().fireOpen();
+    lastSocket().fireMessage(
+      report({ broadcast: { id: '0-0', recovered: true }, user: { id: '0-0', recovered: true } }),
+    );
+    assert.deepEqual(calls, []);
+    lastSocket().fireMessage(
+      report({
+        broadcast: { id: '9-0', recovered: false },
+        user: { id: '0-0', recovered: true },
+        'group:staff': { id: null, recovered: false },
+      }),
+    );
+    assert.deepEqual(calls, [['broadcast', 'group:staff']]);
+    assert.deepEqual(received(events), []);
+    reconnect();
+    assert.deepEqual(positionsIn(lastSocket().url), { broadcast: '9-0', user: '0-0', 'group:staff': null });
+  });
+
+  test('without a not_recovered callback, a report with losses is harmless', () => {
+    makeClient({ recover: true });
+    lastSocket().fireOpen();
+    lastSocket().fireMessage(report({ broadcast: { id: '9-0', recovered: false } }));
+  });
+
+  test('the plain heartbeat frame still counts as one, and is not passed on', () => {
+    const { events } = makeClient({ recover: true, heartbeat_msg: 'hb' });
+    const ws = lastSocket();
+    ws.fireOpen();
+    mock.timers.tick(10000); // two missed
+    ws.fireMessage('hb');
+    mock.timers.tick(10000); // two missed again, not three
+    assert.equal(ws.closeCalls, 0);
+    ws.fireMessage(envelope('broadcast', '1-0', 'hb')); // a published heartbeat string, as without recover
+    mock.timers.tick(10000);
+    assert.equal(ws.closeCalls, 0);
+    assert.deepEqual(received(events), []);
+    reconnect();
+    assert.deepEqual(positionsIn(lastSocket().url), { broadcast: '1-0' });
+  });
+
+  test('frames without a header are passed on as they are', () => {
+    const { events } = makeClient({ recover: true });
+    const ws = lastSocket();
+    ws.fireOpen();
+    const blob = new Blob(['x']);
+    const noNewline = bytes(1, 2, 3).buffer;
+    const notJson = new TextEncoder().encode('not json\npayload').buffer;
+    ws.fireMessage('--heartbeat--');
+    ws.fireMessage('{"no": "recovery"}');
+    ws.fireMessage('["a"]\nlist header');
+    ws.fireMessage(blob);
+    ws.fireMessage(noNewline);
+    ws.fireMessage(notJson);
+    assert.deepEqual(received(events), [
+      '--heartbeat--',
+      '{"no": "recovery"}',
+      '["a"]\nlist header',
+      blob,
+      noNewline,
+      notJson,
+    ]);
+  });
+});
+
+describe('presence', () => {
+  const envelope = (channel, payload) => `${JSON.stringify({ channel, id: null })}\n${payload}`;
+  const snapshot = (channel, users, anonymous = 0) => JSON.stringify({ presence: { channel, users, anonymous } });
+  const event = (channel, kind, user) => JSON.stringify({ presence: { channel, event: kind, user } });
+  const received = (events) => events.filter((e) => e[0] === 'receive_message').map((e) => e[1]);
+  const calls = (events, ...names) => events.filter((e) => names.includes(e[0]));
+
+  // A client following presence whose presence, joined and left calls append to `events` too.
+  function presenceClient(options = {}) {
+    const made = makeClient({
+      presence: (channel, users, anonymous) => made.events.push(['presence', channel, users, anonymous]),
+      joined: (user, channel) => made.events.push(['joined', user, channel]),
+      left: (user, channel) => made.events.push(['left', user, channel]),
+      ...options,
+    });
+    return made;
+  }
+
+  function reconnect() {
+    lastSocket().fireClose();
+    mock.timers.tick(30000);
+    lastSocket().fireOpen();
+  }
+
+  test('opts in with the presence parameter on every connection, after recover', () => {
+    makeClient({ presence: true });
+    assert.equal(lastSocket().url, `${URI}&presence`);
+    reconnect();
+    assert.equal(lastSocket().url, `${URI}&presence`);
+
+    WS4Redis({ uri: 'ws://example.test/ws/chat?', WebSocket: FakeWebSocket, presence: true });
+    assert.equal(lastSocket().url, 'ws://example.test/ws/chat?presence');
+
+    makeClient({ presence: () => {}, recover: true });
+    assert.equal(lastSocket().url, `${URI}&recover&presence`);
+    lastSocket().fireOpen();
+    lastSocket().fireMessage(`${JSON.stringify({ channel: 'broadcast', id: '7-0' })}\nx`);
+    reconnect();
+    const url = new URL(lastSocket().url);
+    assert.deepEqual(JSON.parse(url.searchParams.get('recover')), { broadcast: '7-0' });
+    assert.ok(url.search.endsWith('&presence'), url.search);
+  });
+
+  test('unwraps messages as recover does; presence frames are never messages', () => {
+    const { events, client } = presenceClient();
+    const ws = lastSocket();
+    ws.fireOpen();
+    ws.fireMessage(snapshot('broadcast', { john: 2 }, 1));
+    ws.fireMessage(envelope('broadcast', 'hello\nworld'));
+    ws.fireMessage(event('broadcast', 'join', 'mary'));
+    ws.fireMessage(envelope('broadcast', JSON.stringify({ presence: { channel: 'broadcast', users: {} } })));
+    assert.deepEqual(received(events), [
+      'hello\nworld',
+      JSON.stringify({ presence: { channel: 'broadcast', users: {} } }), // a message that looks like one
+    ]);
+    assert.deepEqual(client.present(), ['john', 'mary']);
+    // with ids on (history), a client without recover keeps no positions
+    ws.fireMessage(`${JSON.stringify({ channel: 'broadcast', id: '3-0' })}\nwith id`);
+    reconnect();
+    assert.equal(lastSocket().url, `${URI}&presence`);
+    assert.equal(received(events).at(-1), 'with id');
+  });
+
+  test('snapshots, joins and leaves reach their callbacks, and present() follows them', () => {
+    const { events, client } = presenceClient();
+    assert.deepEqual(client.present(), [], 'nothing known before the first snapshot');
+    lastSocket().fireOpen();
+    lastSocket().fireMessage(snapshot('broadcast', { mary: 1, john: 2 }, 3));
+    lastSocket().fireMessage(snapshot('group:staff', { admin: 1 }));
+    lastSocket().fireMessage(event('broadcast', 'join', 'zoe'));
+    lastSocket().fireMessage(event('broadcast', 'leave', 'john'));
+    lastSocket().fireMessage(event('group:staff', 'join', 'mary'));
+    assert.deepEqual(calls(events, 'presence', 'joined', 'left'), [
+      ['presence', 'broadcast', { mary: 1, john: 2 }, 3],
+      ['presence', 'group:staff', { admin: 1 }, 0],
+      ['joined', 'zoe', 'broadcast'],
+      ['left', 'john', 'broadcast'],
+      ['joined', 'mary', 'group:staff'],
+    ]);
+    assert.deepEqual(client.present(), ['mary', 'zoe']);
+    assert.deepEqual(client.present('broadcast'), ['mary', 'zoe']);
+    assert.deepEqual(client.present('group:staff'), ['admin', 'mary']);
+    assert.deepEqual(client.present('user'), []);
+  });
+
+  test('events are set operations: only a change calls joined or left', () => {
+    const { events, client } = presenceClient();
+    lastSocket().fireOpen();
+    lastSocket().fireMessage(snapshot('broadcast', { john: 1 }));
+    lastSocket().fireMessage(event('broadcast', 'join', 'john')); // already in the snapshot
+    lastSocket().fireMessage(event('broadcast', 'leave', 'mary')); // never known
+    lastSocket().fireMessage(event('broadcast', 'leave', 'john'));
+    lastSocket().fireMessage(event('broadcast', 'leave', 'john'));
+    assert.deepEqual(calls(events, 'joined', 'left'), [['left', 'john', 'broadcast']]);
+    assert.deepEqual(client.present(), []);
+  });
+
+  test("a reconnect's first snapshot replaces everything known before", () => {
+    const { events, client } = presenceClient();
+    lastSocket().fireOpen();
+    lastSocket().fireMessage(snapshot('broadcast', { john: 1 }));
+    lastSocket().fireMessage(snapshot('group:staff', { admin: 1 }));
+    lastSocket().fireMessage(event('broadcast', 'join', 'mary'));
+    reconnect();
+    assert.deepEqual(client.present(), ['john', 'mary'], 'the last known state until the new snapshot');
+    lastSocket().fireMessage(snapshot('broadcast', { zoe: 1 }));
+    assert.deepEqual(client.present(), ['zoe']);
+    assert.deepEqual(client.present('group:staff'), [], 'a channel without a new snapshot is forgotten');
+    assert.deepEqual(calls(events, 'joined', 'left'), [['joined', 'mary', 'broadcast']], 'no event invented');
+    assert.equal(calls(events, 'presence').length, 3);
+  });
+
+  test('user names that are also property names of plain objects are users like any other', () => {
+    const { client } = presenceClient();
+    lastSocket().fireOpen();
+    lastSocket().fireMessage(snapshot('broadcast', { constructor: 1 }));
+    lastSocket().fireMessage(event('broadcast', 'join', '__proto__'));
+    lastSocket().fireMessage(event('broadcast', 'join', 'hasOwnProperty'));
+    assert.deepEqual(client.present(), ['__proto__', 'constructor', 'hasOwnProperty']);
+  });
+
+  test('with presence: true and no callbacks, frames are handled all the same', () => {
+    const { events, client } = makeClient({ presence: true });
+    lastSocket().fireOpen();
+    lastSocket().fireMessage(snapshot('broadcast', { john: 1 }));
+    lastSocket().fireMessage(event('broadcast', 'join', 'mary'));
+    assert.deepEqual(received(events), []);
+    assert.deepEqual(client.present(), ['john', 'mary']);
+  });
+
+  test('without presence, presence frames are messages as before and present() knows nobody', () => {
+    for (const options of [{}, { recover: true }]) {
+      const { events, client } = presenceClient({ presence: undefined, ...options });
+      lastSocket().fireOpen();
+      lastSocket().fireMessage(snapshot('broadcast', { john: 1 }));
+      lastSocket().fireMessage(event('broadcast', 'join', 'mary'));
+      assert.deepEqual(received(events), [snapshot('broadcast', { john: 1 }), event('broadcast', 'join', 'mary')]);
+      assert.deepEqual(calls(events, 'presence', 'joined', 'left'), []);
+      assert.deepEqual(client.present(), []);
+      assert.ok(!new URL(lastSocket().url).searchParams.has('presence'));
+    }
+  });
+});

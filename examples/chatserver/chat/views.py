@@ -11,15 +11,14 @@ from __future__ import annotations
 import json
 import uuid
 
-from django.contrib.auth import SESSION_KEY, get_user_model
+from django.contrib.auth import get_user_model
 from django.contrib.auth.mixins import LoginRequiredMixin
-from django.contrib.sessions.models import Session
 from django.http import JsonResponse
-from django.utils import timezone
 from django.views.generic import TemplateView
 from django_bridge.publisher import SELF, RedisPublisher
 
-# The facilities: the part of the websocket URL after WEBSOCKET_URL, one per page.
+# The facilities: the part of the websocket URL after WEBSOCKET_URL, one per page. The lobby's
+# keeps presence (WS4REDIS_PRESENCE in the settings): who has it open, in every process.
 LOBBY = "lobby"
 DIRECT = "direct"
 GROUPS = "groups"
@@ -61,9 +60,10 @@ class UserChatView(LoginRequiredMixin, TemplateView):
     extra_context = {"facility": DIRECT}
 
     def get_context_data(self, **kwargs):
-        online = online_user_ids()
+        # Online: in the lobby right now, on any page of any server process.
+        online = RedisPublisher(facility=LOBBY, broadcast=True).presence().users
         users = get_user_model().objects.exclude(pk=self.request.user.pk).order_by("username")
-        recipients = [{"username": user.get_username(), "online": user.pk in online} for user in users]
+        recipients = [{"username": user.get_username(), "online": user.get_username() in online} for user in users]
         recipients.sort(key=lambda recipient: not recipient["online"])
         return super().get_context_data(recipients=recipients, **kwargs)
 
@@ -110,13 +110,3 @@ def read_text(request) -> tuple[str, str | None]:
     if len(text) > MAX_LENGTH:
         return text, f"Messages are limited to {MAX_LENGTH} characters."
     return text, None
-
-
-def online_user_ids() -> set[int]:
-    """Return the primary keys of the users with an unexpired session."""
-    ids = set()
-    for session in Session.objects.filter(expire_date__gt=timezone.now()):
-        user_id = session.get_decoded().get(SESSION_KEY)
-        if user_id is not None:
-            ids.add(int(user_id))
-    return ids

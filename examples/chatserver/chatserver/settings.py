@@ -86,6 +86,8 @@ WS4REDIS_EXPIRE = 3600
 WS4REDIS_HEARTBEAT = "--heartbeat--"
 # Who may subscribe and publish what: see chat/channels.py.
 WS4REDIS_ALLOWED_CHANNELS = "chat.channels.allowed_channels"
+# Keep presence in the lobby: who has it open, for its list of people and the direct-message picker.
+WS4REDIS_PRESENCE = ["lobby"]
 
 # -- the pages' ws4redis.js clients ----------------------------------------------------------------
 

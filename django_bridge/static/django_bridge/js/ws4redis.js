@@ -30,6 +30,20 @@
  *   heartbeat_interval_ms  heartbeat period when heartbeat_msg is set (default 5000)
  *   WebSocket              WebSocket constructor to use (default: the global one);
  *                          in Node, `require('ws')` (the `ws` package) works
+ *   recover                true: recover the messages missed while disconnected
+ *                          (see Recovery below; default false)
+ *   not_recovered          with recover: called with an array of channel labels
+ *                          (e.g. ['broadcast', 'group:staff']) whose missed
+ *                          messages the server could no longer send
+ *   presence               true: follow who is connected to the channels (see
+ *                          Presence below; default false); a function does the
+ *                          same and is called presence(channel, users, anonymous)
+ *                          with each snapshot: on every (re)connect, once per
+ *                          channel, `users` an object {user name: sockets}
+ *   joined                 with presence: called joined(user, channel) when a
+ *                          user arrives on a channel
+ *   left                   with presence: called left(user, channel) when a
+ *                          user's last socket on a channel has gone
  *
  * Reconnecting: after every close that was not requested through close() --
  * including a first connection that never opened and `new WebSocket()`
@@ -49,6 +63,45 @@
  * `new WebSocket()` throws, disconnected() likewise gets such an object with
  * the exception as its `error` property, so every connecting() is followed
  * by either connected() or disconnected().
+ *
+ * Recovery: with `recover: true` the client opts in with the `recover` query
+ * parameter: bare on its first connection, then
+ * `recover=<encodeURIComponent(JSON positions)>` once it holds positions,
+ * where positions maps each channel label ('broadcast', 'user', 'session',
+ * 'group:<name>') to the id of the last message it received on it. The
+ * server then sends, before anything live, the messages published since
+ * those positions, followed by a recovery report, so that a reconnect loses
+ * and repeats nothing while the server keeps the channel's history. Every
+ * message arrives wrapped as `<header JSON>\n<payload>` (the header is
+ * {"channel": label, "id": id-or-null}); the client unwraps it, so
+ * receive_message gets exactly what it would get without `recover`: a
+ * string for a text message, an ArrayBuffer (or what the WebSocket
+ * implementation gives for binary data) for a binary one. The report, a text
+ * frame {"recovery": {label: {"id": ..., "recovered": bool}}}, is not passed
+ * on: it updates the positions, and when any channel has `recovered: false`
+ * (its history was trimmed or expired meanwhile, or is off) not_recovered()
+ * is called once with those labels. Positions last as long as this client
+ * object, not across page loads. Frames without a header (the heartbeat) are
+ * handled as without `recover`.
+ *
+ * Presence: with `presence` set (true, or the snapshot callback) the client
+ * adds the `presence` query parameter to every connection (after `recover`'s
+ * when both are given), so the server's facility must keep presence
+ * (WS4REDIS_PRESENCE), or the handshake is refused with 400. Messages then
+ * arrive wrapped as with `recover` and are unwrapped the same way:
+ * receive_message gets exactly what it would get without `presence`. The
+ * presence frames, text frames {"presence": {...}} without a newline, are
+ * never passed on: right after opening, one snapshot per channel (who was
+ * there, before this socket counted) goes to presence(channel, users,
+ * anonymous), then each join and leave goes to joined(user, channel) or
+ * left(user, channel), only when it changes who is present (a user's own
+ * first socket arrives as a join too; anonymous sockets are counted in
+ * snapshots only). `ws4redis.present(channel)` returns the sorted names of
+ * the users present on a channel label ('broadcast' by default, else 'user',
+ * 'session' or 'group:<name>'): the last snapshot with the events since. The
+ * first snapshot after a reconnect replaces everything known before it, since
+ * events missed while disconnected are never sent; until then present()
+ * keeps answering from the last connection.
  *
  * Errors: the client sets an onerror handler that does nothing, since every
  * error is followed by a close event, which reconnects. It is there for the
@@ -76,8 +129,109 @@
 		heartbeat_msg: null,
 		heartbeat_interval_ms: 5000,
 		reconnect_base_ms: 1000,
-		reconnect_max_ms: 30000
+		reconnect_max_ms: 30000,
+		recover: false,
+		presence: false
 	};
+	var NEWLINE = 0x0A;
+	var decoder = typeof TextDecoder !== 'undefined' ? new TextDecoder('utf-8') : null;
+
+	// The UTF-8 text of the bytes `bytes` (a Uint8Array).
+	function utf8_decode(bytes) {
+		if (decoder !== null) {
+			return decoder.decode(bytes);
+		}
+		var escaped = '';
+		for (var i = 0; i < bytes.length; i++) {
+			escaped += '%' + (bytes[i] < 16 ? '0' : '') + bytes[i].toString(16);
+		}
+		return decodeURIComponent(escaped);
+	}
+
+	// The object `text` holds as JSON, or null when it holds no object.
+	function parse_object(text) {
+		var value;
+		try {
+			value = JSON.parse(text);
+		} catch (err) {
+			return null;
+		}
+		return value !== null && typeof value === 'object' && !Array.isArray(value) ? value : null;
+	}
+
+	// A header is {"channel": label, "id": id-or-null}.
+	function is_header(header) {
+		return header !== null && typeof header.channel === 'string' &&
+			(header.id === null || typeof header.id === 'string');
+	}
+
+	// Split a frame from a client that opted in to recovery or presence.
+	// Returns {header, payload} for a message, {report} for the recovery
+	// report, {presence} for a presence frame (only `with_presence`), or null
+	// for a frame without a header (e.g. the heartbeat), to be taken as it is.
+	function unwrap(data, with_presence) {
+		var header, at;
+		if (typeof data === 'string') {
+			at = data.indexOf('\n');
+			if (at < 0) {
+				header = parse_object(data);
+				if (header && header.recovery && typeof header.recovery === 'object') {
+					return {report: header.recovery};
+				}
+				return with_presence && header && is_presence(header.presence) ?
+					{presence: header.presence} : null;
+			}
+			header = parse_object(data.slice(0, at));
+			return is_header(header) ? {header: header, payload: data.slice(at + 1)} : null;
+		}
+		var is_buffer = Object.prototype.toString.call(data) === '[object ArrayBuffer]';
+		var bytes = is_buffer ? new Uint8Array(data) :
+			ArrayBuffer.isView(data) && data.subarray ?
+				new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : null;
+		if (bytes === null) {
+			return null;  // e.g. a Blob: binaryType is 'arraybuffer', so none should come
+		}
+		at = bytes.indexOf(NEWLINE);
+		if (at < 0) {
+			return null;
+		}
+		try {
+			header = parse_object(utf8_decode(bytes.subarray(0, at)));
+		} catch (err) {
+			return null;  // not UTF-8
+		}
+		if (!is_header(header)) {
+			return null;
+		}
+		// the payload in the type the socket gave: an ArrayBuffer, or a view (a Buffer stays one)
+		return {header: header, payload: is_buffer ? data.slice(at + 1) : data.subarray(at + 1)};
+	}
+
+	// A presence frame's body: {channel, users, anonymous} (a snapshot) or
+	// {channel, event: 'join'|'leave', user}.
+	function is_presence(body) {
+		return body !== null && typeof body === 'object' && typeof body.channel === 'string' &&
+			(typeof body.users === 'object' && body.users !== null ||
+				typeof body.user === 'string' && (body.event === 'join' || body.event === 'leave'));
+	}
+
+	// The sorted keys of `set` (an object used as a set).
+	function sorted_keys(set) {
+		var keys = [];
+		for (var key in set) {
+			if (Object.prototype.hasOwnProperty.call(set, key)) {
+				keys.push(key);
+			}
+		}
+		return keys.sort();
+	}
+
+	// `uri` with the query parameter `param` appended.
+	function with_parameter(uri, param) {
+		var last = uri.charAt(uri.length - 1);
+		var separator = uri.indexOf('?') < 0 ? '?' : last === '?' || last === '&' ? '' : '&';
+		return uri + separator + param;
+	}
 
 	function WS4Redis(options) {
 		if (!(this instanceof WS4Redis)) {
@@ -107,11 +261,23 @@
 		var heartbeat_interval = null;
 		var missed_heartbeats = 0;
 		var closed_by_user = false;
+		var positions = null;        // with recover: {label: id-or-null}, once any is known
+		var present = Object.create(null);  // with presence: {label: {user name: true}}
+		var fresh = false;           // with presence: no snapshot yet on this connection
 
-		function callback(name, arg) {
+		function callback(name) {
 			if (typeof opts[name] === 'function') {
-				return opts[name](arg);
+				return opts[name].apply(null, Array.prototype.slice.call(arguments, 1));
 			}
+		}
+
+		function connection_uri() {
+			var uri = opts.uri;
+			if (opts.recover) {
+				uri = with_parameter(uri, positions === null ? 'recover' :
+					'recover=' + encodeURIComponent(JSON.stringify(positions)));
+			}
+			return opts.presence ? with_parameter(uri, 'presence') : uri;
 		}
 
 		function connect() {
@@ -122,7 +288,7 @@
 			}
 			var sock;
 			try {
-				sock = new WebSocketImpl(opts.uri);
+				sock = new WebSocketImpl(connection_uri());
 			} catch (err) {
 				ws = null;
 				disconnect({
@@ -156,6 +322,7 @@
 		function on_open() {
 			console.info('WS4Redis: connected to ' + opts.uri);
 			attempts = 0;
+			fresh = true;
 			if (opts.heartbeat_msg && heartbeat_interval === null) {
 				missed_heartbeats = 0;
 				var interval = setInterval(function () {
@@ -174,10 +341,71 @@
 		}
 
 		function on_message(evt) {
-			if (opts.heartbeat_msg && evt.data === opts.heartbeat_msg) {
+			var data = evt.data;
+			var frame = opts.recover || opts.presence ? unwrap(data, !!opts.presence) : null;
+			if (frame !== null && frame.report) {
+				return on_report(frame.report);
+			}
+			if (frame !== null && frame.presence) {
+				return on_presence(frame.presence);
+			}
+			if (frame !== null) {
+				if (opts.recover && frame.header.id !== null) {
+					remember(frame.header.channel, frame.header.id);
+				}
+				data = frame.payload;
+			}
+			if (opts.heartbeat_msg && data === opts.heartbeat_msg) {
 				missed_heartbeats = 0;
 			} else {
-				return callback('receive_message', evt.data);
+				return callback('receive_message', data);
+			}
+		}
+
+		function remember(label, id) {
+			positions = positions || {};
+			positions[label] = id;
+		}
+
+		function on_report(report) {
+			var lost = [];
+			for (var label in report) {
+				if (Object.prototype.hasOwnProperty.call(report, label) && report[label]) {
+					remember(label, report[label].id === undefined ? null : report[label].id);
+					if (report[label].recovered === false) {
+						lost.push(label);
+					}
+				}
+			}
+			if (lost.length) {
+				callback('not_recovered', lost);
+			}
+		}
+
+		function on_presence(body) {
+			var label = body.channel;
+			if (body.users) {
+				if (fresh) {
+					present = Object.create(null);  // what was known before this connection is stale
+					fresh = false;
+				}
+				present[label] = Object.create(null);
+				for (var user in body.users) {
+					if (Object.prototype.hasOwnProperty.call(body.users, user)) {
+						present[label][user] = true;
+					}
+				}
+				return callback('presence', label, body.users, body.anonymous || 0);
+			}
+			var users = present[label] = present[label] || Object.create(null);
+			var known = Object.prototype.hasOwnProperty.call(users, body.user);
+			// Events are set operations: a join or leave the snapshot already showed changes nothing.
+			if (body.event === 'join' && !known) {
+				users[body.user] = true;
+				callback('joined', body.user, label);
+			} else if (body.event === 'leave' && known) {
+				delete users[body.user];
+				callback('left', body.user, label);
 			}
 		}
 
@@ -253,6 +481,11 @@
 			if (ws && (ws.readyState === CONNECTING || ws.readyState === OPEN)) {
 				ws.close();
 			}
+		};
+
+		this.present = function (channel) {
+			var users = present[channel === undefined ? 'broadcast' : channel];
+			return users ? sorted_keys(users) : [];
 		};
 
 		this.get_state = state;

@@ -1,7 +1,11 @@
 /*
  * The chat pages' script: one WS4Redis client, the message list and the composer.
  *
- *   Chat.start({uri, heartbeat_msg, heartbeat_interval_ms, reconnect_max_ms, me})
+ *   Chat.start({uri, heartbeat_msg, heartbeat_interval_ms, reconnect_max_ms, presence, me})
+ *
+ * With `presence` the client follows who is connected to the page's channel, and the list
+ * #present shows them, live: the server's snapshot when the socket opens, then each join and
+ * leave (see ws4redis.js).
  *
  * The websocket only receives. Sending POSTs the composer form (with its CSRF token), and the
  * view publishes the message with the logged-in user as its sender. Messages are JSON objects
@@ -106,11 +110,31 @@
 			add(item);
 		}
 
+		var people = document.getElementById('present');
+		var nobody = document.getElementById('present-none');
+
+		// Who is in the room, from what the client keeps: the last snapshot and the events since.
+		function show_present() {
+			var names = client.present();
+			people.textContent = '';
+			names.forEach(function (name) {
+				var item = document.createElement('li');
+				item.dataset.user = name;
+				item.className = name === options.me ? 'me' : '';
+				item.textContent = name === options.me ? name + ' (you)' : name;
+				people.appendChild(item);
+			});
+			nobody.hidden = names.length > 0;
+		}
+
 		var client = WS4Redis({
 			uri: options.uri,
 			heartbeat_msg: options.heartbeat_msg,
 			heartbeat_interval_ms: options.heartbeat_interval_ms,
 			reconnect_max_ms: options.reconnect_max_ms,
+			presence: options.presence && show_present,
+			joined: options.presence && show_present,
+			left: options.presence && show_present,
 			connecting: function () {
 				set_status('connecting');
 			},
