@@ -30,6 +30,7 @@ import contextlib
 import json
 import os
 import signal
+import socket as socket_module
 import struct
 import subprocess
 import sys
@@ -144,6 +145,16 @@ class Probe(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         transport.write(self.request)  # type: ignore[attr-defined]
+        self._acknowledge_at_once()
+
+    def _acknowledge_at_once(self) -> None:
+        # The server's sockets keep Nagle's algorithm: a pong written while the last one is
+        # unacknowledged waits for this side's next packet, and delayed acknowledgements would then
+        # add one ping period to every later pong (tests/core/test_tcp_nodelay.py). Acknowledging at
+        # once (Linux resets the flag after each read) keeps the waits to what the loop holds.
+        sock = self.transport.get_extra_info("socket") if self.transport is not None else None
+        if sock is not None and hasattr(socket_module, "TCP_QUICKACK"):
+            sock.setsockopt(socket_module.IPPROTO_TCP, socket_module.TCP_QUICKACK, 1)
 
     def ping(self) -> None:
         # Masked with an all-zero key: the payload goes as it is.
@@ -170,6 +181,7 @@ class Probe(asyncio.Protocol):
                 self.waits_ms.append((now - struct.unpack("!Q", data[2:10])[0]) / 1e6)
             data = data[2 + size :]
         self.buf = data
+        self._acknowledge_at_once()
 
 
 async def probe(port: int, seconds: float, every: float) -> dict[str, Any]:
