@@ -230,6 +230,12 @@ def cmd_setup(args: argparse.Namespace) -> None:
         print(venvs.ensure(name, RESULTS / "setup.log"))
 
 
+def cmd_presence(args: argparse.Namespace) -> None:
+    from bench import presence  # imports ws4redis_tornado, which the other commands do not need
+
+    presence.cmd_presence(args)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -281,6 +287,14 @@ def main() -> None:
 
     setup = sub.add_parser("setup", help="build the peers' virtualenvs only")
     setup.set_defaults(func=cmd_setup)
+
+    pres = sub.add_parser("presence", help="presence upkeep: server CPU with N idle sockets, Redis memory per user")
+    pres.add_argument("--quick", action="store_true", help="smoke run: 1,000 sockets, 100 channels, 1 s interval")
+    pres.add_argument("--sockets", type=int, help="sockets (default 10,000)")
+    pres.add_argument("--channels", type=int, help="channels they spread over, one room each (default 1,000)")
+    pres.add_argument("--interval", type=float, help="presence interval, seconds (default 10, the setting's default)")
+    pres.add_argument("--cpu-intervals", type=int, help="refresh intervals in the CPU window (default 5)")
+    pres.set_defaults(func=cmd_presence)
 
     args = parser.parse_args()
     args.func(args)

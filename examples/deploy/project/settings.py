@@ -8,6 +8,10 @@ systemd unit's ``EnvironmentFile``) provides:
 ``STACK_REDIS_PREFIX``   key prefix of every channel (default: none)
 ``STACK_ALLOWED_HOSTS``  comma-separated host names (default: ``localhost,127.0.0.1,[::1]``)
 ``DJANGO_SECRET_KEY``    the secret key (default: a key for trying the example only)
+``STACK_PRESENCE``       facilities whose channels keep presence, comma-separated (default: none)
+``STACK_PRESENCE_INTERVAL``  seconds between two rewrites of each process's presence (default: 10)
+``STACK_PROCESS_REQUEST``    dotted path of a ``WS4REDIS_PROCESS_REQUEST`` function that says who
+                         connects (default: none, so every socket is anonymous)
 
 The project keeps no sessions or users, so it needs no database; a real project adds its own and
 keeps its sessions where every process finds them (the database or a cache, not memory).
@@ -76,6 +80,11 @@ if not WS4REDIS_CONNECTION:
         " redis://127.0.0.1:6379/0, or start the example with examples/deploy/stack.py"
     )
 WS4REDIS_PREFIX = os.environ.get("STACK_REDIS_PREFIX") or None
+# Every websocket process must keep the same facilities: one that does not counts none of its sockets.
+WS4REDIS_PRESENCE = [facility for facility in os.environ.get("STACK_PRESENCE", "").split(",") if facility]
+WS4REDIS_PRESENCE_INTERVAL = float(os.environ.get("STACK_PRESENCE_INTERVAL") or 10)
+# The project keeps no users; a project that has some names them here, and presence counts them.
+WS4REDIS_PROCESS_REQUEST = os.environ.get("STACK_PROCESS_REQUEST") or None
 # HAProxy health-checks every runtornado process here (see haproxy.cfg.template).
 WS4REDIS_HEALTH_URL = "/ws4redis/health"
 # Its answer also counts each process's sockets, which stack.py and the tests read: the processes
