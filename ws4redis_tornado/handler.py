@@ -332,6 +332,9 @@ class RedisWebSocketHandler(WebSocketHandler):
     def open(self, *args: str, **kwargs: str) -> None:
         assert self.ws_connection is not None
         self.ws_connection.stream.max_write_buffer_size = self.config.max_buffered_bytes
+        # Frames are already batched per loop turn (writes.py): Nagle's algorithm would only hold a
+        # small frame back until the client acknowledges the previous one.
+        self.set_nodelay(True)
         if getattr(self.application, "closing", False):
             self.close(CloseCode.GOING_AWAY, "server shutting down")
             return

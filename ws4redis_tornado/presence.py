@@ -141,6 +141,8 @@ class PresenceTracker:
         # (channel, user) -> whether the user was present here when last written: what to write next.
         self._changed: dict[tuple[str, str], bool] = {}
         self._writing: asyncio.Task[None] | None = None
+        # Changes and refreshes go to Redis one batch at a time, in the order they were made.
+        self._writes = asyncio.Lock()
         self._timer: PeriodicCallback | None = None
         self._failing = False
 
@@ -187,20 +189,26 @@ class PresenceTracker:
     async def _write_changes(self) -> None:
         try:
             await asyncio.sleep(0)  # the batch: every change of this loop turn
-            while self._changed:
-                changed, self._changed = self._changed, {}
-                commands = []
-                for (channel, user), was_present in changed.items():
-                    sockets = self._sockets.get(channel, {}).get(user, 0)
-                    if (sockets > 0) != was_present:
-                        commands.append(
-                            redis_commands.presence_change_command(
-                                channel, self.process, user, sockets, expiry_ms=self._expiry_ms
-                            )
-                        )
-                await self._send(commands)
+            async with self._writes:
+                await self._flush_changes()
         finally:
             self._writing = None
+
+    async def _flush_changes(self) -> None:
+        # Under self._writes: a change reaches Redis before any refresh that counts it, or the
+        # other processes would see the user here before the change script decides on a join.
+        while self._changed:
+            changed, self._changed = self._changed, {}
+            commands = []
+            for (channel, user), was_present in changed.items():
+                sockets = self._sockets.get(channel, {}).get(user, 0)
+                if (sockets > 0) != was_present:
+                    commands.append(
+                        redis_commands.presence_change_command(
+                            channel, self.process, user, sockets, expiry_ms=self._expiry_ms
+                        )
+                    )
+            await self._send(commands)
 
     # -- the timer -------------------------------------------------------------------------------
 
@@ -220,6 +228,11 @@ class PresenceTracker:
 
     async def refresh(self) -> None:
         """Rewrite every entry of this process; a channel without sockets here loses its entry."""
+        async with self._writes:
+            await self._flush_changes()
+            await self._rewrite()
+
+    async def _rewrite(self) -> None:
         commands = []
         for channel, counts in list(self._sockets.items()):
             commands.append(
@@ -235,14 +248,16 @@ class PresenceTracker:
         self.stop()
         if self._writing is not None:
             await self._writing
-        commands = [
-            redis_commands.presence_change_command(channel, self.process, user, 0, expiry_ms=self._expiry_ms)
-            for channel, counts in self._sockets.items()
-            for user in counts
-        ]
-        self._sockets = {channel: {} for channel in self._sockets}
-        await self._send(commands)
-        await self.refresh()
+        async with self._writes:
+            await self._flush_changes()
+            commands = [
+                redis_commands.presence_change_command(channel, self.process, user, 0, expiry_ms=self._expiry_ms)
+                for channel, counts in self._sockets.items()
+                for user in counts
+            ]
+            self._sockets = {channel: {} for channel in self._sockets}
+            await self._send(commands)
+            await self._rewrite()
 
     async def _send(self, commands: Sequence[redis_commands.Command]) -> None:
         if not commands:
