@@ -30,25 +30,28 @@ def haproxy() -> str:
     return path
 
 
-@pytest.fixture
-def stack(haproxy: str, prefix: str, tmp_path: Path) -> Iterator[Stack]:
-    """Two websocket servers and one Django server behind HAProxy, with a Redis of their own.
+def start_stack(haproxy: str, prefix: str, workdir: Path, **options: object) -> Stack:
+    """Two websocket servers and one Django server behind HAProxy, started; ``options`` go to :class:`Stack`.
 
     Health checks every 100 ms, two failures mark a server down: a stopped server leaves the
     rotation within about 0.2 s.
     """
-    stack = Stack(
-        websocket_servers=2,
-        django_servers=1,
-        check_inter="100ms",
-        fall=2,
-        rise=1,
-        grace_period=5.0,
-        prefix=prefix,
-        haproxy=haproxy,
-        workdir=tmp_path,
-    )
-    stack.start()
+    settings: dict[str, object] = {
+        "websocket_servers": 2,
+        "django_servers": 1,
+        "check_inter": "100ms",
+        "fall": 2,
+        "rise": 1,
+        "grace_period": 5.0,
+        **options,
+    }
+    return Stack(prefix=prefix, haproxy=haproxy, workdir=workdir, **settings).start()
+
+
+@pytest.fixture
+def stack(haproxy: str, prefix: str, tmp_path: Path) -> Iterator[Stack]:
+    """The stack of :func:`start_stack`, with a Redis of its own."""
+    stack = start_stack(haproxy, prefix, tmp_path)
     try:
         yield stack
     finally:
