@@ -29,6 +29,7 @@ from ws4redis_tornado.channels import SELF, Audience, channel_key, validate_faci
 from ws4redis_tornado.config import Config
 from ws4redis_tornado.connections import AsyncCommandClient, CommandClient, RedisTopology, topology_key
 from ws4redis_tornado.messages import RedisMessage, decode_payload
+from ws4redis_tornado.publisher import apublish, publish, publish_arguments
 from ws4redis_tornado.revocation import close_command, control_channel
 
 from .conf import get_config
@@ -113,21 +114,22 @@ class RedisPublisher:
             BrokerUnavailable: Redis cannot be reached.
         """
         config = get_config()
-        payload, expire = _prepare(message, expire, config)
+        publish_arguments(message, expire, config)  # a wrong argument fails even without channels
         if not self.publish_channels:
             return 0
         with _unavailable("publish", config):
-            return sum(redis_commands.publish(_client(config), self.publish_channels, payload, expire=expire))
+            client = _client(config)  # a Cluster client connects here, to learn the slots
+        return sum(publish(client, self.publish_channels, message, config=config, expire=expire))
 
     async def apublish_message(self, message: RedisMessage | str | bytes, expire: int | None = None) -> int:
         """The async twin of :meth:`publish_message`."""
         config = get_config()
-        payload, expire = _prepare(message, expire, config)
+        publish_arguments(message, expire, config)
         if not self.publish_channels:
             return 0
         with _unavailable("publish", config):
             client = _async_client(config)
-            return sum(await redis_commands.apublish(client, self.publish_channels, payload, expire=expire))
+        return sum(await apublish(client, self.publish_channels, message, config=config, expire=expire))
 
     def fetch_message(
         self, request: HttpRequest | None, facility: str, audience: str | Audience = _ANY
@@ -284,16 +286,6 @@ def _audience(audience: str | Audience) -> Audience:
 
 
 # -- commands ----------------------------------------------------------------------------------------
-
-
-def _prepare(message: RedisMessage | str | bytes, expire: int | None, config: Config) -> tuple[bytes, int]:
-    if not isinstance(message, RedisMessage):
-        message = RedisMessage(message)
-    if expire is None:
-        expire = config.expire
-    if isinstance(expire, bool) or not isinstance(expire, int) or expire < 0:
-        raise ValueError(f"expire is {expire!r}; expected a whole number of seconds >= 0, or None")
-    return message.payload, expire
 
 
 def _first(values: Sequence[bytes | None]) -> RedisMessage | None:

@@ -45,6 +45,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="show the numbers of sockets and channels in /health (anybody reaching it can read them)",
     )
+    parser.add_argument(
+        "--history-size",
+        type=int,
+        default=Config.history_size,
+        metavar="N",
+        help="messages kept per channel for clients that reconnect with recover (default: %(default)s, none)",
+    )
+    parser.add_argument(
+        "--history-ttl",
+        type=int,
+        default=None,
+        metavar="SECONDS",
+        help="seconds a channel's history lives after its last message (default: --expire)",
+    )
     parser.add_argument("--demo", action="store_true", help="serve a demo page at / (implies --client-publish)")
     parser.add_argument(
         "--client-publish",
@@ -78,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             websocket_url=args.websocket_url,
             handshake_timeout=args.handshake_timeout,
             health_detail=args.health_detail,
+            history_size=args.history_size,
+            history_ttl=args.history_ttl,
         )
         if embedded:
             print(f"started an embedded redis-server at {embedded.url}", file=sys.stderr)

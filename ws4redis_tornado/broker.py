@@ -25,6 +25,7 @@ from .compat.redis import PubSubConnection
 from .config import Config
 from .connections import AsyncCommandClient, RedisTopology
 from .exceptions import BrokerClosed, BrokerUnavailable
+from .history import ID_MARKER, message_frame, split_id
 from .messages import RedisMessage, decode_payload, encode_frame
 from .redis_commands import CONNECTION_ERRORS
 from .revocation import Revocations, control_channel
@@ -45,11 +46,14 @@ class Delivery:
     receive them.
     """
 
-    __slots__ = ("__dict__", "channel", "payload")
+    __slots__ = ("__dict__", "_envelope", "channel", "id", "payload")
 
-    def __init__(self, channel: bytes, payload: bytes) -> None:
+    def __init__(self, channel: bytes, payload: bytes, stream_id: str | None = None) -> None:
         self.channel = channel
         self.payload = payload
+        # The id of the message's entry in the channel's history, if it was published with one.
+        self.id = stream_id
+        self._envelope: bytes | None = None
 
     @cached_property
     def message(self) -> RedisMessage:
@@ -61,12 +65,24 @@ class Delivery:
         message = self.message
         return encode_frame(message, binary=message.binary)
 
+    def envelope(self, label: str) -> bytes:
+        """The frame for a socket that opted in to ids: the channel's label and id, then the message.
+
+        Every socket on a channel knows it by the same label, so this too is built once.
+        """
+        if self._envelope is None:
+            self._envelope = message_frame(label, self.id, self.payload)
+        return self._envelope
+
 
 class Listener(Protocol):
     """What a socket offers the broker."""
 
     def on_broker_message(self, delivery: Delivery) -> None:
         """Take one message; must not block and must not raise."""
+
+    def on_broker_lost(self) -> None:
+        """Learn that messages may have been missed: the pub/sub connection to Redis was lost."""
 
 
 class Broker:
@@ -339,9 +355,33 @@ class Broker:
         if not channels:
             return []
         client = self._command_client()
-        with redis_commands.unavailable_on_error("publish", address=self.config.redis_address):
+        config = self.config
+        with redis_commands.unavailable_on_error("publish", address=config.redis_address):
             async with self._command_slots:
-                return await redis_commands.apublish(client, channels, payload, expire=expire)
+                return await redis_commands.apublish(
+                    client,
+                    channels,
+                    payload,
+                    expire=expire,
+                    history_size=config.history_size,
+                    history_ttl=config.history_seconds,
+                )
+
+    async def read_last(self, channels: Sequence[str]) -> list[tuple[bytes | None, str | None, bytes | None]]:
+        """Each channel's persisted message and its history's last id and payload, in one round trip."""
+        client = self._command_client()
+        with redis_commands.unavailable_on_error("read the history", address=self.config.redis_address):
+            async with self._command_slots:
+                return await redis_commands.aread_last(client, channels)
+
+    async def read_after(
+        self, positions: Sequence[tuple[str, str]]
+    ) -> list[tuple[bool, list[tuple[str, bytes]], str | None]]:
+        """Each channel's history after a position, in one round trip; see :func:`redis_commands.entries_after`."""
+        client = self._command_client()
+        with redis_commands.unavailable_on_error("read the history", address=self.config.redis_address):
+            async with self._command_slots:
+                return await redis_commands.aread_after(client, positions, history_size=self.config.history_size)
 
     async def fetch(self, channels: Sequence[str]) -> list[bytes | None]:
         """Return the persisted message of each channel (None where there is none).
@@ -439,6 +479,7 @@ class Broker:
                 self.config.reconnect_max_delay,
                 extra=_event("redis_down", address=self.config.redis_address, error=str(exc)),
             )
+            self._tell_lost()
         else:
             logger.debug("redis at %s still unreachable: %s", self.config.redis_address, exc)
         self._connected = False
@@ -446,6 +487,17 @@ class Broker:
         assert self._pubsub is not None
         await self._pubsub.disconnect()
         await asyncio.sleep(delay)
+
+    def _tell_lost(self) -> None:
+        # Once per loss, not per retry: what was published meanwhile never reaches the sockets.
+        for listener in {listener for listeners in self._listeners.values() for listener in listeners}:
+            lost = getattr(listener, "on_broker_lost", None)
+            if lost is None:
+                continue
+            try:
+                lost()
+            except Exception:
+                logger.exception("listener %r failed to take the loss of the redis connection", listener)
 
     async def _reconnect(self) -> None:
         async with self._lock:
@@ -479,9 +531,14 @@ class Broker:
                 if response[1] == self._control_key:
                     self.revocations.take(response[2])
                 return
-            if response[2] == self._heartbeat:
+            payload = response[2]
+            if payload == self._heartbeat:
                 return
-            delivery = Delivery(response[1], response[2])
+            if payload[:1] == b"\xff" and payload.startswith(ID_MARKER):
+                stream_id, payload = split_id(payload)
+                delivery = Delivery(response[1], payload, stream_id)
+            else:
+                delivery = Delivery(response[1], payload)
             # A listener may leave while we iterate (its socket closed on a failed write).
             for listener in tuple(listeners):
                 try:

@@ -99,6 +99,10 @@ class Config:
             long an idle keep-alive connection stays open. An open websocket is not affected.
         health_detail: whether the health check also shows how many sockets and channels this
             process holds; off by default, since anybody who reaches the URL can read it.
+        history_size: messages kept per channel in a Redis Stream, so that a client that
+            reconnects gets what it missed (see :mod:`ws4redis_tornado.history`); 0 keeps none.
+        history_ttl: seconds a channel's history lives after its last message; None means
+            ``expire``. Must be > 0 when ``history_size`` is.
     """
 
     redis_url: str = "redis://localhost:6379/0"
@@ -199,6 +203,25 @@ class Config:
         check_id="django_bridge.E016",
     )
 
+    history_size: int = setting(
+        0,
+        name="WS4REDIS_HISTORY_SIZE",
+        hint=(
+            "Set WS4REDIS_HISTORY_SIZE to the number of messages kept per channel for clients that"
+            " reconnect, such as 100, or to 0 to keep none."
+        ),
+        check_id="django_bridge.E019",
+    )
+    history_ttl: int | None = setting(
+        None,
+        name="WS4REDIS_HISTORY_TTL",
+        hint=(
+            "Set WS4REDIS_HISTORY_TTL to the number of seconds a channel's history lives after its last"
+            " message, such as 3600, or to None to use WS4REDIS_EXPIRE."
+        ),
+        check_id="django_bridge.E020",
+    )
+
     def __post_init__(self) -> None:
         _check_redis_url(self.redis_url)
         if not isinstance(self.redis_options, Mapping):
@@ -245,6 +268,23 @@ class Config:
         _check_number("handshake_timeout", self.handshake_timeout, minimum=0.001)
         if not isinstance(self.health_detail, bool):
             _fail("health_detail", self.health_detail, "True or False")
+        _check_int("history_size", self.history_size, minimum=0)
+        if self.history_ttl is not None:
+            _check_int("history_ttl", self.history_ttl, minimum=1)
+        elif self.history_size and not self.expire:
+            # A history without a TTL would hold Redis memory for every channel ever used.
+            _fail(
+                "history_ttl",
+                None,
+                "a whole number of seconds >= 1 when history_size is set and expire is 0",
+                problem="is None, and expire (its default) is 0: the history would never expire",
+                related=("history_size", "expire"),
+            )
+
+    @property
+    def history_seconds(self) -> int:
+        """How long a channel's history lives after its last message: ``history_ttl`` or ``expire``."""
+        return self.history_ttl if self.history_ttl is not None else self.expire
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> Config:

@@ -23,6 +23,7 @@ __all__ = [
     "CannotListen",
     "ConfigurationError",
     "InvalidFacility",
+    "InvalidRecovery",
     "PermissionDenied",
     "Ws4RedisError",
 ]
@@ -88,3 +89,7 @@ class BrokerUnavailable(BrokerError, ConnectionError):
 
 class BrokerClosed(BrokerError, RuntimeError):
     """The broker was used after it was closed."""
+
+
+class InvalidRecovery(Ws4RedisError, ValueError):
+    """A handshake's ``recover`` parameter cannot be read (answered with 400)."""

@@ -43,6 +43,8 @@ class CloseCode(IntEnum):
     PROTOCOL_ERROR = 1002
     INVALID_PAYLOAD = 1007
     POLICY_VIOLATION = 1008
+    SERVICE_RESTART = 1012
+    """Redis was lost: a client that asked for ids reconnects to recover what it missed meanwhile."""
     TRY_AGAIN_LATER = 1013
     SIGNED_OUT = 4401
     """The socket's session ended (see :mod:`ws4redis_tornado.revocation`)."""

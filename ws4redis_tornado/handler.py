@@ -19,14 +19,16 @@ from tornado.websocket import WebSocketHandler
 from .broker import Broker, Delivery
 from .channels import Principal, Subscription, parse_subscription, validate_facility
 from .compat.tornado import reason_phrase, replace_response_headers, stream_of, websocket_params
-from .exceptions import BrokerUnavailable, InvalidFacility, PermissionDenied
+from .exceptions import BrokerUnavailable, InvalidFacility, InvalidRecovery, PermissionDenied
 from .frames import PING_FRAME, CloseCode, encode_frame
+from .history import RECOVER_PARAMETER, order, parse_positions
 from .keepalive import ping_action
 from .logs import log_event
 from .messages import RedisMessage, is_heartbeat
 from .origins import handshake_origin_problem, is_own_origin, normalise_origin
 from .protocol import StrictProtocol
 from .ratelimit import TokenBucket
+from .recovery import Recovery
 from .subscriber import Handshake, RedisSubscriber
 from .writes import FrameWriter, write_now
 
@@ -66,9 +68,11 @@ class RedisWebSocketHandler(WebSocketHandler):
     # only Tornado's own attributes and stays a small key-sharing dict: at tens of thousands of
     # sockets each instance attribute counts.
     __slots__ = (
+        "_broker_lost",
         "_bucket",
         "_facility",
         "_gone",
+        "_labels",
         "_last_ping",
         "_opened_at",
         "_own_echoes",
@@ -77,7 +81,10 @@ class RedisWebSocketHandler(WebSocketHandler):
         "_persisted",
         "_pong_pending",
         "_queue",
+        "_recovery",
         "_subscription",
+        "_thresholds",
+        "_unsent_copies",
         "allowed_channels",
         "broker",
         "config",
@@ -129,6 +136,14 @@ class RedisWebSocketHandler(WebSocketHandler):
         self._opened_at: float | None = None
         self._last_ping = 0.0
         self._pong_pending = False
+        # For a client that asked for ids (see recovery.py): its recovery until the socket opens,
+        # then each channel's label, the id up to which the opening covered live messages, and the
+        # persisted messages sent without an id.
+        self._recovery: Recovery | None = None
+        self._labels: dict[bytes, str] | None = None
+        self._thresholds: dict[bytes, tuple[int, int]] | None = None
+        self._unsent_copies: set[tuple[bytes, bytes]] | None = None
+        self._broker_lost = False
         # Who the socket connected as: the control channel closes it by these (see revocation.py).
         self.user_name: str | None = None
         self.session_key: str | None = None
@@ -174,6 +189,13 @@ class RedisWebSocketHandler(WebSocketHandler):
             validate_facility(facility)
         except InvalidFacility as exc:
             return self._refuse(400, str(exc))
+        recover = self.request.query_arguments.get(RECOVER_PARAMETER)
+        if recover is not None:
+            try:
+                positions = parse_positions(recover[-1].decode("utf-8", "replace"))
+            except InvalidRecovery as exc:
+                return self._refuse(400, str(exc))
+            self._recovery = Recovery(self.broker, positions)
         if not self.broker.connected:
             return self._refuse(503, "redis is unavailable; try again later")
         origin_problem = self._origin_problem()
@@ -228,6 +250,7 @@ class RedisWebSocketHandler(WebSocketHandler):
         """
         self._queue = []
         self.subscriber = self.subscriber_class(self.broker, self)
+        self.subscriber.recovery = self._recovery
         await self.subscriber.set_pubsub_channels(handshake, self._subscription.parameters)
         await self.subscriber.send_persisted_messages(self)
 
@@ -299,21 +322,38 @@ class RedisWebSocketHandler(WebSocketHandler):
         if getattr(self.application, "closing", False):
             self.close(CloseCode.GOING_AWAY, "server shutting down")
             return
-        persisted, self._persisted = self._persisted or [], None
-        for _, message in persisted:
-            self.send(message)
-        queued, self._queue = self._queue or [], None
-        # A message published and persisted while subscribing went out with the persisted ones.
-        already_sent = {(channel, bytes(message)) for channel, message in persisted}
-        for delivery in queued:
-            if (delivery.channel, bytes(delivery.message)) not in already_sent:
-                self.send_frame(delivery.frame)
+        if self._recovery is not None:
+            self._open_recovering(self._recovery)
+        else:
+            persisted, self._persisted = self._persisted or [], None
+            for _, message in persisted:
+                self.send(message)
+            queued, self._queue = self._queue or [], None
+            # A message published and persisted while subscribing went out with the persisted ones.
+            already_sent = {(channel, bytes(message)) for channel, message in persisted}
+            for delivery in queued:
+                if (delivery.channel, bytes(delivery.message)) not in already_sent:
+                    self.send_frame(delivery.frame)
         self.sockets.add(self)
         self._opened_at = IOLoop.current().time()
         self._peer = self.request.remote_ip or ""
         channels = len(self.subscriber.subscribe_channels) if self.subscriber else 0
         log_event("connect", peer=self._peer, facility=self._facility, channels=channels)
         self._forget_handshake()
+
+    def _open_recovering(self, recovery: Recovery) -> None:
+        """Send what the recovery read and its report, then what arrived live meanwhile."""
+        self._recovery = None
+        for frame in recovery.frames():
+            self.send_frame(frame)
+        self._labels = recovery.labels()
+        self._thresholds = recovery.thresholds()
+        self._unsent_copies = recovery.persisted_without_id() or None
+        queued, self._queue = self._queue or [], None
+        for delivery in queued:
+            self._send_with_id(delivery)
+        if self._broker_lost:
+            self.on_broker_lost()
 
     def _forget_handshake(self) -> None:
         # Nothing reads the handshake's headers and arguments once the socket is open; dropping
@@ -454,7 +494,43 @@ class RedisWebSocketHandler(WebSocketHandler):
         if self._queue is not None:
             self._queue.append(delivery)
             return
+        if self._labels is not None:
+            self._send_with_id(delivery)
+            return
         self.send_frame(delivery.frame)
+
+    def _send_with_id(self, delivery: Delivery) -> None:
+        channel = delivery.channel
+        if delivery.id is not None:
+            thresholds = self._thresholds
+            if thresholds:
+                threshold = thresholds.get(channel)
+                if threshold is not None:
+                    if order(delivery.id) <= threshold:
+                        return  # the opening sent it already
+                    # Ids grow: every later message on this channel is new to the client.
+                    del thresholds[channel]
+        elif self._unsent_copies and (channel, delivery.payload) in self._unsent_copies:
+            self._unsent_copies.discard((channel, delivery.payload))
+            return
+        assert self._labels is not None
+        label = self._labels.get(channel)
+        if label is not None:
+            self.send_frame(delivery.envelope(label))
+
+    def on_broker_lost(self) -> None:
+        """Close a socket that asked for ids, so that its client reconnects and recovers what Redis' absence cost it.
+
+        A socket still in its handshake is closed as soon as it opens. Other sockets stay open, as they always did.
+        """
+        if self._labels is None and self._recovery is None:
+            return
+        connection = self.ws_connection
+        if connection is None or self._labels is None:
+            self._broker_lost = True
+            return
+        if not connection.is_closing():
+            self.close(CloseCode.SERVICE_RESTART, "lost the connection to redis; reconnect to recover")
 
     def send_persisted(self, channel: str, message: RedisMessage) -> None:
         """Take a persisted message during the handshake; open() sends it first (see RedisSubscriber)."""

@@ -17,6 +17,7 @@ from .messages import RedisMessage, decode_payload
 
 if TYPE_CHECKING:
     from .broker import Broker, Listener
+    from .recovery import Recovery
 
 __all__ = ["Handshake", "PersistedMessageSink", "RedisSubscriber"]
 
@@ -44,7 +45,7 @@ class RedisSubscriber:
     """
 
     # One per socket: slots keep it small. Subclasses may add attributes as usual.
-    __slots__ = ("_broker", "_config", "_listener", "publish_channels", "subscribe_channels")
+    __slots__ = ("_broker", "_config", "_listener", "publish_channels", "recovery", "subscribe_channels")
 
     def __init__(self, broker: Broker, listener: Listener) -> None:
         self._broker = broker
@@ -52,6 +53,8 @@ class RedisSubscriber:
         self._config = broker.config
         self.subscribe_channels: list[str] = []
         self.publish_channels: list[str] = []
+        # Set by the handler when the client asked for ids: reads the history around subscribing.
+        self.recovery: Recovery | None = None
 
     async def set_pubsub_channels(self, request: Handshake, channels: Sequence[str]) -> None:
         """Subscribe to the channels named by ``channels`` (``subscribe-user`` ...) for ``request``.
@@ -62,10 +65,24 @@ class RedisSubscriber:
         prefix = self._config.prefix
         self.publish_channels = channel_keys(wanted.publish, request.facility, request.principal, prefix=prefix)
         self.subscribe_channels = channel_keys(wanted.subscribe, request.facility, request.principal, prefix=prefix)
+        await self.subscribe()
+
+    async def subscribe(self) -> None:
+        """Subscribe to :attr:`subscribe_channels`; with a :attr:`recovery`, read the history around it."""
+        recovery = self.recovery
+        if recovery is not None:
+            await recovery.before_subscribe(self.subscribe_channels)
         await self._broker.subscribe(self._listener, self.subscribe_channels)
+        if recovery is not None:
+            await recovery.after_subscribe()
 
     async def send_persisted_messages(self, websocket: PersistedMessageSink) -> None:
-        """Send the persisted message of every subscribed channel, read in one round trip."""
+        """Send the persisted message of every subscribed channel, read in one round trip.
+
+        With a :attr:`recovery` there is nothing to do: it read the persisted messages itself.
+        """
+        if self.recovery is not None:
+            return
         # release() may empty subscribe_channels while the fetch is under way.
         channels = self.subscribe_channels
         payloads = await self._broker.fetch(channels)
