@@ -144,21 +144,25 @@ def describe(clients: list[RecoveringClient], expected: list[int]) -> str:
     )
 
 
-async def restart(stack: Stack, index: int) -> float:
-    """SIGTERM websocket server ``index``, wait for it to drain and exit, start it again; return when it is UP."""
+async def restart(stack: Stack, index: int) -> tuple[float, float]:
+    """SIGTERM websocket server ``index``, wait for it to drain and exit, start it again, wait until it is UP.
+
+    Returns the seconds from SIGTERM to its exit and to UP again.
+    """
     server = stack.websocket_servers[index]
+    signalled = time.monotonic()
     server.send_signal(signal.SIGTERM)
     assert server.process is not None
     code = await asyncio.to_thread(server.process.wait, 10)
     assert code == 0, server.tail()
-    stopped = time.monotonic()
+    exited = time.monotonic() - signalled
     server.start()
 
     async def up() -> bool:
         return (await asyncio.to_thread(stack.server_status)).get(server.name) == "UP"
 
     await wait_until(up, 20_000 * MS, step=50 * MS, what=f"{server.name} UP again", details=server.tail)
-    return time.monotonic() - stopped
+    return exited, time.monotonic() - signalled
 
 
 # -- (a) a websocket server restarts ---------------------------------------------------------------
@@ -179,13 +183,11 @@ def test_clients_of_a_restarted_server_recover_every_message_once_and_in_order(r
             await asyncio.to_thread(publisher.start)
             started = time.monotonic()
             try:
-                # A third of the way in, ws1 drains; once it is back, ws2 does: every client moves once.
+                # A third of the way in, ws1 drains: its clients reconnect through HAProxy to ws2.
                 await wait_until(lambda: publisher.attempted() >= MESSAGES // 3, 10_000 * MS)
-                timings["ws1 restarted after"] = await restart(stack, 0)
-                timings["ws1 UP again at"] = time.monotonic() - started
-                assert publisher.attempted() < MESSAGES * 2 // 3, "ws1 took too long to restart for the test"
-                timings["ws2 restarted after"] = await restart(stack, 1)
-                timings["ws2 UP again at"] = time.monotonic() - started
+                timings["ws1 SIGTERM at"] = time.monotonic() - started
+                exited, up = await restart(stack, 0)
+                timings["ws1 exited after"], timings["ws1 UP again after"] = exited, up
                 await wait_until(publisher.done, 20_000 * MS, details=lambda: publisher.output)
                 timings["published in"] = time.monotonic() - started
                 assert publisher.failed() == [] and publisher.ok() == list(range(MESSAGES))
@@ -203,14 +205,20 @@ def test_clients_of_a_restarted_server_recover_every_message_once_and_in_order(r
     assert [client.problems for client in clients if client.problems] == []
     assert all(numbers(client) == list(range(MESSAGES)) for client in clients), describe(clients, list(range(MESSAGES)))
     assert [client.not_recovered for client in clients if client.not_recovered] == []
-    # ws1's clients moved to ws2, then all of them to ws1 again: each close a drain's 1001.
+    # ws1's clients moved to ws2 after the drain's 1001; ws2's stayed.
     on_ws1, on_ws2 = spread
-    assert sorted(client.connections for client in clients) == [2] * on_ws2 + [3] * on_ws1
-    assert all(client.close_codes == [GOING_AWAY] * (client.connections - 1) for client in clients)
+    moved = [client for client in clients if client.connections == 2]
+    assert sorted(client.connections for client in clients) == [1] * on_ws2 + [2] * on_ws1
+    assert all(client.close_codes == [GOING_AWAY] for client in moved)
     assert all(len(client.reports) == client.connections for client in clients)
-    recovered = sum(recovered_from_history(client) for client in clients)
-    assert recovered > 0, "no client needed the history: the restarts did not test recovery"
-    print(f"\n{CLIENTS} clients, {MESSAGES} messages: {timings}; {recovered} messages recovered from history")
+    # What went out between a client's close and its reconnect came from history.
+    recovered = [recovered_from_history(client) for client in moved]
+    assert sum(recovered) > 0, "no moved client needed the history: the restart did not test recovery"
+    print(
+        f"\n{CLIENTS} clients ({on_ws1} moved), {MESSAGES} messages: {timings}; {sum(recovered)} messages"
+        f" recovered from history by {sum(1 for n in recovered if n)} clients, at most {max(recovered)} by one"
+    )
+
 
 # -- (b) Redis restarts ----------------------------------------------------------------------------
 
@@ -311,7 +319,7 @@ def test_clients_recover_across_a_redis_restart_or_are_told_they_cannot(
                 client.not_recovered == ["broadcast"]
                 and before == list(range(len(before)))
                 and after == everything[len(everything) - len(after) :]
-                and len(after) >= len(owed)
+                and len(after) >= len(owed) > 0
                 and got == sorted(set(got))
             ):
                 wrong.append((i, client.reports, before[-3:], after[:3], position))
