@@ -15,10 +15,14 @@ A client that does not opt in receives exactly the frames it always did.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+from redis.crc import key_slot
 
 from .exceptions import InvalidRecovery
 from .frames import encode_frame
@@ -62,16 +66,24 @@ _MAX_LABEL = 512
 def history_key(channel: str) -> str:
     """The key of ``channel``'s stream, in the same Redis Cluster slot as the channel's own key.
 
-    A key hashes by its first ``{...}`` with something inside, else whole: wrapping the channel in
-    braces gives the stream the channel's slot, unless the channel already holds such a tag (a
-    user or group name may), in which case a suffix keeps that tag first.
+    A key hashes by its first ``{...}`` with something inside, else whole. Wrapping the channel in
+    braces gives the stream the channel's slot; a channel with such a tag of its own keeps it
+    first behind a suffix. A channel with a ``}`` but no tag (a group named so) cannot be wrapped:
+    its stream is tagged with the smallest number that hashes to the same slot.
     """
     opening = channel.find("{")
-    if opening != -1:
-        closing = channel.find("}", opening + 1)
-        if closing > opening + 1:
-            return channel + _HISTORY_SUFFIX
-    return "{" + channel + "}" + _HISTORY_SUFFIX
+    if opening != -1 and channel.find("}", opening + 1) > opening + 1:
+        return channel + _HISTORY_SUFFIX
+    if "}" not in channel:
+        return "{" + channel + "}" + _HISTORY_SUFFIX
+    return "{" + _same_slot_tag(channel) + "}" + _HISTORY_SUFFIX + ":" + channel
+
+
+@functools.lru_cache(maxsize=1024)
+def _same_slot_tag(key: str) -> str:
+    slot = key_slot(key.encode())
+    # About 16,384 tries of a C function: a few milliseconds, once per such channel.
+    return next(tag for tag in map(str, itertools.count()) if key_slot(tag.encode()) == slot)
 
 
 def channel_label(channel: str, *, prefix: str = "") -> str:
@@ -186,5 +198,6 @@ def opening_frames(histories: Sequence[ChannelHistory]) -> list[bytes]:
             frames.append(message_frame(history.label, history.persisted_id, history.persisted))
         frames.extend(message_frame(history.label, sid, payload) for sid, payload in history.entries)
         report[history.label] = {"id": history.reached, "recovered": history.recovered}
-    frames.append(encode_frame(json.dumps({"recovery": report}, ensure_ascii=False, separators=(",", ":"))))
+    report_json = json.dumps({"recovery": report}, ensure_ascii=False, separators=(",", ":"))
+    frames.append(encode_frame(report_json.encode(), binary=False))
     return frames

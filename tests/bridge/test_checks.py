@@ -33,6 +33,8 @@ def test_the_test_project_passes():
         ("WS4REDIS_HEALTH_URL", "/ws/health", "django_bridge.E011"),
         ("WS4REDIS_MAX_PERSISTED_SIZE", -1, "django_bridge.E017"),
         ("WS4REDIS_SUBPROTOCOLS", "chat.v1", "django_bridge.E018"),
+        ("WS4REDIS_HISTORY_SIZE", -1, "django_bridge.E019"),
+        ("WS4REDIS_HISTORY_TTL", 0, "django_bridge.E020"),
         ("WS4REDIS_CONNECTION", {"hots": "redis"}, "django_bridge.E003"),
     ],
 )
