@@ -298,7 +298,9 @@ class Broker:
             if not listeners:
                 del self._listeners[key]
                 gone.append(key)
-                self._forget_confirmation(key)
+                # Nobody waits any more; but a SUBSCRIBE reply still on its way must not confirm
+                # a listener that joins again before it arrives: its count stays.
+                self._release_waiters(key)
         if gone:
             self._queue_command("UNSUBSCRIBE", gone)
 
@@ -332,6 +334,11 @@ class Broker:
             self._unconfirmed[key] = remaining
             return
         self._forget_confirmation(key)
+
+    def _release_waiters(self, key: bytes) -> None:
+        future = self._confirmed.pop(key, None)
+        if future is not None and not future.done():
+            future.set_result(None)
 
     def _forget_confirmation(self, key: bytes) -> None:
         self._unconfirmed.pop(key, None)
@@ -534,7 +541,7 @@ class Broker:
             payload = response[2]
             if payload == self._heartbeat:
                 return
-            if payload[:1] == b"\xff" and payload.startswith(ID_MARKER):
+            if payload.startswith(ID_MARKER):
                 stream_id, payload = split_id(payload)
                 delivery = Delivery(response[1], payload, stream_id)
             else:

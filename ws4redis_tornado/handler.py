@@ -84,7 +84,6 @@ class RedisWebSocketHandler(WebSocketHandler):
         "_recovery",
         "_subscription",
         "_thresholds",
-        "_unsent_copies",
         "allowed_channels",
         "broker",
         "config",
@@ -137,12 +136,10 @@ class RedisWebSocketHandler(WebSocketHandler):
         self._last_ping = 0.0
         self._pong_pending = False
         # For a client that asked for ids (see recovery.py): its recovery until the socket opens,
-        # then each channel's label, the id up to which the opening covered live messages, and the
-        # persisted messages sent without an id.
+        # then each channel's label and the id up to which the opening covered live messages.
         self._recovery: Recovery | None = None
         self._labels: dict[bytes, str] | None = None
         self._thresholds: dict[bytes, tuple[int, int]] | None = None
-        self._unsent_copies: set[tuple[bytes, bytes]] | None = None
         self._broker_lost = False
         # Who the socket connected as: the control channel closes it by these (see revocation.py).
         self.user_name: str | None = None
@@ -348,9 +345,14 @@ class RedisWebSocketHandler(WebSocketHandler):
             self.send_frame(frame)
         self._labels = recovery.labels()
         self._thresholds = recovery.thresholds()
-        self._unsent_copies = recovery.persisted_without_id() or None
+        # A persisted message without an id went out with the opening: its live copy, if it was
+        # published (by a publisher without history) while subscribing, does not go out again.
+        copies = recovery.persisted_without_id()
         queued, self._queue = self._queue or [], None
         for delivery in queued:
+            if delivery.id is None and (delivery.channel, delivery.payload) in copies:
+                copies.discard((delivery.channel, delivery.payload))
+                continue
             self._send_with_id(delivery)
         if self._broker_lost:
             self.on_broker_lost()
@@ -510,9 +512,6 @@ class RedisWebSocketHandler(WebSocketHandler):
                         return  # the opening sent it already
                     # Ids grow: every later message on this channel is new to the client.
                     del thresholds[channel]
-        elif self._unsent_copies and (channel, delivery.payload) in self._unsent_copies:
-            self._unsent_copies.discard((channel, delivery.payload))
-            return
         assert self._labels is not None
         label = self._labels.get(channel)
         if label is not None:

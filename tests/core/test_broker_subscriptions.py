@@ -207,6 +207,25 @@ async def test_a_channel_left_and_joined_again_is_unsubscribed_then_subscribed_a
 
 
 @pytest.mark.gen_test
+async def test_a_channel_left_before_its_confirmation_and_joined_again_waits_for_its_own(broker, redis_side):
+    # The first SUBSCRIBE's reply comes before Redis runs the UNSUBSCRIBE and the second
+    # SUBSCRIBE: taken for the second one's, it would let a message published in between be lost.
+    first, second = Collector(), Collector()
+    subscribing = asyncio.ensure_future(broker.subscribe(first, channels(NEWS)))
+    await written(redis_side, ("SUBSCRIBE", NEWS))
+    broker.unsubscribe(first, channels(NEWS))
+    await subscribing  # nobody waits for a channel its listener left
+    again = asyncio.ensure_future(broker.subscribe(second, channels(NEWS)))
+    await written(redis_side, ("SUBSCRIBE", NEWS), ("UNSUBSCRIBE", NEWS), ("SUBSCRIBE", NEWS))
+    redis_side.confirm(NEWS)
+    redis_side.current.reply(b"unsubscribe", NEWS, 0)
+    await quiet_window(20 * MS)
+    assert not again.done()
+    redis_side.confirm(NEWS)
+    await again
+
+
+@pytest.mark.gen_test
 async def test_subscribe_returns_once_redis_confirmed_every_new_channel(broker, redis_side):
     subscribing = asyncio.ensure_future(broker.subscribe(Collector(), channels(NEWS, ALERTS)))
     await written(redis_side, ("SUBSCRIBE", NEWS, ALERTS))
