@@ -7,6 +7,8 @@ systemd unit's ``EnvironmentFile``) provides:
                          a server that guessed would quietly talk to the wrong Redis)
 ``STACK_REDIS_PREFIX``   key prefix of every channel (default: none)
 ``STACK_ALLOWED_HOSTS``  comma-separated host names (default: ``localhost,127.0.0.1,[::1]``)
+``STACK_HISTORY_SIZE``   messages kept per channel for clients that reconnect with ``recover``
+                         (default: 0, none kept)
 ``DJANGO_SECRET_KEY``    the secret key (default: a key for trying the example only)
 ``STACK_PRESENCE``       facilities whose channels keep presence, comma-separated (default: none)
 ``STACK_PRESENCE_INTERVAL``  seconds between two rewrites of each process's presence (default: 10)
@@ -91,3 +93,6 @@ WS4REDIS_HEALTH_URL = "/ws4redis/health"
 # listen on loopback only. Leave it off where anybody may reach the URL.
 WS4REDIS_HEALTH_DETAIL = True
 WS4REDIS_ALLOWED_CHANNELS = "project.channels.allowed_channels"
+# Every process, and every publisher, must agree on it: a publisher without it sends messages that
+# no client can recover.
+WS4REDIS_HISTORY_SIZE = int(os.environ.get("STACK_HISTORY_SIZE") or 0)
