@@ -8,7 +8,7 @@ not. So the figures are taken on idle sockets, twice, on fresh servers that diff
 - *CPU*: the server (``bench/targets/presence_server.py``, pinned to CPU 0, named users in rooms)
   holds ``sockets`` sockets, ``sockets / channels`` distinct users per channel; its utime+stime
   over a window of whole refresh intervals, with presence on minus with it off, is what
-  presence costs. Redis' ``cmdstat_eval`` counts the refreshes in the window, so the cost is
+  presence costs. Redis' ``cmdstat_eval`` and ``cmdstat_evalsha`` count the refreshes in the window, so the cost is
   also given per refresh, which does not depend on where the window's edges fall.
 - *Stall*: a probe socket pings every ``probe_every`` seconds and times the pongs: the longest
   wait is how long a refresh holds the event loop, which every socket of the process feels.
@@ -217,7 +217,7 @@ def _counters(store: PrivateRedis, pid: int) -> dict[str, float]:
         "server_cpu": procstat.cpu_seconds(pid),
         "redis_cpu": procstat.cpu_seconds(store.server.pid),
         "cpu0_busy": procstat.cpu_busy_seconds(SERVER_CPU),
-        "evals": commands.get("cmdstat_eval", {}).get("calls", 0),
+        "evals": sum(commands.get(name, {}).get("calls", 0) for name in ("cmdstat_eval", "cmdstat_evalsha")),
         "redis_in": store.conn.info("stats")["total_net_input_bytes"],
     }
 
