@@ -14,14 +14,16 @@ message for a label it did not subscribe to, a 4xx answer).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import urllib.parse
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from .utils import MS
+from .utils import MS, wait_until
 
 __all__ = ["Received", "RecoveringClient", "Report", "parse_frame", "recover_query"]
 
@@ -185,3 +187,16 @@ class RecoveringClient:
         self.received.append(Received(item.label, item.id, item.payload, connection, report is None))
         if item.id is not None:
             self.positions[item.label] = item.id
+
+
+@contextlib.asynccontextmanager
+async def running(clients: list[RecoveringClient]) -> AsyncIterator[None]:
+    """Run ``clients`` until the block ends; it starts once every one of them is open and caught up."""
+    tasks = [asyncio.create_task(client.run()) for client in clients]
+    try:
+        await wait_until(lambda: all(client.caught_up for client in clients), 10_000 * MS, what="every client open")
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

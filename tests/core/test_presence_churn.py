@@ -22,11 +22,10 @@ import pytest
 import redis.asyncio as aredis
 
 from ws4redis_tornado.presence import EXPIRY_INTERVALS, Presence
-from ws4redis_tornado.publisher import Publisher
 
 from ..rawws import RawClient, open_raw
 from ..utils import MS, wait_until, within
-from .test_presence import OtherProcess, as_named
+from .test_presence import as_named, other, publisher  # noqa: F401  (fixtures: a second process, a reader)
 
 INTERVAL = 0.2  # entries are vouched for three intervals: 0.6 s
 USERS = 24
@@ -47,21 +46,6 @@ def config_options() -> dict:
 @pytest.fixture
 def app_options() -> dict:
     return {"process_request": as_named}
-
-
-@pytest.fixture
-def other(io_loop, config):
-    process = io_loop.run_sync(OtherProcess(config).start)
-    yield process
-    io_loop.run_sync(process.stop)
-
-
-@pytest.fixture
-def publisher(io_loop, config):
-    publisher = Publisher(config)
-    yield publisher
-    io_loop.run_sync(publisher.aclose)
-    publisher.close()
 
 
 class Watcher:
@@ -148,7 +132,7 @@ async def churn(ports: list[int], rng: random.Random) -> list[RawClient]:
 
 @pytest.mark.gen_test(timeout=90)
 async def test_churn_over_two_brokers_keeps_events_true_and_leaves_nothing_behind(
-    http_server, http_port, app, other, publisher, redis_url, prefix
+    http_server, http_port, app, other, publisher, redis_url, prefix  # noqa: F811  (fixtures imported above)
 ):
     watchers = [await Watcher().open(http_port), await Watcher().open(other.port)]
     await wait_until(lambda: all(w.snapshot is not None for w in watchers), 3_000 * MS, what="both snapshots")

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aredis
@@ -29,7 +28,7 @@ from ws4redis_tornado.frames import CloseCode
 from ws4redis_tornado.history import history_key, order
 from ws4redis_tornado.publisher import Publisher
 
-from ..recovering import RecoveringClient
+from ..recovering import RecoveringClient, running
 from ..redis_topologies import HOST, SentinelSetup
 from ..utils import MS, wait_until
 
@@ -86,18 +85,6 @@ class NumberedPublishing:
 
     def stop(self) -> None:
         self._stop.set()
-
-
-@contextlib.asynccontextmanager
-async def running(clients: list[RecoveringClient]) -> AsyncIterator[None]:
-    tasks = [asyncio.create_task(client.run()) for client in clients]
-    try:
-        await wait_until(lambda: all(client.caught_up for client in clients), 10_000 * MS, what="every client open")
-        yield
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def contract_breaches(client: RecoveringClient, history: list[tuple[str, int]]) -> list[str]:

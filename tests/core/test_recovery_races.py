@@ -9,10 +9,8 @@ Whatever the timing, a client gets each message once, in order, and none is lost
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import time
-from collections.abc import AsyncIterator
 from urllib.parse import quote
 
 import pytest
@@ -22,7 +20,7 @@ import websockets
 from ws4redis_tornado.history import history_key, recover_value
 from ws4redis_tornado.publisher import Publisher
 
-from ..recovering import Received, RecoveringClient, Report, parse_frame
+from ..recovering import Received, RecoveringClient, Report, parse_frame, running
 from ..utils import MS, wait_until, within
 
 pytestmark = pytest.mark.timeout(60)
@@ -75,18 +73,6 @@ class HotPublisher:
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
         await self.publisher.aclose()
-
-
-@contextlib.asynccontextmanager
-async def running(clients: list[RecoveringClient]) -> AsyncIterator[None]:
-    tasks = [asyncio.create_task(client.run()) for client in clients]
-    try:
-        await wait_until(lambda: all(client.caught_up for client in clients), 10_000 * MS, what="every client open")
-        yield
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 @pytest.mark.gen_test(timeout=60)

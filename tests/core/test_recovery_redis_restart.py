@@ -9,27 +9,15 @@ from urllib.parse import quote
 import pytest
 import websockets
 
-from ws4redis_tornado.embedded import RedisServer
 from ws4redis_tornado.frames import CloseCode
 from ws4redis_tornado.history import recover_value
 from ws4redis_tornado.publisher import Publisher
 
 from ..utils import MS, wait_until, within
 from ..wsclient import closed_with
+from .test_resilience import own_redis, redis_url  # noqa: F401  (a Redis this test restarts)
 
 CLIENTS = 20
-
-
-@pytest.fixture
-def own_redis():
-    server = RedisServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def redis_url(own_redis):
-    return own_redis.url
 
 
 @pytest.fixture
@@ -45,7 +33,7 @@ async def opening(ws) -> dict:
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_sockets_told_their_history_is_lost_receive_what_follows(ws_url, own_redis, config, broker):
+async def test_sockets_told_their_history_is_lost_receive_what_follows(ws_url, own_redis, config, broker):  # noqa: F811
     publisher = Publisher(config)
     try:
         first = [await websockets.connect(ws_url("news", "subscribe-broadcast&recover")) for _ in range(CLIENTS)]
