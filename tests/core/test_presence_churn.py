@@ -25,9 +25,14 @@ from ws4redis_tornado.presence import EXPIRY_INTERVALS, Presence
 
 from ..rawws import RawClient, open_raw
 from ..utils import MS, wait_until, within
-from .test_presence import as_named, other, publisher  # noqa: F401  (fixtures: a second process, a reader)
+from . import test_presence
+from .test_presence import as_named
 
 INTERVAL = 0.2  # entries are vouched for three intervals: 0.6 s
+
+# The fixtures of test_presence: a second process on the same Redis, and a reader of presence.
+other = test_presence.other
+publisher = test_presence.publisher
 USERS = 24
 STAYING = 8  # users u0 .. u7 also keep one socket open until the churn is over and checked
 RATE = 300  # sockets opened per second, in all, if the machine keeps up
@@ -132,7 +137,13 @@ async def churn(ports: list[int], rng: random.Random) -> list[RawClient]:
 
 @pytest.mark.gen_test(timeout=90)
 async def test_churn_over_two_brokers_keeps_events_true_and_leaves_nothing_behind(
-    http_server, http_port, app, other, publisher, redis_url, prefix  # noqa: F811  (fixtures imported above)
+    http_server,
+    http_port,
+    app,
+    other,
+    publisher,
+    redis_url,
+    prefix,
 ):
     watchers = [await Watcher().open(http_port), await Watcher().open(other.port)]
     await wait_until(lambda: all(w.snapshot is not None for w in watchers), 3_000 * MS, what="both snapshots")
