@@ -259,6 +259,9 @@ describe('reconnecting', () => {
   });
 
   test('when the very first `new WebSocket()` throws', () => {
+    // Half the backoff bound each time (500 ms, then 1000 ms): the second attempt falls within
+    // the first tick and the third within the second, whatever the jitter would have drawn.
+    mock.method(Math, 'random', () => 0.5);
     FakeWebSocket.throwOnConstruct = 2;
     const { client, events, names } = makeClient();
     assert.equal(sockets().length, 0);
