@@ -187,6 +187,11 @@ class SentinelSetup(_Topology):
     def sentinel_addresses(self) -> tuple[tuple[str, int], ...]:
         return tuple(sentinel.address for sentinel in self.sentinels)
 
+    @property
+    def config_options(self) -> dict:
+        """The ``Config`` fields that reach the master through these sentinels."""
+        return {"redis_sentinels": self.sentinel_addresses, "redis_service_name": self.service_name}
+
     def start(self, timeout: float = 20.0) -> SentinelSetup:
         try:
             self.master.start()

@@ -32,7 +32,6 @@ __all__ = [
     "ChannelHistory",
     "channel_label",
     "history_key",
-    "is_after",
     "message_frame",
     "message_header",
     "opening_frames",
@@ -91,11 +90,6 @@ def order(stream_id: str) -> tuple[int, int]:
     """A stream id as numbers, to compare ids."""
     milliseconds, _, sequence = stream_id.partition("-")
     return int(milliseconds), int(sequence)
-
-
-def is_after(stream_id: str, position: str) -> bool:
-    """Whether the entry ``stream_id`` comes after ``position`` in a stream."""
-    return order(stream_id) > order(position)
 
 
 def parse_positions(value: str) -> dict[str, str | None]:

@@ -62,11 +62,7 @@ async def read_persisted(client: aredis.Redis, key: str, expected: bytes) -> byt
 class TestSentinel:
     @pytest.fixture
     def config_options(self, sentinel_setup) -> dict:
-        return {
-            "redis_sentinels": sentinel_setup.sentinel_addresses,
-            "redis_service_name": sentinel_setup.service_name,
-            "reconnect_max_delay": 0.2,
-        }
+        return {**sentinel_setup.config_options, "reconnect_max_delay": 0.2}
 
     @pytest.mark.gen_test(timeout=30)
     async def test_closing_the_broker_leaves_no_connection_on_the_sentinels(self, sentinel_setup, config):

@@ -16,9 +16,9 @@ from ws4redis_tornado.history import (
     ChannelHistory,
     channel_label,
     history_key,
-    is_after,
     message_frame,
     opening_frames,
+    order,
     parse_positions,
     recover_value,
     split_id,
@@ -77,9 +77,9 @@ def test_an_id_travels_in_front_of_the_payload_and_only_a_marked_payload_has_one
 
 
 def test_ids_compare_as_numbers():
-    assert is_after("1700000000000-10", "1700000000000-9")
-    assert is_after("1700000000001-0", "1700000000000-99")
-    assert not is_after("1700000000000-3", "1700000000000-3")
+    assert order("1700000000000-10") > order("1700000000000-9")
+    assert order("1700000000001-0") > order("1700000000000-99")
+    assert not order("1700000000000-3") > order("1700000000000-3")
 
 
 class TestPositions:

@@ -47,12 +47,7 @@ def redis_url() -> str:
 
 @pytest.fixture
 def config_options(sentinel_setup: SentinelSetup) -> dict:
-    return {
-        "redis_sentinels": sentinel_setup.sentinel_addresses,
-        "redis_service_name": sentinel_setup.service_name,
-        "reconnect_max_delay": 0.2,
-        "history_size": 5000,
-    }
+    return {**sentinel_setup.config_options, "reconnect_max_delay": 0.2, "history_size": 5000}
 
 
 class NumberedPublishing:

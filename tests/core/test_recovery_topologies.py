@@ -84,11 +84,7 @@ class TestCluster:
 class TestSentinel:
     @pytest.fixture
     def config_options(self, sentinel_setup) -> dict:
-        return {
-            "redis_sentinels": sentinel_setup.sentinel_addresses,
-            "redis_service_name": sentinel_setup.service_name,
-            "history_size": 10,
-        }
+        return {**sentinel_setup.config_options, "history_size": 10}
 
     @pytest.mark.gen_test(timeout=30)
     async def test_every_channel_recovers_through_sentinel(self, config, ws_url):

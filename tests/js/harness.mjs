@@ -6,6 +6,7 @@
 // The interpreter is WS4REDIS_PYTHON (tests/test_js_client.py passes its own),
 // else the repository's .venv, else python3 on PATH; the Redis binary is
 // WS4REDIS_REDIS_SERVER, else redis-server on PATH.
+import { after, afterEach, before, beforeEach, mock } from 'node:test';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { once } from 'node:events';
@@ -286,4 +287,37 @@ export class Publisher {
   close() {
     this.ws.terminate();
   }
+}
+
+// The set-up of a test file against real servers: one redis-server for the file, quiet console
+// logging, and whatever a test defers (servers, sockets, clients) closed after it, last first.
+// `facility()` names a facility no other test of the file uses.
+export function realServers(name) {
+  const state = { redis: null, closers: [], facilities: 0 };
+  before(async () => {
+    state.redis = await RedisServer.start();
+  });
+  after(async () => {
+    await state.redis?.stop();
+  });
+  beforeEach(() => {
+    mock.method(console, 'info', () => {});
+    mock.method(console, 'warn', () => {});
+  });
+  afterEach(async () => {
+    for (const close of state.closers.reverse()) await close();
+    state.closers = [];
+    mock.restoreAll();
+  });
+  return {
+    get redis() {
+      return state.redis;
+    },
+    defer(close) {
+      state.closers.push(close);
+    },
+    facility() {
+      return `${name}-${process.pid}-${++state.facilities}`;
+    },
+  };
 }

@@ -6,14 +6,14 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createRequire } from 'node:module';
-import { after, afterEach, before, beforeEach, mock, test } from 'node:test';
+import { test } from 'node:test';
 
 import {
   NamedUsersServer,
   Publisher,
   Recorder,
-  RedisServer,
   WebSocket,
+  realServers,
   recordingWebSocket,
   waitUntil,
 } from './harness.mjs';
@@ -27,36 +27,13 @@ const PRESENCE_CALLBACKS = ['presence', 'joined', 'left'];
 // Each process rewrites its presence every interval; a killed one's users are gone after three.
 const INTERVAL = '0.2';
 
-let redis = null;
-let closers = [];
-let facilities = 0;
-
-before(async () => {
-  redis = await RedisServer.start();
-});
-
-after(async () => {
-  await redis?.stop();
-});
-
-beforeEach(() => {
-  mock.method(console, 'info', () => {});
-  mock.method(console, 'warn', () => {});
-});
-
-afterEach(async () => {
-  for (const close of closers.reverse()) await close();
-  closers = [];
-  mock.restoreAll();
-});
-
-// A facility no other test uses.
-const facility = () => `presence-${process.pid}-${++facilities}`;
+const servers = realServers('presence');
+const facility = () => servers.facility();
 
 // A server keeping presence on `name`, with `args`.
 async function startServer(name, ...args) {
-  const server = await NamedUsersServer.start(redis.url, '--presence', name, '--presence-interval', INTERVAL, ...args);
-  closers.push(() => server.kill());
+  const server = await NamedUsersServer.start(servers.redis.url, '--presence', name, '--presence-interval', INTERVAL, ...args);
+  servers.defer(() => server.kill());
   return server;
 }
 
@@ -81,7 +58,7 @@ async function presenceIs(server, name, expected) {
 // A plain socket on `name`'s broadcast channel as `user` (null: anonymous), open.
 async function openAs(server, name, user) {
   const ws = new WebSocket(`${server.url}/ws/${name}?subscribe-broadcast${user ? `&as=${user}` : ''}`);
-  closers.push(() => ws.terminate());
+  servers.defer(() => ws.terminate());
   await once(ws, 'open');
   return ws;
 }
@@ -109,7 +86,7 @@ function connect(server, name, user, { query = 'subscribe-broadcast', ...options
     ...Object.fromEntries(PRESENCE_CALLBACKS.map((callback) => [callback, record(callback)])),
     ...options,
   });
-  closers.push(() => client.close());
+  servers.defer(() => client.close());
   return { client, recorder, sockets };
 }
 
@@ -176,7 +153,7 @@ test('messages arrive unwrapped, as a plain client gets them; presence frames ne
 
   const binary = Buffer.from([0x00, 0x0a, 0xff, 0x0a, 0x7b]);
   const publisher = await Publisher.open(server, name);
-  closers.push(() => publisher.close());
+  servers.defer(() => publisher.close());
   const lookalike = JSON.stringify({ presence: { channel: 'broadcast', event: 'join', user: 'eve' } });
   for (const message of ['héllo\nwörld', binary, lookalike, '']) await publisher.publish(message);
 
@@ -203,7 +180,7 @@ test('with recover too: positions, the report and presence frames, and every mes
   const { client, recorder, sockets } = connect(server, name, 'john', { recover: true });
   await recorder.until('joined', 1);
   const publisher = await Publisher.open(server, name);
-  closers.push(() => publisher.close());
+  servers.defer(() => publisher.close());
   for (const message of ['1', '2']) await publisher.publish(message);
   await recorder.until('receive_message', 2);
 

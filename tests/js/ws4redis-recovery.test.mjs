@@ -6,9 +6,9 @@
 // runs it.  Run with: node --test tests/js/
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { after, afterEach, before, beforeEach, mock, test } from 'node:test';
+import { test } from 'node:test';
 
-import { Publisher, Recorder, RedisServer, Ws4RedisServer, recordingWebSocket, waitUntil } from './harness.mjs';
+import { Publisher, Recorder, Ws4RedisServer, realServers, recordingWebSocket, waitUntil } from './harness.mjs';
 
 const require = createRequire(import.meta.url);
 const WS4Redis = require('../../django_bridge/static/django_bridge/js/ws4redis.js');
@@ -17,41 +17,18 @@ const RECONNECT = { reconnect_base_ms: 20, reconnect_max_ms: 100 };
 const CALLBACKS = ['connecting', 'connected', 'receive_message', 'disconnected', 'not_recovered'];
 const numbers = (from, to) => Array.from({ length: to - from + 1 }, (_, k) => String(from + k));
 
-let redis = null;
-let closers = [];
-let facilities = 0;
-
-before(async () => {
-  redis = await RedisServer.start();
-});
-
-after(async () => {
-  await redis?.stop();
-});
-
-beforeEach(() => {
-  mock.method(console, 'info', () => {});
-  mock.method(console, 'warn', () => {});
-});
-
-afterEach(async () => {
-  for (const close of closers.reverse()) await close();
-  closers = [];
-  mock.restoreAll();
-});
-
-// A facility no other test uses.
-const facility = () => `recovery-${process.pid}-${++facilities}`;
+const servers = realServers('recovery');
+const facility = () => servers.facility();
 
 async function startServer(...args) {
-  const server = await Ws4RedisServer.start(redis.url, ...args);
-  closers.push(() => server.kill());
+  const server = await Ws4RedisServer.start(servers.redis.url, ...args);
+  servers.defer(() => server.kill());
   return server;
 }
 
 async function openPublisher(server, name) {
   const publisher = await Publisher.open(server, name);
-  closers.push(() => publisher.close());
+  servers.defer(() => publisher.close());
   return publisher;
 }
 
@@ -70,7 +47,7 @@ function connect(server, name, options = {}) {
     ...recorder.callbacks(...CALLBACKS),
     ...options,
   });
-  closers.push(() => client.close());
+  servers.defer(() => client.close());
   return { client, recorder, sockets };
 }
 
