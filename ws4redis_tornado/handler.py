@@ -474,6 +474,8 @@ class RedisWebSocketHandler(WebSocketHandler):
             self._forget_own_echoes(echoes)
             logger.warning("closing %s: %s", self._peer, exc)
             self.close(CloseCode.TRY_AGAIN_LATER, "redis is unavailable; message not published")
+            return
+        self.broker.metrics.client_publishes += 1
 
     def _expire_for(self, payload: bytes) -> int | None:
         # What clients send is capped in Redis separately from what they may send at all.
@@ -489,6 +491,7 @@ class RedisWebSocketHandler(WebSocketHandler):
         except BrokerUnavailable:
             self._forget_own_echoes(echoes)
             raise
+        self.broker.metrics.client_publishes += 1
 
     def _expect_own_echoes(self, channels: list[str], payload: bytes) -> list[tuple[bytes, bytes]]:
         # Registered before publishing: Redis may deliver the copy before it answers PUBLISH.
@@ -563,25 +566,31 @@ class RedisWebSocketHandler(WebSocketHandler):
         if not self.ws_connection or self.ws_connection.is_closing():
             return False
         logger.warning("closing %s: sending faster than %s frames/s", self._peer, self.config.publish_rate)
+        self.broker.metrics.rate_limit_closes += 1
         self.close(CloseCode.POLICY_VIOLATION, "sending too fast")
         return False
 
     def on_close(self) -> None:
         self.release()
         if self._opened_at is not None:
+            # What we sent: our own code if we closed first, else the peer's, echoed. Tornado's
+            # close_code is only what the peer sent, None if it never answered our close.
+            code = self.sent_close_code if self.sent_close_code is not None else self.close_code
+            # 1006: the connection ended without a close frame.
+            self.broker.metrics.closes[1006 if code is None else code] += 1
             log_event(
                 "close",
                 peer=self._peer,
                 facility=self._facility,
-                # What we sent: our own code if we closed first, else the peer's, echoed. Tornado's
-                # close_code is only what the peer sent, None if it never answered our close.
-                code=self.sent_close_code if self.sent_close_code is not None else self.close_code,
+                code=code,
                 seconds=round(IOLoop.current().time() - self._opened_at, 3),
             )
 
     def on_finish(self) -> None:
         # Called with 101 when the upgrade succeeds, and with an error status when it does not.
-        if self.get_status() != 101:
+        status = self.get_status()
+        self.broker.metrics.handshakes[status] += 1
+        if status != 101:
             self.release()
 
     def release(self) -> None:
@@ -743,18 +752,19 @@ class RedisWebSocketHandler(WebSocketHandler):
         else:
             self._pending = [pending, frame]
 
-    def flush_frames(self) -> None:
-        """Write the queued frames (called by the :class:`FrameWriter`)."""
+    def flush_frames(self) -> int:
+        """Write the queued frames (called by the :class:`FrameWriter`); return the bytes written."""
         pending, self._pending = self._pending, None
         connection = self.ws_connection
         if pending is None or connection is None or connection.is_closing():
-            return
+            return 0
         data = b"".join(pending) if isinstance(pending, list) else pending
         try:
             if not write_now(connection.stream, data):
                 self._close_slow_consumer()
         except StreamClosedError:
-            pass
+            return 0
+        return len(data)
 
     def _close_slow_consumer(self) -> None:
         assert self.ws_connection is not None
@@ -765,6 +775,7 @@ class RedisWebSocketHandler(WebSocketHandler):
         )
         # Let the close frame through the full buffer; Tornado aborts if the peer never answers.
         self.ws_connection.stream.max_write_buffer_size = None
+        self.broker.metrics.slow_consumer_closes += 1
         self.close(CloseCode.POLICY_VIOLATION, "too much data queued: the client is not reading")
 
 

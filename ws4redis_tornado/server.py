@@ -142,7 +142,7 @@ class WebSocketApplication(tornado.web.Application):
         broker.revocations.watch(self.sockets)
         # Set by close_sockets(): a handshake finishing afterwards is closed at once.
         self.closing = False
-        self.frame_writer = FrameWriter()
+        self.frame_writer = FrameWriter(broker.metrics)
         options = {
             "broker": broker,
             "process_request": process_request,
@@ -156,6 +156,8 @@ class WebSocketApplication(tornado.web.Application):
         routes: list[Any] = [(config.websocket_url + "(.*)", websocket_handler, options)]
         if health_url:
             routes.append((health_url, HealthHandler))
+        if config.metrics_url:
+            routes.append(metrics_route(self, config.metrics_url))
         if demo:
             routes.append(("/", DemoHandler, {"config": config}))
         routes.extend(handlers)
@@ -208,6 +210,13 @@ class WebSocketApplication(tornado.web.Application):
         for socket in sockets:
             socket.close(code, reason)
         return len(sockets)
+
+
+def metrics_route(app: WebSocketApplication, path: str) -> tuple[str, type, dict[str, Any]]:
+    """The route serving ``app``'s Prometheus metrics at ``path`` (needs prometheus_client)."""
+    from .prometheus import MetricsHandler, registry_of
+
+    return (path, MetricsHandler, {"registry": registry_of(app)})
 
 
 def make_app(broker: Broker, *, demo: bool = False, client_publish: bool = False) -> WebSocketApplication:

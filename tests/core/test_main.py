@@ -11,12 +11,14 @@ import re
 import signal
 import socket
 import time
+import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
 import websockets
+from prometheus_client.parser import text_string_to_metric_families
 from websockets.sync.client import connect as sync_connect
 
 from ws4redis_tornado.embedded import free_port
@@ -233,3 +235,35 @@ async def _sigterm_with_a_silent_peer(port: int, process: ServerProcess) -> None
         assert time.monotonic() - started < 3
     finally:
         writer.close()
+
+
+def scrape_sockets(port: int) -> tuple[str, float]:
+    """The process label and open-socket count a metrics port reports."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    [sample] = next(f for f in text_string_to_metric_families(text) if f.name == "ws4redis_sockets_open").samples
+    return sample.labels["process"], sample.value
+
+
+def test_each_process_serves_its_own_metrics_on_the_metrics_port_plus_its_index(redis_url, prefix):
+    metrics_port = free_port()
+    while True:  # two free ports in a row
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", metrics_port + 1)) != 0:
+                break
+        metrics_port = free_port()
+    args = ("--processes", "2", "--metrics-port", str(metrics_port))
+    with ServerProcess(*args, redis_url=redis_url, prefix=prefix) as process:
+        wait_until_blocking(lambda: listeners(process.port) == 2)
+        wait_until_blocking(lambda: listeners(metrics_port) == 1 and listeners(metrics_port + 1) == 1)
+        url = f"ws://127.0.0.1:{process.port}/ws/room?subscribe-broadcast"
+        with contextlib.ExitStack() as stack:
+            for _ in range(6):
+                stack.enter_context(sync_connect(url, open_timeout=5000 * MS))
+            wait_until_blocking(
+                lambda: scrape_sockets(metrics_port)[1] + scrape_sockets(metrics_port + 1)[1] == 6, what="6 sockets"
+            )
+            assert {scrape_sockets(metrics_port)[0], scrape_sockets(metrics_port + 1)[0]} == {"0", "1"}
+        # The websocket port does not expose them.
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(f"http://127.0.0.1:{process.port}/metrics", timeout=5)
+    assert "Traceback" not in process.stderr
