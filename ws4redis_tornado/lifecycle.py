@@ -133,7 +133,7 @@ class Lifecycle:
         """
         try:
             finished = asyncio.run(self.serve(sockets))
-        except BrokerUnavailable as exc:
+        except (BrokerUnavailable, CannotListen) as exc:
             logger.error("%s", exc)
             return 1
         if not finished and _threads_left():

@@ -7,6 +7,7 @@ import contextlib
 import html
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -237,6 +238,20 @@ async def _sigterm_with_a_silent_peer(port: int, process: ServerProcess) -> None
         writer.close()
 
 
+def two_free_ports() -> int:
+    """A port that can be bound, and the next one too, below the ephemeral range that outgoing
+    connections take their ports from."""
+    for port in random.sample(range(20_000, 32_000, 2), 50):
+        try:
+            with socket.socket() as first, socket.socket() as second:
+                first.bind(("127.0.0.1", port))
+                second.bind(("127.0.0.1", port + 1))
+        except OSError:
+            continue
+        return port
+    raise AssertionError("no two free ports in a row")
+
+
 def scrape_sockets(port: int) -> tuple[str, float]:
     """The process label and open-socket count a metrics port reports."""
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
@@ -245,12 +260,7 @@ def scrape_sockets(port: int) -> tuple[str, float]:
 
 
 def test_each_process_serves_its_own_metrics_on_the_metrics_port_plus_its_index(redis_url, prefix):
-    metrics_port = free_port()
-    while True:  # two free ports in a row
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", metrics_port + 1)) != 0:
-                break
-        metrics_port = free_port()
+    metrics_port = two_free_ports()
     args = ("--processes", "2", "--metrics-port", str(metrics_port))
     with ServerProcess(*args, redis_url=redis_url, prefix=prefix) as process:
         wait_until_blocking(lambda: listeners(process.port) == 2)
@@ -266,4 +276,15 @@ def test_each_process_serves_its_own_metrics_on_the_metrics_port_plus_its_index(
         # The websocket port does not expose them.
         with pytest.raises(urllib.error.HTTPError):
             urllib.request.urlopen(f"http://127.0.0.1:{process.port}/metrics", timeout=5)
+    assert "Traceback" not in process.stderr
+
+
+def test_a_metrics_port_in_use_is_one_clear_error(redis_url):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = ServerProcess("--metrics-port", str(port), redis_url=redis_url).launch()
+        assert process.wait(EXIT_TIMEOUT) == 1
+    assert f"cannot serve the metrics on 127.0.0.1:{port}" in process.stderr
     assert "Traceback" not in process.stderr
