@@ -58,6 +58,7 @@ __all__ = [
     "SettingError",
     "clear_cache",
     "get_allowed_channels",
+    "get_allowed_facilities",
     "get_allowed_origins",
     "get_config",
     "get_health_url",
@@ -106,6 +107,15 @@ _OWN_SETTINGS = (
         hint=(
             "Set WS4REDIS_ALLOWED_CHANNELS to a function (or its dotted path) taking (request, channels)"
             " and returning the allowed channels, or to None."
+        ),
+    ),
+    Setting(
+        "WS4REDIS_ALLOWED_FACILITIES",
+        None,
+        check_id="django_bridge.E024",
+        hint=(
+            "Set WS4REDIS_ALLOWED_FACILITIES to a function (or its dotted path) taking (request, facility)"
+            " and returning True for a facility the request may use, or to None."
         ),
     ),
     Setting(
@@ -436,6 +446,12 @@ def get_allowed_channels() -> Callable[..., Any] | None:
 
 
 @functools.cache
+def get_allowed_facilities() -> Callable[..., Any] | None:
+    """Return the WS4REDIS_ALLOWED_FACILITIES function, or None when it is not set."""
+    return _callable("WS4REDIS_ALLOWED_FACILITIES")
+
+
+@functools.cache
 def get_process_request() -> Callable[..., Any] | None:
     """Return the WS4REDIS_PROCESS_REQUEST function, or None when it is not set."""
     return _callable("WS4REDIS_PROCESS_REQUEST")
@@ -504,7 +520,14 @@ def get_health_url() -> str | None:
 def problems() -> list[SettingError]:
     """Read every setting and return the errors found, one per wrong setting (for the checks)."""
     _, found = _build_config()
-    for accessor in (get_subscriber_class, get_allowed_channels, get_process_request, get_allowed_origins):
+    accessors = (
+        get_subscriber_class,
+        get_allowed_channels,
+        get_allowed_facilities,
+        get_process_request,
+        get_allowed_origins,
+    )
+    for accessor in accessors:
         try:
             accessor()
         except SettingError as exc:
@@ -522,6 +545,7 @@ _CACHED = (
     get_config,
     get_subscriber_class,
     get_allowed_channels,
+    get_allowed_facilities,
     get_process_request,
     get_allowed_origins,
     get_health_url,

@@ -86,6 +86,7 @@ class DjangoApplication(WebSocketApplication):
             routes,
             process_request=sessions.process_request,
             allowed_channels=sessions.allowed_channels,
+            allowed_facility=sessions.allowed_facility,
             subscriber_class=conf.get_subscriber_class(),
             websocket_handler=DjangoWebSocketHandler,
             executor=self.executor,

@@ -3,9 +3,10 @@
 :func:`process_request` turns Tornado's handshake request into a Django request carrying
 ``request.session`` (from ``SESSION_ENGINE`` and the session cookie) and a lazy ``request.user``,
 runs ``WS4REDIS_PROCESS_REQUEST`` on it and derives the :class:`~ws4redis_tornado.Principal`.
-:func:`allowed_channels` runs ``WS4REDIS_ALLOWED_CHANNELS``. Both are plain functions, so the
-handler runs them in its thread pool, never on the IOLoop; both close stale database connections
-before and after, since no request cycle does it in those threads.
+:func:`allowed_channels` runs ``WS4REDIS_ALLOWED_CHANNELS``, :func:`allowed_facility`
+``WS4REDIS_ALLOWED_FACILITIES``. All are plain functions, so the handler runs them in its thread
+pool, never on the IOLoop; all close stale database connections before and after, since no request
+cycle does it in those threads.
 """
 
 from __future__ import annotations
@@ -30,10 +31,11 @@ from tornado.httputil import HTTPServerRequest, split_host_and_port
 from ws4redis_tornado.channels import Principal
 from ws4redis_tornado.exceptions import PermissionDenied
 
-from .conf import get_allowed_channels, get_process_request
+from .conf import get_allowed_channels, get_allowed_facilities, get_process_request
 
 __all__ = [
     "allowed_channels",
+    "allowed_facility",
     "build_request",
     "database_connections",
     "group_names",
@@ -68,6 +70,19 @@ def allowed_channels(request: HttpRequest, channels: list[str]) -> list[str] | N
     with database_connections(), _permission_denied():
         allowed = hook(request, channels)
         return None if allowed is None else list(allowed)
+
+
+def allowed_facility(request: HttpRequest, facility: str) -> bool:
+    """Run ``WS4REDIS_ALLOWED_FACILITIES`` on the Django request; every facility is allowed when it is unset.
+
+    Raises:
+        PermissionDenied: the function raised Django's PermissionDenied.
+    """
+    hook = get_allowed_facilities()
+    if hook is None:
+        return True
+    with database_connections(), _permission_denied():
+        return hook(request, facility) is True
 
 
 def build_request(handshake: HTTPServerRequest) -> WSGIRequest:

@@ -73,6 +73,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="SECONDS",
         help="seconds between two rewrites of this process's presence in Redis (default: %(default)s)",
     )
+    parser.add_argument(
+        "--max-subscriptions",
+        type=int,
+        default=Config.max_subscriptions,
+        metavar="N",
+        help="channels one socket may subscribe to with the control protocol (default: %(default)s)",
+    )
     parser.add_argument("--demo", action="store_true", help="serve a demo page at / (implies --client-publish)")
     parser.add_argument(
         "--client-publish",
@@ -110,6 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             history_ttl=args.history_ttl,
             presence=tuple(args.presence),
             presence_interval=args.presence_interval,
+            max_subscriptions=args.max_subscriptions,
         )
         if embedded:
             print(f"started an embedded redis-server at {embedded.url}", file=sys.stderr)

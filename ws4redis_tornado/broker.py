@@ -25,7 +25,7 @@ from .compat.redis import PubSubConnection
 from .config import Config
 from .connections import AsyncCommandClient, RedisTopology
 from .exceptions import BrokerClosed, BrokerUnavailable
-from .history import message_frame, split_id
+from .history import channel_facility, message_frame, split_id
 from .messages import RedisMessage, decode_payload, encode_frame
 from .presence import Presence, PresenceEvent, PresenceTracker
 from .publisher import apublish_payload, aread_presence
@@ -50,7 +50,7 @@ class Delivery:
     receive them.
     """
 
-    __slots__ = ("__dict__", "_envelope", "channel", "id", "payload")
+    __slots__ = ("__dict__", "_envelope", "_tagged", "channel", "id", "payload")
 
     def __init__(self, channel: bytes, payload: bytes, stream_id: str | None = None) -> None:
         self.channel = channel
@@ -58,6 +58,7 @@ class Delivery:
         # The id of the message's entry in the channel's history, if it was published with one.
         self.id = stream_id
         self._envelope: bytes | None = None
+        self._tagged: bytes | None = None
 
     @cached_property
     def message(self) -> RedisMessage:
@@ -77,6 +78,12 @@ class Delivery:
         if self._envelope is None:
             self._envelope = message_frame(label, self.id, self.payload)
         return self._envelope
+
+    def tagged_envelope(self, label: str) -> bytes:
+        """The frame for a control socket: the envelope with the channel's facility too, built once."""
+        if self._tagged is None:
+            self._tagged = message_frame(label, self.id, self.payload, channel_facility(self.channel))
+        return self._tagged
 
 
 class Listener(Protocol):

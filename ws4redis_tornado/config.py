@@ -108,6 +108,8 @@ class Config:
             processes (see :mod:`ws4redis_tornado.presence`); none by default.
         presence_interval: seconds between two rewrites of a process's presence in Redis; a
             process that stops rewriting (it died) is gone from presence three intervals later.
+        max_subscriptions: channels one socket may hold through the control protocol (see
+            :mod:`ws4redis_tornado.control`); a group audience counts one per group.
     """
 
     redis_url: str = "redis://localhost:6379/0"
@@ -242,6 +244,15 @@ class Config:
         ),
         check_id="django_bridge.E022",
     )
+    max_subscriptions: int = setting(
+        100,
+        name="WS4REDIS_MAX_SUBSCRIPTIONS",
+        hint=(
+            "Set WS4REDIS_MAX_SUBSCRIPTIONS to the number of channels one socket may subscribe to with the"
+            " control protocol, such as 100."
+        ),
+        check_id="django_bridge.E023",
+    )
 
     def __post_init__(self) -> None:
         _check_redis_url(self.redis_url)
@@ -289,6 +300,7 @@ class Config:
         _check_number("handshake_timeout", self.handshake_timeout, minimum=0.001)
         if not isinstance(self.health_detail, bool):
             _fail("health_detail", self.health_detail, "True or False")
+        _check_int("max_subscriptions", self.max_subscriptions, minimum=1)
         _check_int("history_size", self.history_size, minimum=0)
         if self.history_ttl is not None:
             _check_int("history_ttl", self.history_ttl, minimum=1)

@@ -93,3 +93,16 @@ class BrokerClosed(BrokerError, RuntimeError):
 
 class InvalidRecovery(Ws4RedisError, ValueError):
     """A handshake's ``recover`` parameter cannot be read (answered with 400)."""
+
+
+class InvalidRequest(Ws4RedisError, ValueError):
+    """A request on a control socket is refused; ``code`` names why, the message says it for people.
+
+    Answered with an error reply; the socket stays open.
+    """
+
+    def __init__(self, code: str, reason: str, ref: object = None) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+        self.ref = ref

@@ -19,6 +19,9 @@ from tornado.websocket import WebSocketHandler
 from .broker import Broker, Delivery
 from .channels import Principal, Subscription, parse_subscription, validate_facility
 from .compat.tornado import reason_phrase, replace_response_headers, stream_of, websocket_params
+from .control import SUBPROTOCOL as CONTROL_SUBPROTOCOL
+from .control import offers_control
+from .control_session import ControlSession
 from .exceptions import BrokerUnavailable, InvalidFacility, InvalidRecovery, PermissionDenied
 from .frames import PING_FRAME, CloseCode, encode_frame
 from .history import RECOVER_PARAMETER, channel_label, message_frame, order, parse_positions
@@ -33,7 +36,7 @@ from .recovery import Recovery
 from .subscriber import Handshake, RedisSubscriber
 from .writes import FrameWriter, write_now
 
-__all__ = ["AllowedChannels", "ProcessRequest", "RedisWebSocketHandler"]
+__all__ = ["AllowedChannels", "AllowedFacility", "ProcessRequest", "RedisWebSocketHandler"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +51,15 @@ AllowedChannels = Callable[[Any, list[str]], "Iterable[str] | Awaitable[Iterable
 """Hook: take the request and the asked-for parameters (``subscribe-user`` ...), return the allowed ones.
 
 Returning None keeps them all; raising :class:`PermissionDenied` refuses with 403.
+"""
+
+AllowedFacility = Callable[[Any, str], "bool | Awaitable[bool]"]
+"""Hook: take the request and a facility, return True if the socket may use that facility.
+
+Asked at the handshake for the URL's facility, and for every subscribe and publish of a control
+socket (see :mod:`ws4redis_tornado.control`). Anything but True refuses: with 403 at the
+handshake, with a ``forbidden`` reply on a control socket. Raising :class:`PermissionDenied`
+refuses with its message.
 """
 
 _NO_HEADERS = HTTPHeaders()
@@ -71,8 +83,10 @@ class RedisWebSocketHandler(WebSocketHandler):
     __slots__ = (
         "_broker_lost",
         "_bucket",
+        "_control",
         "_facility",
         "_gone",
+        "_held",
         "_labels",
         "_last_ping",
         "_opened_at",
@@ -89,6 +103,7 @@ class RedisWebSocketHandler(WebSocketHandler):
         "_thresholds",
         "_wants_presence",
         "allowed_channels",
+        "allowed_facility",
         "broker",
         "config",
         "executor",
@@ -108,6 +123,7 @@ class RedisWebSocketHandler(WebSocketHandler):
         broker: Broker,
         process_request: ProcessRequest | None = None,
         allowed_channels: AllowedChannels | None = None,
+        allowed_facility: AllowedFacility | None = None,
         subscriber_class: type[RedisSubscriber] = RedisSubscriber,
         sockets: MutableSet[RedisWebSocketHandler] | None = None,
         executor: Executor | None = None,
@@ -117,6 +133,7 @@ class RedisWebSocketHandler(WebSocketHandler):
         self.config = broker.config
         self.process_request = process_request
         self.allowed_channels = allowed_channels
+        self.allowed_facility = allowed_facility
         self.subscriber_class = subscriber_class
         self.sockets = sockets if sockets is not None else set()
         self.executor = executor
@@ -145,6 +162,10 @@ class RedisWebSocketHandler(WebSocketHandler):
         self._labels: dict[bytes, str] | None = None
         self._thresholds: dict[bytes, tuple[int, int]] | None = None
         self._broker_lost = False
+        # Whether the client offered the control protocol; once authorised, its ControlSession.
+        self._control: ControlSession | bool = False
+        # Its live messages of channels still being subscribed, until the subscribe is answered.
+        self._held: dict[bytes, list[Delivery]] | None = None
         # Presence: whether the client asked for it, who was here when it subscribed, and whether
         # this socket is counted (see presence.py).
         self._wants_presence = False
@@ -176,7 +197,10 @@ class RedisWebSocketHandler(WebSocketHandler):
         return StrictProtocol(self, False, params)
 
     def select_subprotocol(self, subprotocols: list[str]) -> str | None:
-        """Select the first offered subprotocol that ``config.subprotocols`` lists; otherwise none."""
+        """Select the control protocol if offered, else the first offered subprotocol that
+        ``config.subprotocols`` lists; otherwise none."""
+        if self._control:
+            return CONTROL_SUBPROTOCOL
         spoken = self.config.subprotocols
         return next((name for name in subprotocols if name in spoken), None)
 
@@ -191,8 +215,12 @@ class RedisWebSocketHandler(WebSocketHandler):
         if not _is_websocket_key(self.request.headers.get("Sec-WebSocket-Key", "")):
             return self._refuse(400, "Sec-WebSocket-Key must be 16 random bytes in base64")
         facility = self.path_args[0] if self.path_args else ""
+        control = offers_control(self.request.headers.get("Sec-WebSocket-Protocol"))
+        self._control = control
         try:
-            validate_facility(facility)
+            # A control socket may start with no subscription: /ws/ with an empty facility.
+            if facility or not control:
+                validate_facility(facility)
         except InvalidFacility as exc:
             return self._refuse(400, str(exc))
         recover = self.request.query_arguments.get(RECOVER_PARAMETER)
@@ -201,8 +229,10 @@ class RedisWebSocketHandler(WebSocketHandler):
                 positions = parse_positions(recover[-1].decode("utf-8", "replace"))
             except InvalidRecovery as exc:
                 return self._refuse(400, str(exc))
-            self._recovery = Recovery(self.broker, positions)
+            self._recovery = Recovery(self.broker, positions, facility=facility if control else None)
         if PRESENCE_PARAMETER in self.request.query_arguments:
+            if control:
+                return self._refuse(400, "presence is not available on a socket that speaks the control protocol")
             if not self.broker.presence.tracks(facility):
                 return self._refuse(400, f"presence is not kept for the facility {facility!r}")
             self._wants_presence = True
@@ -214,10 +244,17 @@ class RedisWebSocketHandler(WebSocketHandler):
         revocations_seen = self.broker.revocations.generation
         try:
             principal, subscription = await self.authorise(parse_subscription(self.request.query))
+            hook_request = principal.request if principal.request is not None else self.request
+            if facility and not await self.facility_allowed(hook_request, facility):
+                raise PermissionDenied(f"not allowed on the facility {facility!r}")
         except PermissionDenied as exc:
             return self._refuse(403, str(exc) or "forbidden")
         if self._hung_up():
             raise Finish()
+        if control:
+            self._control = ControlSession(self, principal)
+        if not facility:
+            subscription = Subscription(echo=subscription.echo)
         self._subscription = subscription
         self._facility = facility
         self.user_name, self.session_key = principal.user, principal.session
@@ -300,21 +337,28 @@ class RedisWebSocketHandler(WebSocketHandler):
         """Run the ``process_request`` and ``allowed_channels`` hooks; raise PermissionDenied."""
         principal: Principal | None = None
         if self.process_request is not None:
-            principal = await self._call_hook(self.process_request, self.request)
+            principal = await self.call_hook(self.process_request, self.request)
         if principal is None:
             principal = Principal(request=self.request)
         if self.allowed_channels is None:
             return principal, asked
         request = principal.request if principal.request is not None else self.request
-        allowed = await self._call_hook(self.allowed_channels, request, asked.parameters)
+        allowed = await self.call_hook(self.allowed_channels, request, asked.parameters)
         return principal, asked if allowed is None else asked.restricted_to(allowed)
 
-    async def _call_hook(self, hook: Callable[..., Any], *args: Any) -> Any:
+    async def call_hook(self, hook: Callable[..., Any], *args: Any) -> Any:
+        """Run a hook: a coroutine function on the IOLoop, a plain function in the thread pool."""
         # Hooks may read a session store or a database: never on the IOLoop.
         if inspect.iscoroutinefunction(hook):
             return await hook(*args)
         result = await IOLoop.current().run_in_executor(self.executor, hook, *args)
         return await result if inspect.isawaitable(result) else result
+
+    async def facility_allowed(self, request: Any, facility: str) -> bool:
+        """Ask the ``allowed_facility`` hook whether ``request`` may use ``facility``; True without a hook."""
+        if self.allowed_facility is None:
+            return True
+        return await self.call_hook(self.allowed_facility, request, facility) is True
 
     def _refuse(self, status: int, text: str) -> None:
         log_event("deny", peer=self.request.remote_ip, status=status, reason=text, path=self.request.path)
@@ -338,7 +382,7 @@ class RedisWebSocketHandler(WebSocketHandler):
         if getattr(self.application, "closing", False):
             self.close(CloseCode.GOING_AWAY, "server shutting down")
             return
-        if self._recovery is not None or self._wants_presence:
+        if self._recovery is not None or self._wants_presence or self._control:
             self._open_with_labels()
         else:
             persisted, self._persisted = self._persisted or [], None
@@ -351,14 +395,19 @@ class RedisWebSocketHandler(WebSocketHandler):
                 if (delivery.channel, bytes(delivery.message)) not in already_sent:
                     self.send_frame(delivery.frame)
         self.sockets.add(self)
-        if self.subscriber is not None and self.broker.presence.tracks(self._facility):
+        control = self._control
+        if isinstance(control, ControlSession) and self.subscriber is not None:
+            control.adopt(self._facility, self._subscription.subscribe, self.subscriber.subscribe_channels)
+        elif self.subscriber is not None and self.broker.presence.tracks(self._facility):
             self.broker.presence.add(self.subscriber.subscribe_channels, self.user_name)
             self._present = True
         self._opened_at = IOLoop.current().time()
         self._peer = self.request.remote_ip or ""
         channels = len(self.subscriber.subscribe_channels) if self.subscriber else 0
         log_event("connect", peer=self._peer, facility=self._facility, channels=channels)
-        self._forget_handshake()
+        if not control:
+            # A control socket's hooks read the request again for every subscribe and publish.
+            self._forget_handshake()
 
     def _open_with_labels(self) -> None:
         """Open a socket that asked for ids or presence: what the recovery read and its report, who is
@@ -376,10 +425,11 @@ class RedisWebSocketHandler(WebSocketHandler):
         else:
             prefix = self.config.prefix
             self._labels = {channel.encode(): channel_label(channel, prefix=prefix) for channel in channels}
+            facility = self._facility if self._control else None
             copies = set()
             persisted, self._persisted = self._persisted or [], None
             for channel, message in persisted:
-                self.send_frame(message_frame(self._labels[channel], None, message.payload))
+                self.send_frame(message_frame(self._labels[channel], None, message.payload, facility))
                 copies.add((channel, message.payload))
         snapshot, self._presence_snapshot = self._presence_snapshot, None
         for channel, presence in zip(channels, snapshot or (), strict=False):
@@ -409,25 +459,41 @@ class RedisWebSocketHandler(WebSocketHandler):
             return
         if isinstance(message, str) and is_heartbeat(message, self.config.heartbeat):
             return
+        if isinstance(self._control, ControlSession):
+            await self._control.handle(message)
+            return
         subscriber = self.subscriber
         if subscriber is None or not subscriber.publish_channels:
             return
         redis_message = RedisMessage(message, binary=isinstance(message, bytes))
         payload = redis_message.payload
-        echoes = [] if self._subscription.echo else self._expect_own_echoes(subscriber, payload)
-        # What clients send is capped in Redis separately from what they may send at all.
-        expire = 0 if len(payload) > self.config.max_persisted_size else None
+        echoes = [] if self._subscription.echo else self._expect_own_echoes(subscriber.publish_channels, payload)
         try:
-            await subscriber.publish_message(redis_message, expire=expire)
+            await subscriber.publish_message(redis_message, expire=self._expire_for(payload))
         except BrokerUnavailable as exc:
             self._forget_own_echoes(echoes)
             logger.warning("closing %s: %s", self._peer, exc)
             self.close(CloseCode.TRY_AGAIN_LATER, "redis is unavailable; message not published")
 
-    def _expect_own_echoes(self, subscriber: RedisSubscriber, payload: bytes) -> list[tuple[bytes, bytes]]:
+    def _expire_for(self, payload: bytes) -> int | None:
+        # What clients send is capped in Redis separately from what they may send at all.
+        return 0 if len(payload) > self.config.max_persisted_size else None
+
+    async def publish_to(self, channels: list[str], message: str | bytes) -> None:
+        """Publish what a control socket sent to ``channels``, as ``publish-*`` would; raise BrokerUnavailable."""
+        payload = RedisMessage(message, binary=isinstance(message, bytes)).payload
+        echoes = [] if self._subscription.echo else self._expect_own_echoes(channels, payload)
+        expire = self._expire_for(payload)
+        try:
+            await self.broker.publish(channels, payload, expire=self.config.expire if expire is None else expire)
+        except BrokerUnavailable:
+            self._forget_own_echoes(echoes)
+            raise
+
+    def _expect_own_echoes(self, channels: list[str], payload: bytes) -> list[tuple[bytes, bytes]]:
         # Registered before publishing: Redis may deliver the copy before it answers PUBLISH.
-        receives = subscriber.subscribe_channels
-        echoes = [(channel.encode(), payload) for channel in subscriber.publish_channels if channel in receives]
+        receives = self.subscriber.subscribe_channels if self.subscriber is not None else ()
+        echoes = [(channel.encode(), payload) for channel in channels if channel in receives]
         if echoes:
             own = self._own_echoes
             if own is None:
@@ -521,6 +587,7 @@ class RedisWebSocketHandler(WebSocketHandler):
     def release(self) -> None:
         """Leave every channel and the set of open sockets; safe to call more than once."""
         self._queue = None
+        self._held = None
         self.sockets.discard(self)
         if self.subscriber is not None:
             if self._present:
@@ -544,6 +611,10 @@ class RedisWebSocketHandler(WebSocketHandler):
 
     def _send_with_id(self, delivery: Delivery) -> None:
         channel = delivery.channel
+        held = self._held
+        if held and channel in held:
+            held[channel].append(delivery)
+            return
         if delivery.id is not None:
             thresholds = self._thresholds
             if thresholds:
@@ -556,7 +627,67 @@ class RedisWebSocketHandler(WebSocketHandler):
         assert self._labels is not None
         label = self._labels.get(channel)
         if label is not None:
-            self.send_frame(delivery.envelope(label))
+            self.send_frame(delivery.tagged_envelope(label) if self._control else delivery.envelope(label))
+
+    # -- a control socket's subscriptions (see control_session.py) ------------------------------
+
+    def is_open(self) -> bool:
+        """Whether the socket is open: opened, and not closed since."""
+        return self in self.sockets
+
+    def hold(self, channels: list[str]) -> None:
+        """Keep the live messages of ``channels`` back until :meth:`open_channels` sends them."""
+        if self._held is None:
+            self._held = {}
+        for channel in channels:
+            self._held[channel.encode()] = []
+
+    def release_held(self, channels: list[str]) -> None:
+        """Drop what :meth:`hold` kept for channels that were not subscribed after all."""
+        held = self._held
+        if held is not None:
+            for channel in channels:
+                held.pop(channel.encode(), None)
+
+    def open_channels(self, channels: list[str], recovery: Recovery, reply: bytes) -> None:
+        """Start delivering newly subscribed ``channels``: what ``recovery`` read, the reply, then
+        what arrived meanwhile and the read did not cover."""
+        for frame in recovery.frames(report=False):
+            self.send_frame(frame)
+        self.send_frame(reply)
+        if not channels:
+            return
+        assert self.subscriber is not None and self._labels is not None
+        self.subscriber.subscribe_channels.extend(channels)
+        self._labels.update(recovery.labels())
+        thresholds = recovery.thresholds()
+        if thresholds:
+            if self._thresholds is None:
+                self._thresholds = {}
+            self._thresholds.update(thresholds)
+        copies = recovery.persisted_without_id()
+        held = self._held or {}
+        for channel in channels:
+            for delivery in held.pop(channel.encode(), ()):
+                if delivery.id is None and (delivery.channel, delivery.payload) in copies:
+                    copies.discard((delivery.channel, delivery.payload))
+                else:
+                    self._send_with_id(delivery)
+
+    def close_channels(self, channels: list[str]) -> None:
+        """Stop delivering ``channels`` (an unsubscribe): nothing of them is sent from now on."""
+        if not channels or self.subscriber is None:
+            return
+        self.broker.unsubscribe(self, channels)
+        subscribed = self.subscriber.subscribe_channels
+        for channel in channels:
+            key = channel.encode()
+            if channel in subscribed:
+                subscribed.remove(channel)
+            if self._labels is not None:
+                self._labels.pop(key, None)
+            if self._thresholds:
+                self._thresholds.pop(key, None)
 
     def on_presence_event(self, event: PresenceEvent) -> None:
         """Take a join or leave from the broker; only a socket that asked for presence sends it on."""

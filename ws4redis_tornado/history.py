@@ -30,7 +30,9 @@ __all__ = [
     "ID_MARKER",
     "RECOVER_PARAMETER",
     "ChannelHistory",
+    "channel_facility",
     "channel_label",
+    "checked_positions",
     "history_key",
     "message_frame",
     "message_header",
@@ -38,6 +40,7 @@ __all__ = [
     "order",
     "parse_positions",
     "recover_value",
+    "recovery_report",
     "split_id",
 ]
 
@@ -103,6 +106,11 @@ def parse_positions(value: str) -> dict[str, str | None]:
         positions = json.loads(value)
     except ValueError:
         raise InvalidRecovery("recover must be a JSON object of channel labels and ids") from None
+    return checked_positions(positions)
+
+
+def checked_positions(positions: object) -> dict[str, str | None]:
+    """Return ``positions`` (decoded JSON) if it maps labels to ids or null; else raise :class:`InvalidRecovery`."""
     if not isinstance(positions, dict):
         raise InvalidRecovery("recover must be a JSON object of channel labels and ids")
     for label, position in positions.items():
@@ -118,15 +126,23 @@ def recover_value(positions: Mapping[str, str | None]) -> str:
     return json.dumps(dict(positions), separators=(",", ":"))
 
 
-def message_header(label: str, stream_id: str | None) -> bytes:
-    """The first line of a message sent to a client that opted in."""
-    return json.dumps({"channel": label, "id": stream_id}, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+def message_header(label: str, stream_id: str | None, facility: str | None = None) -> bytes:
+    """The first line of a message sent to a client that opted in; on a control socket it names the facility."""
+    header: dict[str, str | None] = {"channel": label, "id": stream_id}
+    if facility is not None:
+        header = {"facility": facility, **header}
+    return json.dumps(header, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
 
 
-def message_frame(label: str, stream_id: str | None, payload: bytes) -> bytes:
+def message_frame(label: str, stream_id: str | None, payload: bytes, facility: str | None = None) -> bytes:
     """The websocket frame of one message for a client that opted in; text or binary as the message is."""
     message = decode_payload(payload)
-    return encode_frame(message_header(label, stream_id) + bytes(message), binary=message.binary)
+    return encode_frame(message_header(label, stream_id, facility) + bytes(message), binary=message.binary)
+
+
+def channel_facility(channel: bytes) -> str:
+    """The facility of a channel's Redis key: its last part, since a facility holds no ``:``."""
+    return channel.rpartition(b":")[2].decode()
 
 
 @dataclass(slots=True)
@@ -142,6 +158,7 @@ class ChannelHistory:
         asked: whether the client gave that position (so whether recovery was asked).
         persisted: the persisted message, sent first on a first connection (as to any socket).
         persisted_id: its stream id, when it is the stream's last entry.
+        facility: the facility named in each message's header: set on a control socket only.
         recovered: False once the stream turned out not to continue from ``position``.
         entries: ``(id, payload)`` of the messages after ``position``, read after subscribing.
     """
@@ -150,6 +167,7 @@ class ChannelHistory:
     label: str
     position: str | None
     asked: bool = False
+    facility: str | None = None
     persisted: bytes | None = None
     persisted_id: str | None = None
     recovered: bool = True
@@ -161,16 +179,22 @@ class ChannelHistory:
         return self.entries[-1][0] if self.entries else self.position
 
 
-def opening_frames(histories: Sequence[ChannelHistory]) -> list[bytes]:
+def opening_frames(histories: Sequence[ChannelHistory], *, report: bool = True) -> list[bytes]:
     """The frames a socket that opted in gets before any live message: per channel the persisted
-    message (first connection) or the entries after its position, then the report."""
+    message (first connection) or the entries after its position, then the report (unless
+    ``report`` is False: a control socket's subscribe carries it in its reply)."""
     frames: list[bytes] = []
-    report: dict[str, dict[str, object]] = {}
     for history in histories:
+        facility = history.facility
         if history.persisted is not None:
-            frames.append(message_frame(history.label, history.persisted_id, history.persisted))
-        frames.extend(message_frame(history.label, sid, payload) for sid, payload in history.entries)
-        report[history.label] = {"id": history.reached, "recovered": history.recovered}
-    report_json = json.dumps({"recovery": report}, ensure_ascii=False, separators=(",", ":"))
-    frames.append(encode_frame(report_json.encode(), binary=False))
+            frames.append(message_frame(history.label, history.persisted_id, history.persisted, facility))
+        frames.extend(message_frame(history.label, sid, payload, facility) for sid, payload in history.entries)
+    if report:
+        report_json = json.dumps({"recovery": recovery_report(histories)}, ensure_ascii=False, separators=(",", ":"))
+        frames.append(encode_frame(report_json.encode(), binary=False))
     return frames
+
+
+def recovery_report(histories: Sequence[ChannelHistory]) -> dict[str, dict[str, object]]:
+    """Per channel label, where the client now stands and whether what it missed was all sent."""
+    return {history.label: {"id": history.reached, "recovered": history.recovered} for history in histories}

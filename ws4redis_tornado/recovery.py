@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from .history import EMPTY_POSITION, ChannelHistory, channel_label, opening_frames, order
+from .history import EMPTY_POSITION, ChannelHistory, channel_label, opening_frames, order, recovery_report
 
 if TYPE_CHECKING:
     from .broker import Broker
@@ -29,11 +29,13 @@ class Recovery:
     for ids with the ``recover`` parameter; ``positions`` are the ids the client gave by label.
     """
 
-    __slots__ = ("_broker", "_positions", "histories")
+    __slots__ = ("_broker", "_facility", "_positions", "histories")
 
-    def __init__(self, broker: Broker, positions: Mapping[str, str | None]) -> None:
+    def __init__(self, broker: Broker, positions: Mapping[str, str | None], *, facility: str | None = None) -> None:
         self._broker = broker
         self._positions = positions
+        # Named in every message's header on a control socket; None elsewhere.
+        self._facility = facility
         self.histories: list[ChannelHistory] = []
 
     async def before_subscribe(self, channels: Sequence[str]) -> None:
@@ -45,7 +47,8 @@ class Recovery:
             label = channel_label(channel, prefix=prefix)
             position = positions.get(label)
             # A label given without an id: the client was here while this channel had no history.
-            histories.append(ChannelHistory(channel.encode(), label, position, asked=label in positions))
+            asked = label in positions
+            histories.append(ChannelHistory(channel.encode(), label, position, asked=asked, facility=self._facility))
         self.histories = histories
         fresh = [history for history in histories if history.position is None]
         if not self._broker.config.history_size:
@@ -82,9 +85,13 @@ class Recovery:
             history.recovered = False
             history.position = last or EMPTY_POSITION
 
-    def frames(self) -> list[bytes]:
+    def frames(self, *, report: bool = True) -> list[bytes]:
         """The frames to send on opening, before any live message (see :func:`history.opening_frames`)."""
-        return opening_frames(self.histories)
+        return opening_frames(self.histories, report=report)
+
+    def report(self) -> dict[str, dict[str, object]]:
+        """Per channel label, where the client stands and whether its gap was served."""
+        return recovery_report(self.histories)
 
     def labels(self) -> dict[bytes, str]:
         """Each channel's label, for the envelopes of live messages."""

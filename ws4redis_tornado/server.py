@@ -26,7 +26,7 @@ from tornado.httpserver import HTTPServer
 from .broker import Broker
 from .channels import Audience, channel_key
 from .config import Config
-from .handler import AllowedChannels, ProcessRequest, RedisWebSocketHandler
+from .handler import AllowedChannels, AllowedFacility, ProcessRequest, RedisWebSocketHandler
 from .heartbeat import Heartbeat
 from .keepalive import Pinger
 from .lifecycle import DEFAULT_GRACE_PERIOD, Lifecycle
@@ -127,6 +127,7 @@ class WebSocketApplication(tornado.web.Application):
         *,
         process_request: ProcessRequest | None = None,
         allowed_channels: AllowedChannels | None = None,
+        allowed_facility: AllowedFacility | None = None,
         subscriber_class: type[RedisSubscriber] = RedisSubscriber,
         websocket_handler: type[RedisWebSocketHandler] = RedisWebSocketHandler,
         executor: Executor | None = None,
@@ -146,6 +147,7 @@ class WebSocketApplication(tornado.web.Application):
             "broker": broker,
             "process_request": process_request,
             "allowed_channels": allowed_channels,
+            "allowed_facility": allowed_facility,
             "subscriber_class": subscriber_class,
             "sockets": self.sockets,
             "executor": executor,

@@ -37,6 +37,8 @@ def test_the_test_project_passes():
         ("WS4REDIS_HISTORY_TTL", 0, "django_bridge.E020"),
         ("WS4REDIS_PRESENCE", "chat", "django_bridge.E021"),
         ("WS4REDIS_PRESENCE_INTERVAL", 0, "django_bridge.E022"),
+        ("WS4REDIS_MAX_SUBSCRIPTIONS", 0, "django_bridge.E023"),
+        ("WS4REDIS_ALLOWED_FACILITIES", "tests.bridge.hooks.nothing_here", "django_bridge.E024"),
         ("WS4REDIS_CONNECTION", {"hots": "redis"}, "django_bridge.E003"),
     ],
 )

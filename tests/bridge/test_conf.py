@@ -128,6 +128,7 @@ def test_a_subscriber_that_is_not_a_redis_subscriber_is_refused(value):
     ("setting", "accessor"),
     [
         ("WS4REDIS_ALLOWED_CHANNELS", conf.get_allowed_channels),
+        ("WS4REDIS_ALLOWED_FACILITIES", conf.get_allowed_facilities),
         ("WS4REDIS_PROCESS_REQUEST", conf.get_process_request),
     ],
 )
