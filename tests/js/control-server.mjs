@@ -114,8 +114,11 @@ export class ScriptedServer {
     if (!facility || facility.includes(':')) {
       return this.reply(ws, { reply: ref, ok: false, error: 'invalid-facility', reason: 'bad facility' });
     }
-    const labels = this.subscribeChannels(ws, facility, audiences);
     const granted = audiences.filter((audience) => labelsOf(audience, ws.who).length > 0);
+    if (!granted.length) {
+      return this.reply(ws, { reply: ref, ok: false, error: 'forbidden', reason: 'no such channel on this socket' });
+    }
+    const labels = this.subscribeChannels(ws, facility, granted);
     const reply = { reply: ref, ok: true, audiences: granted, channels: labels };
     if (recover !== undefined) reply.recovery = this.recover(ws, facility, labels, recover);
     this.reply(ws, reply);
@@ -153,12 +156,15 @@ export class ScriptedServer {
   }
 
   unsubscribe(ws, ref, { facility, audiences }) {
-    const dropped = audiences ?? AUDIENCES;
+    const dropped = new Set();
     for (const [channel, { facility: f, label }] of ws.subscribed) {
       const audience = label.split(':')[0];
-      if (f === facility && dropped.includes(audience)) ws.subscribed.delete(channel);
+      if (f === facility && (audiences ?? AUDIENCES).includes(audience)) {
+        ws.subscribed.delete(channel);
+        dropped.add(audience);
+      }
     }
-    this.reply(ws, { reply: ref, ok: true });
+    this.reply(ws, { reply: ref, ok: true, audiences: [...dropped] });
   }
 
   publish(ws, ref, { facility, audience }, { payload, binary }) {

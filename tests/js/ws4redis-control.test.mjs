@@ -144,7 +144,7 @@ test('unsubscribe ends the callbacks at once, dropping what was on its way', asy
     if (op === 'unsubscribe') server.publishTo('user:john:chat', 'late');
     return null;
   };
-  assert.deepEqual(await client.unsubscribe('chat', ['user']), { reply: 2, ok: true });
+  assert.deepEqual(await client.unsubscribe('chat', ['user']), { reply: 2, ok: true, audiences: ['user'] });
   assert.deepEqual(requestsOf(ws).at(-1), { op: 'unsubscribe', ref: 2, facility: 'chat', audiences: ['user'] });
   server.publishTo('user:john:chat', 'after');
   server.publishTo('broadcast:chat', 'still');
