@@ -229,16 +229,28 @@ export class Recorder {
   }
 }
 
-// A WebSocket class (the `ws` package's) that keeps each socket it makes, and
-// the raw data of every message each received, before the client sees it.
+// A WebSocket class (the `ws` package's) that keeps each socket it makes, the
+// raw data of every message each received, before the client sees it, and
+// what the client sent (`sent`; `sentRequests()`: the JSON headers of its
+// control requests).
 export function recordingWebSocket() {
   const sockets = [];
   class RecordingWebSocket extends WebSocket {
     constructor(...args) {
       super(...args);
       this.frames = [];
+      this.sent = [];
       this.addEventListener('message', (evt) => this.frames.push(evt.data));
       sockets.push(this);
+    }
+
+    send(data, ...rest) {
+      this.sent.push(data);
+      return super.send(data, ...rest);
+    }
+
+    sentRequests() {
+      return this.sent.map((data) => JSON.parse(Buffer.from(typeof data === 'string' ? data : new Uint8Array(data)).toString().split('\n')[0]));
     }
   }
   return { RecordingWebSocket, sockets };

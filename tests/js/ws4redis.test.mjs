@@ -13,12 +13,14 @@ class FakeWebSocket {
   static instances = [];
   static throwOnConstruct = 0; // how many upcoming constructions throw
 
-  constructor(url) {
+  constructor(url, ...rest) {
     if (FakeWebSocket.throwOnConstruct > 0) {
       FakeWebSocket.throwOnConstruct--;
       throw new SyntaxError('cannot connect');
     }
     this.url = url;
+    this.constructedWith = rest; // the subprotocols, when any were given
+    this.protocol = '';
     this.readyState = 0;
     this.binaryType = 'blob';
     this.sent = [];
@@ -39,7 +41,8 @@ class FakeWebSocket {
   }
 
   // drivers for the tests, playing the browser's part
-  fireOpen() {
+  fireOpen(protocol = this.protocol) {
+    this.protocol = protocol;
     this.readyState = 1;
     this.onopen?.({ type: 'open' });
   }
@@ -834,5 +837,82 @@ describe('presence', () => {
       assert.deepEqual(client.present(), []);
       assert.ok(!new URL(lastSocket().url).searchParams.has('presence'));
     }
+  });
+});
+
+describe('control', () => {
+  test('without control the socket is made with the URI alone, as always', () => {
+    for (const options of [{}, { recover: true }, { presence: true }]) {
+      makeClient(options);
+      assert.deepEqual(lastSocket().constructedWith, []);
+    }
+  });
+
+  test('with control every connection offers the ws4redis.control subprotocol', () => {
+    mock.method(Math, 'random', () => 0);
+    makeClient({ uri: 'ws://example.test/ws/', control: true, recover: true });
+    lastSocket().fireOpen('ws4redis.control');
+    lastSocket().fireClose();
+    mock.timers.tick(0);
+    assert.equal(sockets().length, 2);
+    for (const socket of sockets()) {
+      assert.deepEqual(socket.constructedWith, [['ws4redis.control']]);
+      assert.equal(socket.url, 'ws://example.test/ws/', 'no recover parameter without a facility in the URI');
+    }
+  });
+
+  test('a socket that opened without the subprotocol is closed and counts as a failed attempt', async () => {
+    mock.method(Math, 'random', () => 0.999);
+    const { client, events, names } = makeClient({ uri: 'ws://example.test/ws/', control: true });
+    const subscribed = client.subscribe('chat', ['broadcast']);
+    for (let k = 0; k < 3; k++) {
+      lastSocket().fireOpen(''); // an older server: it ignores the offer
+      assert.equal(lastSocket().closeCalls, 1);
+      assert.deepEqual(lastSocket().sent, [], 'nothing is sent to a server that cannot read it');
+      const bound = 1000 * 2 ** k;
+      assert.ok(timeoutDelays().at(-1) >= 0.99 * bound, 'the backoff grows: no open counted');
+      mock.timers.tick(timeoutDelays().at(-1));
+    }
+    assert.deepEqual(names().filter((n) => n !== 'connecting'), ['disconnected', 'disconnected', 'disconnected']);
+    const evt = events.find((e) => e[0] === 'disconnected')[1];
+    assert.deepEqual(evt, {
+      type: 'close',
+      code: 1002,
+      wasClean: false,
+      reason: 'the server did not select the ws4redis.control subprotocol',
+    });
+    lastSocket().fireOpen('ws4redis.control'); // a newer server at last
+    assert.deepEqual(lastSocket().sent.map((frame) => JSON.parse(frame)), [
+      { op: 'subscribe', ref: 1, facility: 'chat', audiences: ['broadcast'] },
+    ]);
+    lastSocket().fireMessage('{"reply":1,"ok":true,"audiences":["broadcast"],"channels":["broadcast"]}');
+    assert.deepEqual(await subscribed, { reply: 1, ok: true, audiences: ['broadcast'], channels: ['broadcast'] });
+  });
+
+  test("with recover, the URI's facility keeps its ids in the URI, those of subscribe() in requests", () => {
+    mock.method(Math, 'random', () => 0);
+    const { client } = makeClient({ uri: 'ws://example.test/ws/lobby?subscribe-broadcast', control: true, recover: true });
+    client.subscribe('chat', ['broadcast']);
+    let ws = lastSocket();
+    assert.equal(ws.url, 'ws://example.test/ws/lobby?subscribe-broadcast&recover');
+    ws.fireOpen('ws4redis.control');
+    ws.fireMessage('{"recovery":{"broadcast":{"id":"5-0","recovered":true}}}');
+    ws.fireMessage('{"facility":"lobby","channel":"broadcast","id":"6-0"}\nin the lobby');
+    ws.fireMessage('{"facility":"chat","channel":"broadcast","id":"7-0"}\nin the chat');
+    ws.fireClose();
+    mock.timers.tick(0);
+    ws = lastSocket();
+    const recover = new URL(ws.url).searchParams.get('recover');
+    assert.deepEqual(JSON.parse(recover), { broadcast: '6-0' });
+    ws.fireOpen('ws4redis.control');
+    assert.deepEqual(JSON.parse(ws.sent[0]).recover, { broadcast: '7-0' });
+  });
+
+  test('the heartbeat is still a heartbeat, and a frame without a header still a message', () => {
+    const { events } = makeClient({ uri: 'ws://example.test/ws/', control: true, heartbeat_msg: '--heartbeat--' });
+    lastSocket().fireOpen('ws4redis.control');
+    lastSocket().fireMessage('--heartbeat--');
+    lastSocket().fireMessage('plain');
+    assert.deepEqual(events.filter((e) => e[0] === 'receive_message'), [['receive_message', 'plain']]);
   });
 });

@@ -44,6 +44,12 @@
  *                          user arrives on a channel
  *   left                   with presence: called left(user, channel) when a
  *                          user's last socket on a channel has gone
+ *   control                true: speak the control protocol, which subscribes
+ *                          and publishes on the open socket (see Control below;
+ *                          default false)
+ *   refused                with control: called refused(error) when a
+ *                          subscription that the client renews after a
+ *                          reconnect is refused (see Control below)
  *
  * Reconnecting: after every close that was not requested through close() --
  * including a first connection that never opened and `new WebSocket()`
@@ -103,6 +109,76 @@
  * events missed while disconnected are never sent; until then present()
  * keeps answering from the last connection.
  *
+ * Control: with `control: true` every connection offers the websocket
+ * subprotocol 'ws4redis.control', and one socket then holds any number of
+ * subscriptions that change while it stays open:
+ *
+ *     var ws4redis = WS4Redis({uri: '{{ WEBSOCKET_URI }}', control: true});
+ *     ws4redis.subscribe('chat', ['broadcast', 'group'], function (data, meta) {
+ *         // data as receive_message gets it; meta = {facility, channel, id}
+ *     }).then(function (reply) { ... }, function (error) { ... });
+ *     ws4redis.unsubscribe('chat', ['group']);    // all its audiences without the array
+ *     ws4redis.publish('chat', 'broadcast', 'Hello');  // or binary data
+ *
+ * The URI may end with the websocket URL ('/ws/'): the socket then starts with
+ * no subscription. A URI that names a facility and subscribe-* parameters (and
+ * publish-* and echo, which say whether a socket gets its own publishes) is
+ * subscribed by every handshake, as without control; messages of a facility
+ * that subscribe() never named go to receive_message(data, meta). That
+ * facility (the part of the URI's path after its last '/') may be unsubscribed
+ * too: the client repeats the unsubscribe of the audiences the URI's
+ * subscribe-* parameters name after every reconnect.
+ *
+ * subscribe(facility, audiences, callback) subscribes the audiences ('broadcast',
+ * 'user', 'group', 'session') of a facility; callback(data, meta) gets every
+ * message of those audiences (a later subscribe() of the same audience
+ * replaces it; without one, receive_message(data, meta) does), where data is
+ * what receive_message gets without control and meta is {facility, channel,
+ * id}: the channel label ('broadcast', 'user', 'session', 'group:<name>') and
+ * the message's history id (null without history). The channels'
+ * persisted or recovered messages may come before the reply. unsubscribe(facility,
+ * audiences) ends them (every audience of the facility when audiences is
+ * left out); messages still on their way are dropped. publish(facility,
+ * audience, data) publishes a string as a text message, an ArrayBuffer, typed
+ * array (a Node Buffer) or Blob as a binary one, to one audience, with the
+ * rights the server's hooks give this socket.
+ *
+ * Each returns a Promise of the server's reply, an object {reply: ref, ok:
+ * true} (subscribe adds `audiences`, those granted, and `channels`, the labels
+ * subscribed; with recover also `recovery`). A refusal rejects it with an Error
+ * whose `code` is the server's ('bad-request', 'invalid-facility', 'forbidden',
+ * 'too-many-subscriptions', 'unavailable') or the client's own ('disconnected',
+ * 'cancelled', 'closed', 'bad-request' for arguments of the wrong type), with
+ * `reason` (readable text), `facility` and `reply` (the server's reply, if
+ * any). The audiences a refused subscribe() added are dropped.
+ *
+ * Across connections the client keeps what is subscribed, not the requests:
+ * after every (re)connect it sends one subscribe per facility with all its
+ * audiences before anything else. A subscribe() made while there is no open
+ * socket, or whose reply was lost with the socket, settles with the reply to
+ * that renewal (or rejects with 'cancelled' when unsubscribe() dropped the
+ * whole facility first). An unsubscribe() without an open socket resolves at
+ * once with null: the next connection does not subscribe what it dropped.
+ * A publish() without an open socket is queued and sent when one opens,
+ * after the renewals; one sent on a socket that closed before the reply came
+ * is rejected with 'disconnected' and not sent again, since it may have been
+ * published already. close() rejects everything unsettled with 'closed', and
+ * every request made after it.
+ * When the server refuses a renewal (e.g. the user logged out: 'forbidden')
+ * the facility is dropped and refused(error) is called, with error.facility;
+ * 'unavailable' (the server lost Redis) instead closes the socket, and the
+ * client reconnects after the usual backoff and tries again.
+ *
+ * With `recover: true` too, the client keeps the last id per facility and
+ * channel, and each subscribe (a renewal included) asks for what followed
+ * them; not_recovered(labels, facility) is called when the server could not
+ * send a gap. Ids are forgotten with unsubscribe(). A server that does not
+ * select the subprotocol (an older one) is taken as a failed connection:
+ * the socket is closed, disconnected() gets a close-like object with code
+ * 1002, and the client tries again after the backoff. `presence` cannot be
+ * combined with `control` (the server refuses it). send_message() sends a
+ * raw frame, which the server takes as a request.
+ *
  * Errors: the client sets an onerror handler that does nothing, since every
  * error is followed by a close event, which reconnects. It is there for the
  * `ws` package in Node, whose WebSocket emits 'error' as an EventEmitter and
@@ -125,16 +201,21 @@
 
 	var CONNECTING = 0, OPEN = 1, CLOSING = 2, CLOSED = 3;
 	var MAX_MISSED_HEARTBEATS = 3;
+	var CONTROL_PROTOCOL = 'ws4redis.control';
+	var AUDIENCES = ['broadcast', 'user', 'group', 'session'];
 	var DEFAULTS = {
 		heartbeat_msg: null,
 		heartbeat_interval_ms: 5000,
 		reconnect_base_ms: 1000,
 		reconnect_max_ms: 30000,
 		recover: false,
-		presence: false
+		presence: false,
+		control: false
 	};
 	var NEWLINE = 0x0A;
 	var decoder = typeof TextDecoder !== 'undefined' ? new TextDecoder('utf-8') : null;
+	var encoder = typeof TextEncoder !== 'undefined' ? new TextEncoder() : null;
+	var has_own = Object.prototype.hasOwnProperty;
 
 	// The UTF-8 text of the bytes `bytes` (a Uint8Array).
 	function utf8_decode(bytes) {
@@ -148,6 +229,29 @@
 		return decodeURIComponent(escaped);
 	}
 
+	// The UTF-8 bytes of `text`, as a Uint8Array.
+	function utf8_encode(text) {
+		if (encoder !== null) {
+			return encoder.encode(text);
+		}
+		var binary = unescape(encodeURIComponent(text));
+		var bytes = new Uint8Array(binary.length);
+		for (var i = 0; i < binary.length; i++) {
+			bytes[i] = binary.charCodeAt(i);
+		}
+		return bytes;
+	}
+
+	function is_array_buffer(data) {
+		return Object.prototype.toString.call(data) === '[object ArrayBuffer]';
+	}
+
+	// The bytes of an ArrayBuffer or a view on one (a Node Buffer too), else null.
+	function bytes_of(data) {
+		return is_array_buffer(data) ? new Uint8Array(data) :
+			ArrayBuffer.isView(data) ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : null;
+	}
+
 	// The object `text` holds as JSON, or null when it holds no object.
 	function parse_object(text) {
 		var value;
@@ -159,35 +263,43 @@
 		return value !== null && typeof value === 'object' && !Array.isArray(value) ? value : null;
 	}
 
-	// A header is {"channel": label, "id": id-or-null}.
-	function is_header(header) {
+	// A header is {"channel": label, "id": id-or-null}, on a control socket
+	// with "facility" too.
+	function is_header(header, with_control) {
 		return header !== null && typeof header.channel === 'string' &&
-			(header.id === null || typeof header.id === 'string');
+			(header.id === null || typeof header.id === 'string') &&
+			(!with_control || typeof header.facility === 'string');
 	}
 
-	// Split a frame from a client that opted in to recovery or presence.
-	// Returns {header, payload} for a message, {report} for the recovery
-	// report, {presence} for a presence frame (only `with_presence`), or null
-	// for a frame without a header (e.g. the heartbeat), to be taken as it is.
-	function unwrap(data, with_presence) {
+	// A frame without a newline, other than a message: the recovery report,
+	// a presence frame (`kinds.presence`) or a reply (`kinds.control`); else null.
+	function unwrap_bare(data, kinds) {
+		var body = parse_object(data);
+		if (kinds.control && body && has_own.call(body, 'reply') && typeof body.ok === 'boolean') {
+			return {reply: body};  // a subscribe's reply may hold a recovery report too
+		}
+		if (body && body.recovery && typeof body.recovery === 'object') {
+			return {report: body.recovery};
+		}
+		return kinds.presence && body && is_presence(body.presence) ? {presence: body.presence} : null;
+	}
+
+	// Split a frame from a client that opted in to recovery, presence or
+	// control. Returns {header, payload} for a message, {report} for the
+	// recovery report, {presence} for a presence frame, {reply} for a reply to
+	// a request, or null for a frame without a header (e.g. the heartbeat), to
+	// be taken as it is.
+	function unwrap(data, kinds) {
 		var header, at;
 		if (typeof data === 'string') {
 			at = data.indexOf('\n');
 			if (at < 0) {
-				header = parse_object(data);
-				if (header && header.recovery && typeof header.recovery === 'object') {
-					return {report: header.recovery};
-				}
-				return with_presence && header && is_presence(header.presence) ?
-					{presence: header.presence} : null;
+				return unwrap_bare(data, kinds);
 			}
 			header = parse_object(data.slice(0, at));
-			return is_header(header) ? {header: header, payload: data.slice(at + 1)} : null;
+			return is_header(header, kinds.control) ? {header: header, payload: data.slice(at + 1)} : null;
 		}
-		var is_buffer = Object.prototype.toString.call(data) === '[object ArrayBuffer]';
-		var bytes = is_buffer ? new Uint8Array(data) :
-			ArrayBuffer.isView(data) && data.subarray ?
-				new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : null;
+		var bytes = bytes_of(data);
 		if (bytes === null) {
 			return null;  // e.g. a Blob: binaryType is 'arraybuffer', so none should come
 		}
@@ -200,11 +312,11 @@
 		} catch (err) {
 			return null;  // not UTF-8
 		}
-		if (!is_header(header)) {
+		if (!is_header(header, kinds.control)) {
 			return null;
 		}
 		// the payload in the type the socket gave: an ArrayBuffer, or a view (a Buffer stays one)
-		return {header: header, payload: is_buffer ? data.slice(at + 1) : data.subarray(at + 1)};
+		return {header: header, payload: is_array_buffer(data) ? data.slice(at + 1) : data.subarray(at + 1)};
 	}
 
 	// A presence frame's body: {channel, users, anonymous} (a snapshot) or
@@ -219,7 +331,7 @@
 	function sorted_keys(set) {
 		var keys = [];
 		for (var key in set) {
-			if (Object.prototype.hasOwnProperty.call(set, key)) {
+			if (has_own.call(set, key)) {
 				keys.push(key);
 			}
 		}
@@ -231,6 +343,446 @@
 		var last = uri.charAt(uri.length - 1);
 		var separator = uri.indexOf('?') < 0 ? '?' : last === '?' || last === '&' ? '' : '&';
 		return uri + separator + param;
+	}
+
+	// The facility a URI names: its path after the last '/' ('' for '.../ws/').
+	function facility_of(uri) {
+		var path = uri.split('#')[0].split('?')[0];
+		var name = path.slice(path.lastIndexOf('/') + 1);
+		try {
+			return decodeURIComponent(name);
+		} catch (err) {
+			return name;
+		}
+	}
+
+	// The audiences a URI's subscribe-* parameters name.
+	function audiences_of(uri) {
+		var query = uri.split('#')[0].split('?')[1] || '';
+		var names = query.split('&').map(function (param) {
+			return param.split('=')[0];
+		});
+		return AUDIENCES.filter(function (audience) {
+			return names.indexOf('subscribe-' + audience) >= 0;
+		});
+	}
+
+	// The audience of a channel label: 'group' for 'group:<name>'.
+	function audience_of(label) {
+		var at = label.indexOf(':');
+		return at < 0 ? label : label.slice(0, at);
+	}
+
+	// An Error for a request that failed: `code` is the server's or the client's.
+	function request_error(code, reason, facility, reply) {
+		var err = new Error('WS4Redis: ' + reason + ' (' + code + ')');
+		err.code = code;
+		err.reason = reason;
+		err.facility = facility;
+		err.reply = reply || null;
+		return err;
+	}
+
+	// The frame of a publish: the header, a newline and the payload, in a text
+	// frame for a string and a binary one for binary data; null for other data.
+	function publish_frame(header, data) {
+		var head = JSON.stringify(header) + '\n';
+		if (typeof data === 'string') {
+			return head + data;
+		}
+		if (typeof Blob !== 'undefined' && data instanceof Blob) {
+			return new Blob([head, data]);
+		}
+		var bytes = bytes_of(data);
+		if (bytes === null) {
+			return null;
+		}
+		var head_bytes = utf8_encode(head);
+		var frame = new Uint8Array(head_bytes.length + bytes.length);
+		frame.set(head_bytes);
+		frame.set(bytes, head_bytes.length);
+		return frame.buffer;
+	}
+
+	// The last history id received per facility and channel label (with recover).
+	function Positions() {
+		this.facilities = Object.create(null);
+	}
+
+	Positions.prototype.remember = function (facility, label, id) {
+		var known = this.facilities[facility] = this.facilities[facility] || {};
+		known[label] = id;
+	};
+
+	// {label: id} of `facility`, those of `audiences` only when given; null when none is known.
+	Positions.prototype.of = function (facility, audiences) {
+		var known = this.facilities[facility], found = null;
+		for (var label in known) {
+			if (has_own.call(known, label) && (!audiences || audiences.indexOf(audience_of(label)) >= 0)) {
+				found = found || {};
+				found[label] = known[label];
+			}
+		}
+		return found;
+	};
+
+	// Forget the ids of `audiences` of `facility` (all of them without audiences).
+	Positions.prototype.forget = function (facility, audiences) {
+		var known = this.facilities[facility];
+		for (var label in known) {
+			if (has_own.call(known, label) && (!audiences || audiences.indexOf(audience_of(label)) >= 0)) {
+				delete known[label];
+			}
+		}
+	};
+
+	// Take a recovery report {label: {id, recovered}}: the ids are where the
+	// client now stands; returns the labels whose gap was lost.
+	Positions.prototype.apply_report = function (facility, report) {
+		var lost = [];
+		for (var label in report) {
+			if (has_own.call(report, label) && report[label]) {
+				this.remember(facility, label, report[label].id === undefined ? null : report[label].id);
+				if (report[label].recovered === false) {
+					lost.push(label);
+				}
+			}
+		}
+		return lost;
+	};
+
+	/*
+	 * The control protocol's side of a client: what is subscribed, the requests
+	 * waiting for a socket or a reply, and the routing of messages. `client`
+	 * gives it callback(name, ...), send(frame), abandon(reason), `positions`,
+	 * `recover` and `uri_facility`.
+	 */
+	function Control(client) {
+		this.client = client;
+		this.open = false;             // a socket is open: requests go out at once
+		this.next_ref = 1;
+		this.subscriptions = Object.create(null);  // facility -> {audiences: {audience: callback}, confirmed}
+		this.renewing = Object.create(null);       // facility -> [subscribe() promises the next renewal settles]
+		this.in_flight = Object.create(null);      // ref -> a request sent on this socket
+		this.outbox = [];                          // publishes waiting for a socket
+		this.uri_dropped = null;                   // audiences of the URI's facility unsubscribed, or null
+		this.dropped = Object.create(null);        // facility -> true: unsubscribed, its late messages go nowhere
+		this.closed = false;                       // close() was called: every request is refused
+	}
+
+	// A rejected promise when the request cannot be made: arguments or close().
+	Control.prototype.refuse_early = function (facility, problem) {
+		return this.closed ? Promise.reject(request_error('closed', 'the client was closed', facility)) :
+			problem ? Promise.reject(request_error('bad-request', problem, facility)) : null;
+	};
+
+	Control.prototype.request = function (op, fields, settle) {
+		var ref = this.next_ref++;
+		var header = {op: op, ref: ref};
+		for (var key in fields) {
+			if (has_own.call(fields, key) && key !== 'data' && fields[key] !== undefined) {
+				header[key] = fields[key];
+			}
+		}
+		var frame = op === 'publish' ? publish_frame(header, fields.data) : JSON.stringify(header);
+		settle.op = op;
+		settle.facility = fields.facility;
+		this.in_flight[ref] = settle;
+		this.client.send(frame);
+	};
+
+	Control.prototype.subscribe = function (facility, audiences, callback) {
+		var self = this;
+		var problem = check_facility(facility) || check_audiences(audiences, false);
+		if (!problem && callback !== undefined && callback !== null && typeof callback !== 'function') {
+			problem = 'the callback must be a function';
+		}
+		var early = this.refuse_early(facility, problem);
+		if (early) {
+			return early;
+		}
+		var sub = this.subscriptions[facility] = this.subscriptions[facility] || {audiences: {}, confirmed: false};
+		var added = [];
+		audiences.forEach(function (audience) {
+			if (!has_own.call(sub.audiences, audience)) {
+				added.push(audience);
+			}
+			sub.audiences[audience] = callback || null;
+		});
+		delete this.dropped[facility];
+		this.undrop_uri(facility, audiences);
+		return new Promise(function (resolve, reject) {
+			var waiter = {resolve: resolve, reject: reject, added: added};
+			if (self.open) {
+				self.request('subscribe', self.subscribe_fields(facility, audiences), {waiters: [waiter]});
+			} else {
+				(self.renewing[facility] = self.renewing[facility] || []).push(waiter);
+			}
+		});
+	};
+
+	Control.prototype.subscribe_fields = function (facility, audiences) {
+		var fields = {facility: facility, audiences: audiences.slice()};
+		if (this.client.recover) {
+			fields.recover = this.client.positions.of(facility, audiences) || {};
+		}
+		return fields;
+	};
+
+	Control.prototype.unsubscribe = function (facility, audiences) {
+		var problem = check_facility(facility) || (audiences === undefined ? null : check_audiences(audiences, true));
+		var early = this.refuse_early(facility, problem);
+		if (early) {
+			return early;
+		}
+		this.drop(facility, audiences);
+		if (facility === this.client.uri_facility) {
+			this.drop_uri(audiences);
+		}
+		if (!this.open) {
+			return Promise.resolve(null);
+		}
+		var self = this;
+		return new Promise(function (resolve, reject) {
+			var fields = {facility: facility, audiences: audiences && audiences.slice()};
+			self.request('unsubscribe', fields, {waiters: [{resolve: resolve, reject: reject}]});
+		});
+	};
+
+	// Forget `audiences` of `facility` (all without audiences) and their ids.
+	Control.prototype.drop = function (facility, audiences) {
+		var sub = this.subscriptions[facility];
+		if (sub) {
+			(audiences || Object.keys(sub.audiences)).forEach(function (audience) {
+				delete sub.audiences[audience];
+			});
+			if (Object.keys(sub.audiences).length === 0) {
+				delete this.subscriptions[facility];
+				this.cancel_renewal(facility);
+			}
+		}
+		this.client.positions.forget(facility, audiences);
+		this.dropped[facility] = true;
+	};
+
+	Control.prototype.cancel_renewal = function (facility) {
+		var waiters = this.renewing[facility] || [];
+		delete this.renewing[facility];
+		waiters.forEach(function (waiter) {
+			waiter.reject(request_error('cancelled', 'unsubscribed before the server confirmed', facility));
+		});
+	};
+
+	// Remember which of the audiences the handshake subscribes were unsubscribed.
+	Control.prototype.drop_uri = function (audiences) {
+		var dropped = this.uri_dropped || [];
+		this.client.uri_audiences.forEach(function (audience) {
+			if (dropped.indexOf(audience) < 0 && (!audiences || audiences.indexOf(audience) >= 0)) {
+				dropped.push(audience);
+			}
+		});
+		this.uri_dropped = dropped.length ? dropped : null;
+	};
+
+	// A subscribe() of the URI's facility takes back what was unsubscribed of it.
+	Control.prototype.undrop_uri = function (facility, audiences) {
+		if (facility !== this.client.uri_facility || this.uri_dropped === null) {
+			return;
+		}
+		var left = this.uri_dropped.filter(function (audience) {
+			return audiences.indexOf(audience) < 0;
+		});
+		this.uri_dropped = left.length ? left : null;
+	};
+
+	Control.prototype.publish = function (facility, audience, data) {
+		var self = this;
+		var problem = check_facility(facility) || check_audiences([audience], false) ||
+			(typeof data === 'string' || bytes_of(data) !== null ||
+				typeof Blob !== 'undefined' && data instanceof Blob ? null :
+				'publish() takes a string, an ArrayBuffer, a typed array or a Blob');
+		var early = this.refuse_early(facility, problem);
+		if (early) {
+			return early;
+		}
+		return new Promise(function (resolve, reject) {
+			var publication = {fields: {facility: facility, audience: audience, data: data},
+				waiters: [{resolve: resolve, reject: reject}]};
+			if (self.open) {
+				self.request('publish', publication.fields, {waiters: publication.waiters});
+			} else {
+				self.outbox.push(publication);
+			}
+		});
+	};
+
+	// A socket opened: undo what the handshake subscribed and was unsubscribed,
+	// renew every subscription, then send the publishes that waited.
+	Control.prototype.on_open = function () {
+		this.open = true;
+		if (this.uri_dropped !== null) {
+			var fields = {facility: this.client.uri_facility, audiences: this.uri_dropped.slice()};
+			this.request('unsubscribe', fields, {waiters: []});
+		}
+		for (var facility in this.subscriptions) {
+			var waiters = this.renewing[facility] || [];
+			delete this.renewing[facility];
+			var audiences = Object.keys(this.subscriptions[facility].audiences);
+			this.request('subscribe', this.subscribe_fields(facility, audiences), {waiters: waiters, renewal: true});
+		}
+		var outbox = this.outbox;
+		this.outbox = [];
+		for (var i = 0; i < outbox.length && this.open; i++) {
+			this.request('publish', outbox[i].fields, {waiters: outbox[i].waiters});
+		}
+	};
+
+	// The socket is gone: subscribe()s wait for the next renewal, unsubscribe()s
+	// are done (nothing stays subscribed), publishes in flight are lost.
+	Control.prototype.on_close = function () {
+		this.open = false;
+		var in_flight = this.in_flight;
+		this.in_flight = Object.create(null);
+		for (var ref in in_flight) {
+			var request = in_flight[ref];
+			if (request.op === 'subscribe' && this.subscriptions[request.facility]) {
+				var renewing = this.renewing[request.facility] = this.renewing[request.facility] || [];
+				renewing.push.apply(renewing, request.waiters);
+			} else if (request.op === 'subscribe') {
+				settle_all(request.waiters, request_error('cancelled',
+					'unsubscribed before the server confirmed', request.facility));
+			} else if (request.op === 'unsubscribe') {
+				settle_all(request.waiters, null, null);
+			} else {
+				settle_all(request.waiters, request_error('disconnected',
+					'the connection closed before the server replied; the message may have been published',
+					request.facility));
+			}
+		}
+	};
+
+	// close(): every promise still unsettled is rejected.
+	Control.prototype.close = function () {
+		var closed = function (facility) {
+			return request_error('closed', 'the client was closed', facility);
+		};
+		var ref, facility;
+		this.open = false;
+		this.closed = true;
+		for (ref in this.in_flight) {
+			settle_all(this.in_flight[ref].waiters, closed(this.in_flight[ref].facility));
+		}
+		this.in_flight = Object.create(null);
+		for (facility in this.renewing) {
+			settle_all(this.renewing[facility], closed(facility));
+		}
+		this.renewing = Object.create(null);
+		this.outbox.forEach(function (publication) {
+			settle_all(publication.waiters, closed(publication.fields.facility));
+		});
+		this.outbox = [];
+	};
+
+	Control.prototype.on_reply = function (reply) {
+		var request = this.in_flight[reply.reply];
+		if (!request) {
+			console.warn('WS4Redis: a reply to no request of this client: ' + JSON.stringify(reply));
+			return;
+		}
+		delete this.in_flight[reply.reply];
+		if (reply.ok) {
+			if (request.op === 'subscribe') {
+				this.on_subscribed(request.facility, reply);
+			}
+			settle_all(request.waiters, null, reply);
+		} else {
+			this.on_refused(request, reply);
+		}
+	};
+
+	Control.prototype.on_subscribed = function (facility, reply) {
+		var sub = this.subscriptions[facility];
+		if (!sub) {
+			return;  // unsubscribed meanwhile
+		}
+		sub.confirmed = true;
+		if (reply.recovery && typeof reply.recovery === 'object') {
+			var lost = this.client.positions.apply_report(facility, reply.recovery);
+			if (lost.length) {
+				this.client.callback('not_recovered', lost, facility);
+			}
+		}
+	};
+
+	Control.prototype.on_refused = function (request, reply) {
+		var facility = request.facility;
+		var code = typeof reply.error === 'string' ? reply.error : 'bad-request';
+		var error = request_error(code, String(reply.reason || code), facility, reply);
+		var sub = this.subscriptions[facility];
+		if (request.op === 'subscribe' && request.renewal && code === 'unavailable' && sub) {
+			// the server lost Redis: keep everything and reconnect to try again
+			this.on_close();
+			var renewing = this.renewing[facility] = this.renewing[facility] || [];
+			renewing.push.apply(renewing, request.waiters);
+			this.client.abandon(error.reason, 1011);
+			return;
+		}
+		if (request.op === 'subscribe' && request.renewal && sub) {
+			var confirmed = sub.confirmed;
+			this.drop(facility);
+			if (confirmed) {
+				this.client.callback('refused', error);
+			}
+		} else if (request.op === 'subscribe' && sub) {
+			var self = this;
+			request.waiters.forEach(function (waiter) {
+				self.drop(facility, waiter.added.filter(function (audience) {
+					return has_own.call(sub.audiences, audience);
+				}));
+			});
+		}
+		settle_all(request.waiters, error);
+	};
+
+	// A message of a control socket: to the callback of its facility and
+	// audience, else to receive_message, unless it was unsubscribed.
+	Control.prototype.on_message = function (header, payload) {
+		var meta = {facility: header.facility, channel: header.channel, id: header.id};
+		var audience = audience_of(header.channel);
+		var sub = this.subscriptions[header.facility];
+		var subscribed = sub && has_own.call(sub.audiences, audience);
+		if (!subscribed && (this.dropped[header.facility] || header.facility === this.client.uri_facility &&
+				this.uri_dropped && this.uri_dropped.indexOf(audience) >= 0)) {
+			return;  // sent before the server had the unsubscribe
+		}
+		if (this.client.recover && header.id !== null) {
+			this.client.positions.remember(header.facility, header.channel, header.id);
+		}
+		return subscribed && sub.audiences[audience] ? sub.audiences[audience](payload, meta) :
+			this.client.callback('receive_message', payload, meta);
+	};
+
+	// Resolve every waiter with `value`, or reject them all with `error`.
+	function settle_all(waiters, error, value) {
+		waiters.forEach(function (waiter) {
+			if (error) {
+				waiter.reject(error);
+			} else {
+				waiter.resolve(value);
+			}
+		});
+	}
+
+	function check_facility(facility) {
+		return typeof facility === 'string' && facility ? null : 'the facility must be a non-empty string';
+	}
+
+	function check_audiences(audiences, may_be_empty) {
+		var ok = Array.isArray(audiences) && (may_be_empty || audiences.length > 0) &&
+			audiences.every(function (audience) {
+				return AUDIENCES.indexOf(audience) >= 0;
+			});
+		return ok ? null : 'audiences must be an array of ' + AUDIENCES.join(', ') + ' (at least one)';
 	}
 
 	function WS4Redis(options) {
@@ -245,7 +797,7 @@
 			opts[key] = DEFAULTS[key];
 		}
 		for (key in options) {
-			if (Object.prototype.hasOwnProperty.call(options, key) && options[key] !== undefined) {
+			if (has_own.call(options, key) && options[key] !== undefined) {
 				opts[key] = options[key];
 			}
 		}
@@ -254,6 +806,9 @@
 		if (typeof WebSocketImpl !== 'function') {
 			throw new Error('WS4Redis: no WebSocket implementation available');
 		}
+		if (opts.control && opts.presence) {
+			throw new Error('WS4Redis: presence cannot be combined with control: the server refuses it');
+		}
 
 		var ws = null;               // the current socket, null while there is none
 		var attempts = 0;            // failed attempts since the last successful open
@@ -261,9 +816,22 @@
 		var heartbeat_interval = null;
 		var missed_heartbeats = 0;
 		var closed_by_user = false;
-		var positions = null;        // with recover: {label: id-or-null}, once any is known
+		var positions = new Positions();    // with recover: the last ids
+		var uri_facility = facility_of(opts.uri);
 		var present = Object.create(null);  // with presence: {label: {user name: true}}
 		var fresh = false;           // with presence: no snapshot yet on this connection
+		var framed = {presence: !!opts.presence, control: !!opts.control};
+		var control = opts.control ? new Control({
+			callback: callback,
+			send: function (frame) {
+				ws.send(frame);
+			},
+			abandon: abandon,
+			positions: positions,
+			recover: !!opts.recover,
+			uri_facility: uri_facility,
+			uri_audiences: audiences_of(opts.uri)
+		}) : null;
 
 		function callback(name) {
 			if (typeof opts[name] === 'function') {
@@ -273,9 +841,10 @@
 
 		function connection_uri() {
 			var uri = opts.uri;
-			if (opts.recover) {
-				uri = with_parameter(uri, positions === null ? 'recover' :
-					'recover=' + encodeURIComponent(JSON.stringify(positions)));
+			if (opts.recover && !(control && uri_facility === '')) {
+				var known = positions.of(uri_facility);
+				uri = with_parameter(uri, known === null ? 'recover' :
+					'recover=' + encodeURIComponent(JSON.stringify(known)));
 			}
 			return opts.presence ? with_parameter(uri, 'presence') : uri;
 		}
@@ -288,7 +857,8 @@
 			}
 			var sock;
 			try {
-				sock = new WebSocketImpl(connection_uri());
+				sock = control ? new WebSocketImpl(connection_uri(), [CONTROL_PROTOCOL]) :
+					new WebSocketImpl(connection_uri());
 			} catch (err) {
 				ws = null;
 				disconnect({
@@ -320,6 +890,9 @@
 		}
 
 		function on_open() {
+			if (control && ws.protocol !== CONTROL_PROTOCOL) {
+				return abandon('the server did not select the ' + CONTROL_PROTOCOL + ' subprotocol', 1002);
+			}
 			console.info('WS4Redis: connected to ' + opts.uri);
 			attempts = 0;
 			fresh = true;
@@ -337,21 +910,30 @@
 				}, opts.heartbeat_interval_ms);
 				heartbeat_interval = interval;
 			}
+			if (control) {
+				control.on_open();
+			}
 			callback('connected');
 		}
 
 		function on_message(evt) {
 			var data = evt.data;
-			var frame = opts.recover || opts.presence ? unwrap(data, !!opts.presence) : null;
+			var frame = opts.recover || opts.presence || control ? unwrap(data, framed) : null;
+			if (frame !== null && frame.reply) {
+				return control.on_reply(frame.reply);
+			}
 			if (frame !== null && frame.report) {
 				return on_report(frame.report);
 			}
 			if (frame !== null && frame.presence) {
 				return on_presence(frame.presence);
 			}
+			if (frame !== null && control) {
+				return control.on_message(frame.header, frame.payload);
+			}
 			if (frame !== null) {
 				if (opts.recover && frame.header.id !== null) {
-					remember(frame.header.channel, frame.header.id);
+					positions.remember(uri_facility, frame.header.channel, frame.header.id);
 				}
 				data = frame.payload;
 			}
@@ -362,22 +944,12 @@
 			}
 		}
 
-		function remember(label, id) {
-			positions = positions || {};
-			positions[label] = id;
-		}
-
+		// The handshake's report, on the URI's own channels.
 		function on_report(report) {
-			var lost = [];
-			for (var label in report) {
-				if (Object.prototype.hasOwnProperty.call(report, label) && report[label]) {
-					remember(label, report[label].id === undefined ? null : report[label].id);
-					if (report[label].recovered === false) {
-						lost.push(label);
-					}
-				}
-			}
-			if (lost.length) {
+			var lost = positions.apply_report(uri_facility, report);
+			if (lost.length && control) {
+				callback('not_recovered', lost, uri_facility);
+			} else if (lost.length) {
 				callback('not_recovered', lost);
 			}
 		}
@@ -391,14 +963,14 @@
 				}
 				present[label] = Object.create(null);
 				for (var user in body.users) {
-					if (Object.prototype.hasOwnProperty.call(body.users, user)) {
+					if (has_own.call(body.users, user)) {
 						present[label][user] = true;
 					}
 				}
 				return callback('presence', label, body.users, body.anonymous || 0);
 			}
 			var users = present[label] = present[label] || Object.create(null);
-			var known = Object.prototype.hasOwnProperty.call(users, body.user);
+			var known = has_own.call(users, body.user);
 			// Events are set operations: a join or leave the snapshot already showed changes nothing.
 			if (body.event === 'join' && !known) {
 				users[body.user] = true;
@@ -421,14 +993,21 @@
 			}
 			console.warn('WS4Redis: closing connection to ' + opts.uri +
 				' after ' + missed_heartbeats + ' missed heartbeats');
+			abandon('missed heartbeats', 1006);
+		}
+
+		// Close the socket and leave it (a dead peer may never finish the
+		// closing handshake): its late events are ignored, and the client
+		// goes on as after an unexpected close with `code` and `reason`.
+		function abandon(reason, code) {
 			var sock = ws;
-			ws = null;  // abandon it: its late events are ignored
+			ws = null;
 			try {
 				sock.close();
 			} catch (err) {
 				// nothing more can be done with this socket
 			}
-			disconnect({type: 'close', code: 1006, wasClean: false, reason: 'missed heartbeats'});
+			disconnect({type: 'close', code: code, wasClean: false, reason: reason});
 		}
 
 		function stop_heartbeat() {
@@ -441,6 +1020,9 @@
 		// The single path for every end of a connection (or connection attempt).
 		function disconnect(evt) {
 			stop_heartbeat();
+			if (control) {
+				control.on_close();
+			}
 			callback('disconnected', evt);
 			if (!closed_by_user) {
 				schedule_reconnect();
@@ -464,11 +1046,30 @@
 			return ws ? ws.readyState : CLOSED;
 		}
 
+		function control_only(name) {
+			if (!control) {
+				throw new Error('WS4Redis: ' + name + '() needs the option control: true');
+			}
+			return control;
+		}
+
 		this.send_message = function (message) {
 			if (!ws) {
 				throw new Error('WS4Redis: not connected');
 			}
 			ws.send(message);
+		};
+
+		this.subscribe = function (facility, audiences, on_message) {
+			return control_only('subscribe').subscribe(facility, audiences, on_message);
+		};
+
+		this.unsubscribe = function (facility, audiences) {
+			return control_only('unsubscribe').unsubscribe(facility, audiences);
+		};
+
+		this.publish = function (facility, audience, data) {
+			return control_only('publish').publish(facility, audience, data);
 		};
 
 		this.close = function () {
@@ -478,6 +1079,9 @@
 				reconnect_timer = null;
 			}
 			stop_heartbeat();
+			if (control) {
+				control.close();
+			}
 			if (ws && (ws.readyState === CONNECTING || ws.readyState === OPEN)) {
 				ws.close();
 			}
