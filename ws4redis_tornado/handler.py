@@ -370,11 +370,11 @@ class RedisWebSocketHandler(WebSocketHandler):
     def _refuse(self, status: int, text: str) -> None:
         log_event(
             "deny",
-            socket=self.socket_number,
             peer=self.request.remote_ip,
             status=status,
             reason=text,
             path=self.request.path,
+            socket=self.socket_number,
         )
         self.set_status(status, reason=_reason_phrase(text))
         self.set_header("Content-Type", "text/plain; charset=utf-8")
@@ -418,7 +418,7 @@ class RedisWebSocketHandler(WebSocketHandler):
         self._opened_at = IOLoop.current().time()
         self._peer = self.request.remote_ip or ""
         channels = len(self.subscriber.subscribe_channels) if self.subscriber else 0
-        log_event("connect", socket=self.socket_number, peer=self._peer, facility=self._facility, channels=channels)
+        log_event("connect", peer=self._peer, facility=self._facility, channels=channels, socket=self.socket_number)
         if not control:
             # A control socket's hooks read the request again for every subscribe and publish.
             self._forget_handshake()
@@ -548,7 +548,7 @@ class RedisWebSocketHandler(WebSocketHandler):
             self._pong_pending = True
             self.send_frame(PING_FRAME)
         elif action == "close":
-            log_event("ping_timeout", socket=self.socket_number, peer=self._peer, facility=self._facility)
+            log_event("ping_timeout", peer=self._peer, facility=self._facility, socket=self.socket_number)
             self.close(reason="ping timed out")
 
     def on_pong(self, data: bytes) -> None:
@@ -584,9 +584,9 @@ class RedisWebSocketHandler(WebSocketHandler):
             "rate_limited",
             logging.WARNING,
             message=f"closing {self._peer}: sending faster than {rate} frames/s",
-            socket=self.socket_number,
             peer=self._peer,
             rate=rate,
+            socket=self.socket_number,
         )
         self.broker.metrics.rate_limit_closes += 1
         self.close(CloseCode.POLICY_VIOLATION, "sending too fast")
@@ -602,11 +602,11 @@ class RedisWebSocketHandler(WebSocketHandler):
             self.broker.metrics.closes[1006 if code is None else code] += 1
             log_event(
                 "close",
-                socket=self.socket_number,
                 peer=self._peer,
                 facility=self._facility,
                 code=code,
                 seconds=round(IOLoop.current().time() - self._opened_at, 3),
+                socket=self.socket_number,
             )
 
     def on_finish(self) -> None:
@@ -801,9 +801,9 @@ class RedisWebSocketHandler(WebSocketHandler):
             "slow_consumer",
             logging.WARNING,
             message=f"closing {self._peer}: it stopped reading and has more than {queued} bytes queued",
-            socket=self.socket_number,
             peer=self._peer,
             queued=queued,
+            socket=self.socket_number,
         )
         # Let the close frame through the full buffer; Tornado aborts if the peer never answers.
         self.ws_connection.stream.max_write_buffer_size = None
