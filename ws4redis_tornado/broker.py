@@ -372,16 +372,19 @@ class Broker:
 
     # -- commands -------------------------------------------------------------------------------
 
-    async def publish(self, channels: Sequence[str], payload: bytes, *, expire: int = 0) -> list[int]:
+    async def publish(
+        self, channels: Sequence[str], payload: bytes, *, expire: int = 0, sharded: bool | None = None
+    ) -> list[int]:
         """PUBLISH ``payload`` to each channel and, if ``expire`` > 0, persist it there (SETEX).
 
         All commands go in one pipelined round trip. Returns the receiver count of each channel.
+        ``sharded`` False publishes with plain PUBLISH even with ``Config.redis_sharded_pubsub``.
         """
         if not channels:
             return []
         client = self._command_client()
         async with self._command_slots:
-            return await apublish_payload(client, channels, payload, config=self.config, expire=expire)
+            return await apublish_payload(client, channels, payload, config=self.config, expire=expire, sharded=sharded)
 
     async def read_last(self, channels: Sequence[str]) -> list[tuple[bytes | None, str | None, bytes | None]]:
         """Each channel's persisted message and its history's last id and payload, in one round trip."""

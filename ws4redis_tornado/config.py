@@ -91,6 +91,9 @@ class Config:
         redis_sentinel_options: connection arguments for the sentinels themselves (e.g. password).
         redis_cluster_nodes: ``(host, port)`` startup nodes of a Redis Cluster, used instead of
             ``redis_url``.
+        redis_sharded_pubsub: in a Redis Cluster (7.0 or later), publish with SPUBLISH and subscribe
+            with SSUBSCRIBE, so that a channel's messages travel through the master owning its slot
+            only (see :mod:`ws4redis_tornado.sharded`); needs ``redis_cluster_nodes``.
         max_persisted_size: largest message, in bytes, that a *client* publishes and that is also
             persisted; a larger one is published but not kept, so that sockets cannot park
             ``max_message_size`` in Redis per channel. Messages from the server side are not capped.
@@ -180,6 +183,15 @@ class Config:
     redis_service_name: str = "mymaster"
     redis_sentinel_options: Mapping[str, Any] = field(default_factory=dict)
     redis_cluster_nodes: tuple[tuple[str, int], ...] = ()
+    redis_sharded_pubsub: bool = setting(
+        False,
+        name="WS4REDIS_SHARDED_PUBSUB",
+        hint=(
+            "Set WS4REDIS_SHARDED_PUBSUB to True to publish and subscribe by slot in a Redis Cluster"
+            " (WS4REDIS_CONNECTION with 'startup_nodes'), or to False."
+        ),
+        check_id="django_bridge.E028",
+    )
     max_persisted_size: int = setting(
         64 * 1024,
         name="WS4REDIS_MAX_PERSISTED_SIZE",
@@ -327,6 +339,7 @@ class Config:
         if self.redis_sentinels and self.redis_cluster_nodes:
             expected = "empty when redis_sentinels is given"
             _fail("redis_cluster_nodes", self.redis_cluster_nodes, expected, related=("redis_sentinels",))
+        self._check_sharded_pubsub()
         if not isinstance(self.redis_service_name, str) or not self.redis_service_name:
             _fail("redis_service_name", self.redis_service_name, "the name of the master Sentinel monitors")
         if not isinstance(self.redis_sentinel_options, Mapping):
@@ -387,6 +400,19 @@ class Config:
         netloc = parts.netloc.rsplit("@", 1)[1]
         user = f"{parts.username}:***@" if parts.username else ":***@"
         return parts._replace(netloc=user + netloc).geturl()
+
+    def _check_sharded_pubsub(self) -> None:
+        if not isinstance(self.redis_sharded_pubsub, bool):
+            _fail("redis_sharded_pubsub", self.redis_sharded_pubsub, "True or False")
+        if self.redis_sharded_pubsub and not self.redis_cluster_nodes:
+            # Sharded pub/sub exists only in a Cluster; a single Redis or Sentinel has no slots.
+            _fail(
+                "redis_sharded_pubsub",
+                True,
+                "False unless redis_cluster_nodes names a Redis Cluster",
+                problem="needs a Redis Cluster: redis_cluster_nodes is empty",
+                related=("redis_cluster_nodes",),
+            )
 
     def _check_metrics(self) -> None:
         if self.metrics_url is not None:

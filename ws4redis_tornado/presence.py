@@ -136,6 +136,7 @@ class PresenceTracker:
         self._client = client
         self._slots = slots
         self._expiry_ms = int(config.presence_interval * EXPIRY_INTERVALS * 1000)
+        self._sharded = config.redis_sharded_pubsub
         # channel -> user -> sockets here ('' for anonymous ones)
         self._sockets: dict[str, dict[str, int]] = {}
         # (channel, user) -> whether the user was present here when last written: what to write next.
@@ -210,7 +211,7 @@ class PresenceTracker:
                 if (sockets > 0) != was_present:
                     commands.append(
                         redis_commands.presence_change_command(
-                            channel, self.process, user, sockets, expiry_ms=self._expiry_ms
+                            channel, self.process, user, sockets, expiry_ms=self._expiry_ms, sharded=self._sharded
                         )
                     )
             await self._send(commands)
@@ -241,7 +242,9 @@ class PresenceTracker:
         commands = []
         for channel, counts in list(self._sockets.items()):
             commands.append(
-                redis_commands.presence_refresh_command(channel, self.process, counts, expiry_ms=self._expiry_ms)
+                redis_commands.presence_refresh_command(
+                    channel, self.process, counts, expiry_ms=self._expiry_ms, sharded=self._sharded
+                )
             )
             if not counts:
                 del self._sockets[channel]
@@ -256,7 +259,9 @@ class PresenceTracker:
         async with self._writes:
             await self._flush_changes()
             commands = [
-                redis_commands.presence_change_command(channel, self.process, user, 0, expiry_ms=self._expiry_ms)
+                redis_commands.presence_change_command(
+                    channel, self.process, user, 0, expiry_ms=self._expiry_ms, sharded=self._sharded
+                )
                 for channel, counts in self._sockets.items()
                 for user in counts
             ]

@@ -77,6 +77,7 @@ def publish(
             expire=expire,
             history_size=config.history_size,
             history_ttl=config.history_seconds,
+            sharded=config.redis_sharded_pubsub,
         )
 
 
@@ -94,9 +95,19 @@ async def apublish(
 
 
 async def apublish_payload(
-    client: AsyncCommandClient, channels: Sequence[str], payload: bytes, *, config: Config, expire: int
+    client: AsyncCommandClient,
+    channels: Sequence[str],
+    payload: bytes,
+    *,
+    config: Config,
+    expire: int,
+    sharded: bool | None = None,
 ) -> list[int]:
-    """:func:`apublish` for a payload already encoded for Redis (:attr:`RedisMessage.payload`)."""
+    """:func:`apublish` for a payload already encoded for Redis (:attr:`RedisMessage.payload`).
+
+    ``sharded`` None publishes as ``config.redis_sharded_pubsub`` says; False publishes with plain
+    PUBLISH whatever it says, as the control channel must reach every process.
+    """
     with redis_commands.unavailable_on_error("publish", address=config.redis_address):
         return await redis_commands.apublish(
             client,
@@ -105,6 +116,7 @@ async def apublish_payload(
             expire=expire,
             history_size=config.history_size,
             history_ttl=config.history_seconds,
+            sharded=config.redis_sharded_pubsub if sharded is None else sharded,
         )
 
 

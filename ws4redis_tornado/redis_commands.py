@@ -108,6 +108,20 @@ return reply
 # -- pure: the commands and their replies ---------------------------------------------------------
 
 
+def publish_verb(*, sharded: bool) -> str:
+    """The command that publishes to a websocket channel: SPUBLISH with sharded pub/sub, else PUBLISH."""
+    return "SPUBLISH" if sharded else "PUBLISH"
+
+
+@functools.lru_cache(maxsize=16)
+def _script(text: str, *, sharded: bool) -> str:
+    """``text``, publishing with SPUBLISH when ``sharded``: the channel shares its keys' slot.
+
+    The two variants are two scripts, each cached by Redis under its own SHA1.
+    """
+    return text.replace("redis.call('PUBLISH'", "redis.call('SPUBLISH'") if sharded else text
+
+
 # -- presence ---------------------------------------------------------------------------------------
 #
 # Per channel C: a sorted set {C}:ws4redis-presence of process ids, scored by the time (Redis'
@@ -205,13 +219,18 @@ def presence_index(channel: str) -> str:
     return companion_key(channel, "ws4redis-presence")
 
 
-def presence_refresh_command(channel: str, process: str, sockets: Mapping[str, int], *, expiry_ms: int) -> Command:
-    """Replace this process's entry on ``channel`` by ``sockets`` (user -> count), and reap dead processes."""
+def presence_refresh_command(
+    channel: str, process: str, sockets: Mapping[str, int], *, expiry_ms: int, sharded: bool = False
+) -> Command:
+    """Replace this process's entry on ``channel`` by ``sockets`` (user -> count), and reap dead processes.
+
+    ``sharded``: announce the leaves it implies with SPUBLISH.
+    """
     index = presence_index(channel)
     entry = json.dumps(sockets, ensure_ascii=False, separators=(",", ":"))
     return (
         "EVAL",
-        _PRESENCE_REFRESH,
+        _script(_PRESENCE_REFRESH, sharded=sharded),
         2,
         index,
         f"{index}:{process}",
@@ -223,12 +242,17 @@ def presence_refresh_command(channel: str, process: str, sockets: Mapping[str, i
     )
 
 
-def presence_change_command(channel: str, process: str, user: str, sockets: int, *, expiry_ms: int) -> Command:
-    """Record that ``user`` now has ``sockets`` here (0: none), announcing a join or leave if it is one."""
+def presence_change_command(
+    channel: str, process: str, user: str, sockets: int, *, expiry_ms: int, sharded: bool = False
+) -> Command:
+    """Record that ``user`` now has ``sockets`` here (0: none), announcing a join or leave if it is one.
+
+    ``sharded``: announce with SPUBLISH.
+    """
     index = presence_index(channel)
     return (
         "EVAL",
-        _PRESENCE_CHANGE,
+        _script(_PRESENCE_CHANGE, sharded=sharded),
         2,
         index,
         f"{index}:{process}",
@@ -299,19 +323,27 @@ def _sha1(script: str) -> str:
 
 
 def publish_commands(
-    channels: Sequence[str], payload: bytes, *, expire: int, history_size: int = 0, history_ttl: int = 0
+    channels: Sequence[str],
+    payload: bytes,
+    *,
+    expire: int,
+    history_size: int = 0,
+    history_ttl: int = 0,
+    sharded: bool = False,
 ) -> list[Command]:
     """PUBLISH ``payload`` to each channel and, if ``expire`` > 0, persist it there for that many seconds.
 
     The persisted message lives under the channel's own key, as in ws4redis. With
     ``history_size`` > 0 each channel's message is also appended to its stream, kept for
     ``history_ttl`` seconds, and published carrying the entry's id (one script per channel).
+    ``sharded`` publishes with SPUBLISH instead (see :attr:`Config.redis_sharded_pubsub`).
     """
     if history_size > 0:
+        script = _script(_PUBLISH_WITH_HISTORY, sharded=sharded)
         return [
             (
                 "EVAL",
-                _PUBLISH_WITH_HISTORY,
+                script,
                 2,
                 channel,
                 history_key(channel),
@@ -323,9 +355,10 @@ def publish_commands(
             )
             for channel in channels
         ]
+    verb = publish_verb(sharded=sharded)
     commands: list[Command] = []
     for channel in channels:
-        commands.append(("PUBLISH", channel, payload))
+        commands.append((verb, channel, payload))
         if expire > 0:
             commands.append(("SET", channel, payload, "EX", expire))
     return commands
@@ -395,7 +428,8 @@ def unavailable_on_error(action: str, *, address: str) -> Iterator[None]:
 def _pipeline(client: CommandClient | AsyncCommandClient, commands: Sequence[Command]) -> Any:
     pipe = client.pipeline(transaction=False)
     for command in commands:
-        # Not pipe.publish(): redis-py refuses that in a Cluster's pipeline, though PUBLISH works there.
+        # Not pipe.publish(): redis-py refuses that in a Cluster's pipeline, though PUBLISH works there
+        # (and SPUBLISH goes to the node owning the channel's slot).
         pipe.execute_command(*command)
     return pipe
 
@@ -413,6 +447,7 @@ def publish(
     expire: int,
     history_size: int = 0,
     history_ttl: int = 0,
+    sharded: bool = False,
 ) -> list[int]:
     """Send :func:`publish_commands` in one round trip (one per node in a Cluster); return each channel's receivers.
 
@@ -420,7 +455,9 @@ def publish(
     """
     if not channels:
         return []
-    commands = publish_commands(channels, payload, expire=expire, history_size=history_size, history_ttl=history_ttl)
+    commands = publish_commands(
+        channels, payload, expire=expire, history_size=history_size, history_ttl=history_ttl, sharded=sharded
+    )
     return receivers(_pipeline(client, commands).execute(), expire=expire, history_size=history_size)
 
 
@@ -432,11 +469,14 @@ async def apublish(
     expire: int,
     history_size: int = 0,
     history_ttl: int = 0,
+    sharded: bool = False,
 ) -> list[int]:
     """The async twin of :func:`publish`."""
     if not channels:
         return []
-    commands = publish_commands(channels, payload, expire=expire, history_size=history_size, history_ttl=history_ttl)
+    commands = publish_commands(
+        channels, payload, expire=expire, history_size=history_size, history_ttl=history_ttl, sharded=sharded
+    )
     return receivers(await _pipeline(client, commands).execute(), expire=expire, history_size=history_size)
 
 

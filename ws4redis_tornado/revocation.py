@@ -99,7 +99,8 @@ async def close_sockets(broker: Broker, *, users: Iterable[str] = (), sessions: 
         BrokerUnavailable: Redis cannot be reached.
     """
     payload = close_command(users=users, sessions=sessions)
-    (receivers,) = await broker.publish([control_channel(broker.config.prefix)], payload)
+    # Plain PUBLISH even with sharded pub/sub: every process subscribes the control channel.
+    (receivers,) = await broker.publish([control_channel(broker.config.prefix)], payload, sharded=False)
     return receivers
 
 

@@ -42,6 +42,7 @@ def test_normalisation():
         ("handshake_timeout", 0),
         ("handshake_timeout", None),
         ("health_detail", "yes"),
+        ("redis_sharded_pubsub", "yes"),
     ],
 )
 def test_wrong_values_name_the_setting(name, value):
@@ -82,6 +83,16 @@ def test_ping_timeout_may_not_exceed_the_interval():
     assert (info.value.field, info.value.related) == ("ping_timeout", ("ping_interval",))
     assert info.value.problem == "is longer than ping_interval (5)"
     assert Config(ping_interval=0, ping_timeout=10).ping_timeout == 10
+
+
+def test_sharded_pubsub_needs_a_cluster():
+    for elsewhere in ({}, {"redis_sentinels": [("127.0.0.1", 26379)]}):
+        with pytest.raises(ConfigurationError, match="redis_sharded_pubsub") as info:
+            Config(redis_sharded_pubsub=True, **elsewhere)
+        assert (info.value.field, info.value.related) == ("redis_sharded_pubsub", ("redis_cluster_nodes",))
+        assert info.value.problem == "needs a Redis Cluster: redis_cluster_nodes is empty"
+    assert Config(redis_cluster_nodes=[("127.0.0.1", 7000)], redis_sharded_pubsub=True).redis_sharded_pubsub
+    assert Config().redis_sharded_pubsub is False
 
 
 def test_each_setting_is_declared_once_with_a_hint_naming_it_and_its_own_check_id():
