@@ -8,6 +8,10 @@ again and logs the recovery.
 
 The pub/sub connection is a bare redis-py ``Connection`` rather than a ``PubSub`` object: the broker
 owns the list of channels, the reconnection and the resubscription, so they happen exactly once.
+
+With ``Config.redis_sharded_pubsub`` the channels are subscribed by slot instead, one connection per
+Cluster master (:mod:`~ws4redis_tornado.sharded`); the plain connection then carries the control
+channel alone. Messages from either reach the listeners through the same :meth:`Broker._dispatch`.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from .presence import Presence, PresenceEvent, PresenceTracker
 from .publisher import apublish_payload, aread_presence
 from .redis_commands import CONNECTION_ERRORS, PRESENCE_MARKER
 from .revocation import Revocations, control_channel
+from .sharded import BrokerHooks, ShardedSubscriptions
 
 __all__ = ["Broker", "Delivery", "Listener"]
 
@@ -137,6 +142,20 @@ class Broker:
         self._control_key = control_channel(config.prefix).encode()
         self.revocations = Revocations()
         self.presence = PresenceTracker(config, self._command_client, self._command_slots)
+        self._sharded = (
+            ShardedSubscriptions(config, self._topology, self._hooks()) if config.redis_sharded_pubsub else None
+        )
+
+    def _hooks(self) -> BrokerHooks:
+        return BrokerHooks(
+            dispatch=self._dispatch,
+            confirm=self._confirm,
+            expect=self._expect,
+            # A reply that will never come settles its count as one that came: the same step.
+            abandon=self._confirm,
+            wanted=self._listeners.__contains__,
+            lost=self._tell_lost,
+        )
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -151,6 +170,8 @@ class Broker:
             await self._commands.ping()
             await self._pubsub.connect()
             await self._subscribe_control()
+            if self._sharded is not None:
+                await self._sharded.start()
         except CONNECTION_ERRORS as exc:
             await self._close_connections()
             raise redis_commands.unavailable(exc, address=self.config.redis_address) from exc
@@ -180,6 +201,8 @@ class Broker:
             # While the connections are up: this process's users leave presence now, not at expiry.
             await self.presence.aclose()
         self._closed = True
+        if self._sharded is not None:
+            await self._sharded.aclose()
         for task in (self._reader, self._writer, self._probe, *self._tasks):
             if task is not None:
                 task.cancel()
@@ -211,8 +234,13 @@ class Broker:
 
     @property
     def connected(self) -> bool:
-        """Whether the pub/sub connection is up right now."""
-        return self._connected
+        """Whether the pub/sub connection is up right now (with sharded pub/sub: every one of them)."""
+        return self._connected and (self._sharded is None or self._sharded.connected)
+
+    @property
+    def sharded_connection_count(self) -> int:
+        """How many Cluster masters this process subscribes channels on with sharded pub/sub (else 0)."""
+        return 0 if self._sharded is None else self._sharded.connection_count
 
     @property
     def channel_count(self) -> int:
@@ -290,7 +318,10 @@ class Broker:
             for key in new:
                 self._confirmed[key] = loop.create_future()
                 self._unconfirmed[key] = self._unconfirmed.get(key, 0) + 1
-            self._queue_command("SUBSCRIBE", new)
+            if self._sharded is not None:
+                self._sharded.subscribe(new)
+            else:
+                self._queue_command("SUBSCRIBE", new)
         waiting = [self._confirmed[key] for key in keys if key in self._confirmed]
         if not waiting:
             return
@@ -320,7 +351,10 @@ class Broker:
                 # a listener that joins again before it arrives: its count stays.
                 self._release_waiters(key)
         if gone:
-            self._queue_command("UNSUBSCRIBE", gone)
+            if self._sharded is not None:
+                self._sharded.unsubscribe(gone)
+            else:
+                self._queue_command("UNSUBSCRIBE", gone)
 
     def _queue_command(self, command: str, keys: Sequence[bytes]) -> None:
         # Commands are queued synchronously, so they reach Redis in the order they were asked
@@ -352,6 +386,12 @@ class Broker:
             self._unconfirmed[key] = remaining
             return
         self._forget_confirmation(key)
+
+    def _expect(self, key: bytes) -> None:
+        """One more SUBSCRIBE reply is on its way for ``key``, sent without :meth:`subscribe`: wait for it too."""
+        self._unconfirmed[key] = self._unconfirmed.get(key, 0) + 1
+        if key not in self._confirmed:
+            self._confirmed[key] = asyncio.get_running_loop().create_future()
 
     def _release_waiters(self, key: bytes) -> None:
         future = self._confirmed.pop(key, None)
@@ -506,7 +546,9 @@ class Broker:
                 extra=_event("redis_down", address=self.config.redis_address, error=str(exc)),
             )
             self.metrics.redis_lost(asyncio.get_running_loop().time())
-            self._tell_lost()
+            if self._sharded is None:
+                # With sharded pub/sub this connection carries no socket's channel.
+                self._tell_lost()
         else:
             logger.debug("redis at %s still unreachable: %s", self.config.redis_address, exc)
         self._connected = False
@@ -515,9 +557,11 @@ class Broker:
         await self._pubsub.disconnect()
         await asyncio.sleep(delay)
 
-    def _tell_lost(self) -> None:
+    def _tell_lost(self, keys: Iterable[bytes] | None = None) -> None:
+        """Tell the listeners of ``keys`` (None: of every channel) that messages may have been missed."""
         # Once per loss, not per retry: what was published meanwhile never reaches the sockets.
-        for listener in {listener for listeners in self._listeners.values() for listener in listeners}:
+        lists = self._listeners.values() if keys is None else (self._listeners.get(key, ()) for key in keys)
+        for listener in {listener for listeners in lists for listener in listeners}:
             lost = getattr(listener, "on_broker_lost", None)
             if lost is None:
                 continue
@@ -533,11 +577,13 @@ class Broker:
             self._pubsub = self._topology.pubsub_connection()
             await self._pubsub.connect()
             self._outbox.clear()
-            keys = list(self._listeners)
-            self._unconfirmed = dict.fromkeys(keys, 1)
-            for key in list(self._confirmed):
-                if key not in self._unconfirmed:
-                    self._forget_confirmation(key)
+            # With sharded pub/sub the channels are on their own connections: the control channel only.
+            keys = list(self._listeners) if self._sharded is None else []
+            if self._sharded is None:
+                self._unconfirmed = dict.fromkeys(keys, 1)
+                for key in list(self._confirmed):
+                    if key not in self._unconfirmed:
+                        self._forget_confirmation(key)
             await self._pubsub.send_command("SUBSCRIBE", self._control_key, *keys)
             self._connected = True
         self.metrics.redis_back(asyncio.get_running_loop().time())
@@ -554,7 +600,7 @@ class Broker:
             self._answer_pong(response)
             return
         kind = response[0]
-        if kind == b"message":
+        if kind == b"message" or kind == b"smessage":
             listeners = self._listeners.get(response[1])
             if not listeners:
                 if response[1] == self._control_key:

@@ -4,7 +4,9 @@
 describes, the command clients (asyncio for the broker; synchronous or asyncio for the Django
 publisher) and, for each (re)connection of the broker, a fresh pub/sub connection. Failover is
 followed by asking again: Sentinel names the current master on each connect, and a Cluster's
-plain pub/sub reaches every node, so the broker may subscribe on whichever node answers. What
+plain pub/sub reaches every node, so the broker may subscribe on whichever node answers. With
+sharded pub/sub each channel is subscribed on its slot's master, through
+:meth:`RedisTopology.node_pubsub_connection`. What
 the command clients send is in :mod:`ws4redis_tornado.redis_commands`.
 """
 
@@ -166,6 +168,15 @@ class RedisTopology:
         if urlsplit(self.config.redis_url).scheme != "unix":
             options.update(_KEEPALIVE)
         return connection_from_url(self.config.redis_url, **options)
+
+    def node_pubsub_connection(self, host: str, port: int) -> PubSubConnection:
+        """A new, unconnected pub/sub connection to one node of the Cluster, for sharded pub/sub.
+
+        :mod:`~ws4redis_tornado.sharded` opens one per master owning a channel, and reads the slot map
+        through a short-lived one.
+        """
+        options = {**self._options, **_PUBSUB_OPTIONS}
+        return node_connection(host, port, **_without_cluster_only(options), **_KEEPALIVE)
 
     # -- closing ------------------------------------------------------------------------------
 

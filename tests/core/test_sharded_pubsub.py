@@ -7,15 +7,23 @@ plain SUBSCRIBE. The control channel stays on plain pub/sub.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import itertools
 from collections.abc import AsyncIterator
 
 import pytest
+import redis.asyncio as aredis
+import websockets
 from redis.asyncio.connection import Connection
 
 from ws4redis_tornado import Config
+from ws4redis_tornado.channels import Principal
+from ws4redis_tornado.embedded import free_port
+from ws4redis_tornado.frames import CloseCode
 from ws4redis_tornado.history import split_id
 from ws4redis_tornado.publisher import Publisher
+from ws4redis_tornado.revocation import close_sockets
 
 from ..redis_topologies import HOST, ClusterSetup
 from ..utils import MS, wait_until, within
@@ -115,3 +123,182 @@ async def wait_for_numsub(node_port: int, channel: str, expected: int, *, sharde
         await wait_until(counted, step=10 * MS, what=f"{expected} subscribers of {channel} on {node_port}")
     finally:
         await connection.disconnect()
+
+
+# -- subscribing: sockets on a server whose broker subscribes by slot ---------------------------------
+
+
+async def as_alice(request) -> Principal:
+    return Principal(user="alice")
+
+
+def facilities_by_master(cluster: ClusterSetup, prefix: str, per_master: int = 1) -> dict[int, list[str]]:
+    """Facilities whose broadcast channels land ``per_master`` on each master: master port -> facilities."""
+    found: dict[int, list[str]] = {node.port: [] for node in cluster.nodes}
+    for i in itertools.count():
+        facility = f"news{i}"
+        owner = cluster.master_of(f"{prefix}:broadcast:{facility}").port
+        if len(found[owner]) < per_master:
+            found[owner].append(facility)
+        if all(len(facilities) == per_master for facilities in found.values()):
+            return found
+    raise AssertionError("unreachable")
+
+
+async def connections_by_node(cluster: ClusterSetup, client_name: str) -> dict[int, tuple[int, int]]:
+    """Per live node: (plain pub/sub connections, sharded pub/sub connections) named ``client_name``."""
+    counts = {}
+    for node in cluster.processes:
+        if not node.alive:
+            continue
+        async with aredis.Redis(host=HOST, port=node.port) as client:
+            connections = [c for c in await client.client_list() if c.get("name") == client_name]
+        counts[node.port] = (
+            sum(1 for c in connections if int(c["sub"]) > 0),
+            sum(1 for c in connections if int(c["ssub"]) > 0),
+        )
+    return counts
+
+
+class TestSubscribing:
+    @pytest.fixture
+    def redis_url(self) -> str:
+        """Nothing listens here: the broker must use the cluster, never ``redis_url``."""
+        return f"redis://{HOST}:{free_port()}/0"
+
+    @pytest.fixture
+    def config_options(self, cluster) -> dict:
+        return {"redis_cluster_nodes": cluster.addresses, "redis_sharded_pubsub": True, "reconnect_max_delay": 0.2}
+
+    @pytest.fixture
+    def app_options(self) -> dict:
+        return {"process_request": as_alice}
+
+    @pytest.mark.gen_test(timeout=40)
+    async def test_sockets_on_every_master_receive_through_one_connection_per_master(
+        self, cluster, config, broker, ws_url
+    ):
+        by_master = facilities_by_master(cluster, config.prefix, per_master=2)
+        facilities = [facility for group in by_master.values() for facility in group]
+        publisher = Publisher(config)
+        async with contextlib.AsyncExitStack() as stack:
+            sockets = {
+                facility: await stack.enter_async_context(websockets.connect(ws_url(facility, "subscribe-broadcast")))
+                for facility in facilities
+            }
+            name = config.redis_options["client_name"]
+            counts = await connections_by_node(cluster, name)
+            # One sharded connection on each master, holding both of its channels; one plain
+            # connection in the whole cluster, for the control channel.
+            assert {port: sharded for port, (_, sharded) in counts.items()} == dict.fromkeys(by_master, 1)
+            assert sum(plain for plain, _ in counts.values()) == 1
+            assert broker.sharded_connection_count == 3
+            for port, group in by_master.items():
+                for facility in group:
+                    await wait_for_numsub(port, f"{config.prefix}:broadcast:{facility}", 1)
+            for facility in facilities:
+                assert await publisher.apublish(facility, f"to {facility}", broadcast=True) == 1
+            for facility, ws in sockets.items():
+                assert await within(ws.recv()) == f"to {facility}"
+            # A socket publishes by slot too.
+            async with websockets.connect(ws_url(facilities[0], "publish-broadcast")) as speaker:
+                await speaker.send("spoken")
+                assert await within(sockets[facilities[0]].recv()) == "spoken"
+        await publisher.aclose()
+        for port, group in by_master.items():
+            for facility in group:
+                await wait_for_numsub(port, f"{config.prefix}:broadcast:{facility}", 0)
+        await wait_until(lambda: broker.sharded_connection_count == 0, what="no sharded connection left")
+
+    @pytest.mark.gen_test(timeout=30)
+    async def test_a_master_owning_none_of_the_channels_gets_no_connection(self, cluster, config, broker, ws_url):
+        by_master = facilities_by_master(cluster, config.prefix, per_master=2)
+        port, facilities = next(iter(by_master.items()))
+        async with (
+            websockets.connect(ws_url(facilities[0], "subscribe-broadcast")),
+            websockets.connect(ws_url(facilities[1], "subscribe-broadcast")),
+        ):
+            counts = await connections_by_node(cluster, config.redis_options["client_name"])
+            assert {p for p, (_, sharded) in counts.items() if sharded} == {port}
+            assert counts[port][1] == 1
+            assert broker.sharded_connection_count == 1
+
+    @pytest.mark.gen_test(timeout=30)
+    async def test_a_channel_subscribed_again_at_once_waits_for_its_own_reply(self, cluster, config, broker):
+        port = cluster.nodes[0].port
+        kept, facility = facilities_by_master(cluster, config.prefix, per_master=2)[port]
+        channel = f"{config.prefix}:broadcast:{facility}"
+        keeper, first, second = Listener(), Listener(), Listener()
+        # Another channel on the same master keeps its connection open throughout.
+        await broker.subscribe(keeper, [f"{config.prefix}:broadcast:{kept}"])
+        joining = asyncio.ensure_future(broker.subscribe(first, [channel]))
+        await asyncio.sleep(0)  # its SSUBSCRIBE is queued
+        # Leave and join again before Redis answers: the first reply must not confirm the join,
+        # which waits for the SSUBSCRIBE sent after the SUNSUBSCRIBE.
+        broker.unsubscribe(first, [channel])
+        await broker.subscribe(second, [channel])
+        await within(joining)
+        async with aredis.Redis(host=HOST, port=port) as client:
+            assert (await client.execute_command("PUBSUB", "SHARDNUMSUB", channel))[1] == 1
+        publisher = Publisher(config)
+        try:
+            assert await publisher.apublish(facility, "heard", broadcast=True) == 1
+            await wait_until(lambda: second.messages == [b"heard"])
+            assert first.messages == []
+        finally:
+            await publisher.aclose()
+        broker.unsubscribe(second, [channel])
+        await wait_for_numsub(port, channel, 0)
+        assert broker.sharded_connection_count == 1
+
+    @pytest.mark.gen_test(timeout=30)
+    async def test_the_control_channel_stays_plain_and_closes_sockets(self, cluster, config, broker, ws_url):
+        [facility] = facilities_by_master(cluster, config.prefix)[cluster.nodes[1].port]
+        async with websockets.connect(ws_url(facility, "subscribe-broadcast")) as ws:
+            # A plain PUBLISH in a cluster counts the receivers of the node it went to only: no count.
+            await close_sockets(broker, users=["alice"])
+            with pytest.raises(websockets.ConnectionClosed):
+                await within(ws.recv())
+            assert ws.close_code == CloseCode.ACCESS_CHANGED
+
+
+class TestSettingOff:
+    @pytest.fixture
+    def redis_url(self) -> str:
+        return f"redis://{HOST}:{free_port()}/0"
+
+    @pytest.fixture
+    def config_options(self, cluster) -> dict:
+        return {"redis_cluster_nodes": cluster.addresses}
+
+    @pytest.mark.gen_test(timeout=30)
+    async def test_plain_publish_still_reaches_sockets_in_a_cluster(self, cluster, config, broker, ws_url):
+        by_master = facilities_by_master(cluster, config.prefix)
+        facilities = [facility for group in by_master.values() for facility in group]
+        publisher = Publisher(config)
+        async with contextlib.AsyncExitStack() as stack:
+            sockets = [
+                await stack.enter_async_context(websockets.connect(ws_url(facility, "subscribe-broadcast")))
+                for facility in facilities
+            ]
+            counts = await connections_by_node(cluster, config.redis_options["client_name"])
+            assert sum(plain for plain, _ in counts.values()) == 1
+            assert sum(sharded for _, sharded in counts.values()) == 0
+            assert broker.sharded_connection_count == 0
+            for facility in facilities:
+                await publisher.apublish(facility, f"plain {facility}", broadcast=True)
+            assert [await within(ws.recv()) for ws in sockets] == [f"plain {facility}" for facility in facilities]
+        await publisher.aclose()
+
+
+class Listener:
+    """A listener that keeps what it receives."""
+
+    def __init__(self) -> None:
+        self.messages: list[bytes] = []
+
+    def on_broker_message(self, delivery) -> None:
+        self.messages.append(delivery.payload)
+
+    def on_broker_lost(self) -> None:
+        pass
