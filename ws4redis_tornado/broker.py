@@ -541,7 +541,7 @@ class Broker:
                 " retrying with backoff up to %.1fs",
                 self.config.redis_address,
                 exc,
-                len(self._listeners),
+                len(self._listeners) if self._sharded is None else 0,
                 self.config.reconnect_max_delay,
                 extra=_event("redis_down", address=self.config.redis_address, error=str(exc)),
             )

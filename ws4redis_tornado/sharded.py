@@ -134,7 +134,7 @@ class _Request:
 class _Node:
     """One master's connection and the channels subscribed (or to be) on it."""
 
-    __slots__ = ("address", "awaiting", "connection", "keys", "outbox", "ping_outstanding", "reader", "up")
+    __slots__ = ("address", "awaiting", "connection", "keys", "outbox", "ping_outstanding", "reader", "rehoused", "up")
 
     def __init__(self, address: Address, connection: PubSubConnection) -> None:
         self.address = address
@@ -147,6 +147,8 @@ class _Node:
         self.reader: asyncio.Task[None] | None = None
         self.up = False
         self.ping_outstanding = False
+        # Whether channels that lost their node were placed on it: its connecting is a recovery.
+        self.rehoused = False
 
     @property
     def name(self) -> str:
@@ -239,7 +241,7 @@ class ShardedSubscriptions:
             else:
                 self._close(node)
 
-    def _place(self, key: bytes) -> None:
+    def _place(self, key: bytes, *, rehoused: bool = False) -> None:
         assert self._map is not None
         owner = self._map.owner(key_slot(key))
         if owner is None:
@@ -250,6 +252,7 @@ class ShardedSubscriptions:
         if node is None:
             node = self._open(owner)
         node.keys.add(key)
+        node.rehoused |= rehoused
         self._placed[key] = node
         self._queue(node, _SUBSCRIBE, key)
 
@@ -321,6 +324,13 @@ class ShardedSubscriptions:
             node.up = True
             self._delay = _FIRST_RETRY_DELAY
             self._wake.set()
+            if node.rehoused:
+                logger.info(
+                    "connected to redis at %s for sharded pub/sub; subscribing %d channels there again",
+                    node.name,
+                    len(node.keys),
+                    extra=_event("redis_up", address=node.name, channels=len(node.keys), reconnected=True),
+                )
             while True:
                 self._take(node, await self._read(node))
         except asyncio.CancelledError:
@@ -425,14 +435,8 @@ class ShardedSubscriptions:
             homeless, self._homeless = self._homeless, set()
             for key in homeless:
                 # The broker expects one reply each already (see _rehome).
-                self._place(key)
-            if homeless:
-                logger.info(
-                    "subscribed %d channels on their owners: %s",
-                    len(homeless),
-                    ", ".join(sorted({self._placed[key].name for key in homeless if key in self._placed})),
-                    extra=_event("redis_up", channels=len(homeless), reconnected=True),
-                )
+                self._place(key, rehoused=True)
+            logger.debug("placed %d channels on the masters owning their slots", len(homeless))
 
     async def _read_map(self) -> SlotMap:
         errors = []

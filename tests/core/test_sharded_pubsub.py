@@ -10,22 +10,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import redis.asyncio as aredis
 import websockets
 from redis.asyncio.connection import Connection
+from redis.crc import key_slot
 
 from ws4redis_tornado import Config
 from ws4redis_tornado.channels import Principal
 from ws4redis_tornado.embedded import free_port
+from ws4redis_tornado.exceptions import BrokerUnavailable
 from ws4redis_tornado.frames import CloseCode
 from ws4redis_tornado.history import split_id
 from ws4redis_tornado.publisher import Publisher
 from ws4redis_tornado.revocation import close_sockets
 
-from ..redis_topologies import HOST, ClusterSetup
+from ..redis_topologies import HOST, ClusterSetup, RedisProcess
 from ..utils import MS, wait_until, within
 
 
@@ -302,3 +304,129 @@ class Listener:
 
     def on_broker_lost(self) -> None:
         pass
+
+
+# -- following the cluster: failover and slot migration --------------------------------------------
+
+
+@pytest.fixture
+def replicated_cluster() -> Iterator[ClusterSetup]:
+    """Three masters with one replica each, of this test's own, quick to fail over."""
+    setup = ClusterSetup(masters=3, replicas=1, node_timeout_ms=1000).start()
+    yield setup
+    setup.stop()
+
+
+def move_slot(cluster: ClusterSetup, slot: int, source: RedisProcess, target: RedisProcess) -> None:
+    """Migrate ``slot`` with its keys from ``source`` to ``target``, as ``redis-cli --cluster reshard`` does."""
+    source_id, target_id = source.command("CLUSTER", "MYID"), target.command("CLUSTER", "MYID")
+    target.command("CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
+    source.command("CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
+    while keys := source.command("CLUSTER", "GETKEYSINSLOT", slot, 100):
+        source.command("MIGRATE", HOST, target.port, "", 0, 5000, "KEYS", *keys)
+    target.command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+    source.command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+
+
+async def publish_until_heard(publisher: Publisher, facility: str, what: str) -> str:
+    """Publish by slot until the channel's owner counts a subscriber; return the message that it counted."""
+    attempts = itertools.count()
+
+    async def heard() -> str | None:
+        message = f"{what} {next(attempts)}"
+        return message if await publisher.apublish(facility, message, broadcast=True) >= 1 else None
+
+    # A dead master's slots refuse, or name it, until its replica takes over.
+    return await wait_until(heard, 15_000 * MS, step=50 * MS, ignore=(BrokerUnavailable,), what=what)
+
+
+async def recv_until(ws, message: str, *, containing: bool = False) -> None:
+    """Receive until ``message`` (or a frame ``containing`` it, behind its id): earlier frames may come or not."""
+    while True:
+        frame = await within(ws.recv())
+        if frame == message or (containing and message in frame):
+            return
+
+
+class TestFollowingTheCluster:
+    @pytest.fixture
+    def redis_url(self) -> str:
+        return f"redis://{HOST}:{free_port()}/0"
+
+    @pytest.fixture
+    def config_options(self, replicated_cluster) -> dict:
+        return {
+            "redis_cluster_nodes": replicated_cluster.addresses,
+            "redis_sharded_pubsub": True,
+            "reconnect_max_delay": 0.2,
+            "history_size": 10,
+        }
+
+    @pytest.mark.gen_test(timeout=50)
+    async def test_sockets_on_a_killed_masters_channels_hear_again_from_its_replica(
+        self, replicated_cluster, config, broker, ws_url
+    ):
+        cluster = replicated_cluster
+        by_master = facilities_by_master(cluster, config.prefix)
+        killed, survivor = cluster.nodes[0], cluster.nodes[1]
+        [facility], [elsewhere] = by_master[killed.port], by_master[survivor.port]
+        replica = cluster.replica_of(killed)
+        publisher = Publisher(config)
+        try:
+            async with (
+                websockets.connect(ws_url(facility, "subscribe-broadcast")) as plain,
+                websockets.connect(ws_url(facility, "subscribe-broadcast&recover")) as recovering,
+                websockets.connect(ws_url(elsewhere, "subscribe-broadcast&recover")) as unaffected,
+            ):
+                assert await publisher.apublish(facility, "before", broadcast=True) == 1
+                assert await within(plain.recv()) == "before"
+                await asyncio.get_running_loop().run_in_executor(None, killed.kill)
+                # The socket that recovers is told to reconnect; the plain one stays, as before.
+                with pytest.raises(websockets.ConnectionClosed):
+                    while True:
+                        await within(recovering.recv())
+                assert recovering.close_code == CloseCode.SERVICE_RESTART
+                await wait_until(lambda: broker.connected, 15_000 * MS, what="the channel on the promoted replica")
+                message = await publish_until_heard(publisher, facility, "after failover")
+                await recv_until(plain, message)
+                assert cluster.master_of(f"{config.prefix}:broadcast:{facility}") is replica
+                counts = await connections_by_node(cluster, config.redis_options["client_name"])
+                assert counts[replica.port][1] == 1
+                assert sum(sharded for _, sharded in counts.values()) == 2
+                # The other master's sockets lost nothing and were not told to reconnect.
+                assert await publisher.apublish(elsewhere, "still here", broadcast=True) == 1
+                await recv_until(unaffected, "still here", containing=True)
+                assert plain.close_code is None and unaffected.close_code is None
+        finally:
+            await publisher.aclose()
+        await wait_for_numsub(replica.port, f"{config.prefix}:broadcast:{facility}", 0)
+        await wait_until(lambda: broker.sharded_connection_count == 0, what="no sharded connection left")
+
+    @pytest.mark.gen_test(timeout=40)
+    async def test_subscriptions_follow_a_migrated_slot(self, replicated_cluster, config, broker, ws_url):
+        cluster = replicated_cluster
+        source, target = cluster.nodes[0], cluster.nodes[1]
+        [facility] = facilities_by_master(cluster, config.prefix)[source.port]
+        channel = f"{config.prefix}:broadcast:{facility}"
+        publisher = Publisher(config)
+        try:
+            async with websockets.connect(ws_url(facility, "subscribe-broadcast")) as ws:
+                # A persisted message in the slot moves with it.
+                assert await publisher.apublish(facility, "before", broadcast=True) == 1
+                assert await within(ws.recv()) == "before"
+                await asyncio.get_running_loop().run_in_executor(
+                    None, move_slot, cluster, key_slot(channel.encode()), source, target
+                )
+                await wait_for_numsub(target.port, channel, 1)
+                await wait_for_numsub(source.port, channel, 0)
+                assert await publisher.apublish(facility, "after the move", broadcast=True) == 1
+                assert await within(ws.recv()) == "after the move"
+                # The source owns none of the process's channels any more: its connection went.
+                counts = await connections_by_node(cluster, config.redis_options["client_name"])
+                assert (counts[source.port][1], counts[target.port][1]) == (0, 1)
+                assert broker.sharded_connection_count == 1
+                assert ws.close_code is None
+        finally:
+            await publisher.aclose()
+        await wait_for_numsub(target.port, channel, 0)
+        await wait_until(lambda: broker.sharded_connection_count == 0, what="no sharded connection left")
