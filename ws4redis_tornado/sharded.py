@@ -209,8 +209,12 @@ class ShardedSubscriptions:
 
     @property
     def connected(self) -> bool:
-        """Whether every channel is placed on a master whose connection is up."""
-        return not self._homeless and all(node.up for node in self._nodes.values())
+        """Whether no channel is waiting for its master: none homeless, none on a master being reconnected.
+
+        A connection opened for a channel's first socket does not count: handshakes of other
+        channels meanwhile are no reason to answer 503; that socket waits for its confirmation.
+        """
+        return not self._homeless and all(node.up or not node.rehoused for node in self._nodes.values())
 
     @property
     def connection_count(self) -> int:
@@ -394,6 +398,8 @@ class ShardedSubscriptions:
         if not node.keys:
             self._close(node)
         self._schedule_rehousing()
+        # Until it is subscribed on the new owner, what is published there does not reach us.
+        self._hooks.lost([key])
 
     def _refused(self, node: _Node, exc: ResponseError) -> None:
         request = node.awaiting.popleft() if node.awaiting else None

@@ -403,6 +403,30 @@ class TestFollowingTheCluster:
         await wait_until(lambda: broker.sharded_connection_count == 0, what="no sharded connection left")
 
     @pytest.mark.gen_test(timeout=40)
+    async def test_subscriptions_follow_a_manual_failover(self, replicated_cluster, config, broker, ws_url):
+        cluster = replicated_cluster
+        demoted = cluster.nodes[2]
+        [facility] = facilities_by_master(cluster, config.prefix)[demoted.port]
+        channel = f"{config.prefix}:broadcast:{facility}"
+        promoted = cluster.replica_of(demoted)
+        publisher = Publisher(config)
+        try:
+            async with websockets.connect(ws_url(facility, "subscribe-broadcast")) as ws:
+                await wait_for_numsub(demoted.port, channel, 1)
+                promoted.command("CLUSTER", "FAILOVER")
+                await wait_until(lambda: cluster.master_of(channel) is promoted, 10_000 * MS, what="the failover")
+                # The demoted master dropped the subscription; the process subscribed on the new one.
+                await wait_for_numsub(promoted.port, channel, 1)
+                message = await publish_until_heard(publisher, facility, "after the failover")
+                await recv_until(ws, message)
+                counts = await connections_by_node(cluster, config.redis_options["client_name"])
+                assert (counts[promoted.port][1], counts[demoted.port][1]) == (1, 0)
+                assert ws.close_code is None
+        finally:
+            await publisher.aclose()
+        await wait_for_numsub(promoted.port, channel, 0)
+
+    @pytest.mark.gen_test(timeout=40)
     async def test_subscriptions_follow_a_migrated_slot(self, replicated_cluster, config, broker, ws_url):
         cluster = replicated_cluster
         source, target = cluster.nodes[0], cluster.nodes[1]
@@ -410,13 +434,22 @@ class TestFollowingTheCluster:
         channel = f"{config.prefix}:broadcast:{facility}"
         publisher = Publisher(config)
         try:
-            async with websockets.connect(ws_url(facility, "subscribe-broadcast")) as ws:
+            async with (
+                websockets.connect(ws_url(facility, "subscribe-broadcast")) as ws,
+                websockets.connect(ws_url(facility, "subscribe-broadcast&recover")) as recovering,
+            ):
                 # A persisted message in the slot moves with it.
                 assert await publisher.apublish(facility, "before", broadcast=True) == 1
                 assert await within(ws.recv()) == "before"
                 await asyncio.get_running_loop().run_in_executor(
                     None, move_slot, cluster, key_slot(channel.encode()), source, target
                 )
+                # Messages published on the new owner before the subscription got there are lost:
+                # the socket that recovers is told to reconnect.
+                with pytest.raises(websockets.ConnectionClosed):
+                    while True:
+                        await within(recovering.recv())
+                assert recovering.close_code == CloseCode.SERVICE_RESTART
                 await wait_for_numsub(target.port, channel, 1)
                 await wait_for_numsub(source.port, channel, 0)
                 assert await publisher.apublish(facility, "after the move", broadcast=True) == 1
