@@ -183,6 +183,8 @@ class ShardedSubscriptions:
         self._rehousing: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[None]] = set()
         self._delay = _FIRST_RETRY_DELAY
+        # Nodes to ask for the slot map first: one that just gave a slot up knows its new owner.
+        self._hints: list[Address] = []
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -325,6 +327,7 @@ class ShardedSubscriptions:
     async def _read_forever(self, node: _Node) -> None:
         try:
             await node.connection.connect()
+            await self._check_master(node)
             node.up = True
             self._delay = _FIRST_RETRY_DELAY
             self._wake.set()
@@ -344,6 +347,16 @@ class ShardedSubscriptions:
         except Exception as exc:
             logger.exception("unexpected error on the sharded pub/sub connection to %s", node.name)
             self._fail(node, exc)
+
+    async def _check_master(self, node: _Node) -> None:
+        """Fail unless ``node`` is a master: a replica takes SSUBSCRIBE too, so a stale map would go unnoticed.
+
+        A slot map read from a node that has not heard of a failover yet names the demoted master.
+        """
+        await node.connection.send_command("ROLE")
+        role = await node.connection.read_response(timeout=_MAP_TIMEOUT)
+        if not role or role[0] != b"master":
+            raise ConnectionError(f"{node.name} is not a master (ROLE: {role[0] if role else role!r})")
 
     async def _read(self, node: _Node) -> Any:
         """Read one reply; ping when the connection was quiet, and fail if a ping went unanswered."""
@@ -394,6 +407,7 @@ class ShardedSubscriptions:
         if self._placed.get(key) is not node:
             return
         logger.info("channel %r left %s with its slot; subscribing it on the new owner", key, node.name)
+        self._hints.append(node.address)
         self._rehome(node, key)
         if not node.keys:
             self._close(node)
@@ -434,6 +448,7 @@ class ShardedSubscriptions:
             if read_map:
                 try:
                     self._map = await self._read_map()
+                    self._hints.clear()
                 except CONNECTION_ERRORS as exc:
                     logger.debug("no node named the slots' owners: %s", exc)
                     continue
@@ -461,10 +476,10 @@ class ShardedSubscriptions:
         raise ConnectionError(f"no node of the cluster answered CLUSTER SLOTS ({'; '.join(errors)})")
 
     def _map_sources(self) -> list[Address]:
-        """Nodes to ask for the slot map: those connected first, then the known masters, then the startup nodes."""
+        """Nodes to ask for the slot map: hinted, connected, the known masters, then the startup nodes."""
         connected = [address for address, node in self._nodes.items() if node.up]
         known = self._map.masters if self._map is not None else []
-        return list(dict.fromkeys([*connected, *known, *self.config.redis_cluster_nodes]))
+        return list(dict.fromkeys([*self._hints, *connected, *known, *self.config.redis_cluster_nodes]))
 
     # -- the writer ---------------------------------------------------------------------------------
 
