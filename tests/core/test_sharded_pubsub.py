@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -132,6 +133,11 @@ async def wait_for_numsub(node_port: int, channel: str, expected: int, *, sharde
 
 async def as_alice(request) -> Principal:
     return Principal(user="alice")
+
+
+async def as_named(request) -> Principal:
+    """``?as=<name>`` connects as that user."""
+    return Principal(user=request.query_arguments["as"][0].decode())
 
 
 def facilities_by_master(cluster: ClusterSetup, prefix: str, per_master: int = 1) -> dict[int, list[str]]:
@@ -262,6 +268,43 @@ class TestSubscribing:
             with pytest.raises(websockets.ConnectionClosed):
                 await within(ws.recv())
             assert ws.close_code == CloseCode.ACCESS_CHANGED
+
+
+class TestPresence:
+    @pytest.fixture
+    def redis_url(self) -> str:
+        return f"redis://{HOST}:{free_port()}/0"
+
+    @pytest.fixture
+    def config_options(self, cluster) -> dict:
+        return {"redis_cluster_nodes": cluster.addresses, "redis_sharded_pubsub": True, "presence": ("room",)}
+
+    @pytest.fixture
+    def app_options(self) -> dict:
+        return {"process_request": as_named}
+
+    @pytest.mark.gen_test(timeout=30)
+    async def test_joins_and_leaves_travel_by_slot(self, cluster, config, broker, ws_url):
+        channel = f"{config.prefix}:broadcast:room"
+        owner = cluster.master_of(channel)
+        url = ws_url("room", "subscribe-broadcast&presence&as=watcher")
+        async with raw_subscriber(owner.port, "SUBSCRIBE", channel) as classic:
+            async with websockets.connect(url) as watcher:
+                assert json.loads(await within(watcher.recv()))["presence"]["users"] == {}
+                assert json.loads(await within(watcher.recv()))["presence"]["event"] == "join"
+                async with websockets.connect(ws_url("room", "subscribe-broadcast&as=john")):
+                    assert json.loads(await within(watcher.recv()))["presence"] == {
+                        "channel": "broadcast",
+                        "event": "join",
+                        "user": "john",
+                    }
+                assert json.loads(await within(watcher.recv()))["presence"] == {
+                    "channel": "broadcast",
+                    "event": "leave",
+                    "user": "john",
+                }
+            # Announced with SPUBLISH: a plain subscriber heard none of it.
+            assert await next_message(classic, 200 * MS) is None
 
 
 class TestSettingOff:
