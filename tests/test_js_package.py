@@ -4,7 +4,8 @@ files Django serves are the files a bundler installs, with no copy of either.
 ``npm pack`` lists what the package ships; Node and TypeScript resolve it by its name, the way an
 application that installed it does: tests/js/package.json depends on it by path (``file:``), which
 npm links into tests/js/node_modules. TypeScript (a dev dependency there) checks an example that
-uses the whole API, as a bundler and as Node resolve the package, and must refuse wrong calls.
+uses the whole API, as a bundler and as Node resolve the package, and must refuse wrong calls;
+esbuild (another) bundles it as a web application's build would.
 """
 
 from __future__ import annotations
@@ -136,6 +137,50 @@ def test_wrong_calls_do_not_type_check(node_modules: Path, tmp_path: Path, confi
     errors = [line.split(":", 2) for line in result.stdout.splitlines() if ": error TS" in line]
     assert result.returncode != 0
     assert [f"{where}:{code}" for where, code, _ in errors] == WRONG_CALL_ERRORS, result.stdout
+
+
+BUNDLE_ENTRY = """\
+import WS4Redis from 'ws4redis-tornado';
+
+const client = WS4Redis({ uri: 'ws://example.test/ws/', control: true });
+client.subscribe('chat', ['broadcast'], () => {});
+globalThis.bundled = { type: typeof WS4Redis, connecting: client.is_connecting() };
+"""
+BUILD = """
+const { metafile } = require('esbuild').buildSync({
+    entryPoints: ['entry.mjs'], bundle: true, format: 'iife', platform: 'browser',
+    outfile: 'bundle.js', metafile: true, logLevel: 'warning',
+});
+console.log(JSON.stringify(Object.keys(metafile.inputs)));
+"""
+RUN_BUNDLE = """
+const vm = require('node:vm');
+const { readFileSync } = require('node:fs');
+const opened = [];
+class WebSocket {
+    constructor(url, protocols) { opened.push([url, protocols]); this.readyState = 0; }
+}
+const page = vm.createContext({ WebSocket, console });  // a page's globals: no module, no require
+vm.runInContext(readFileSync(process.argv[1], 'utf8'), page);
+console.log(JSON.stringify({ bundled: page.bundled, opened }));
+"""
+
+
+def test_a_bundler_bundles_the_package_into_a_script_that_runs_in_a_page(node_modules: Path, tmp_path: Path) -> None:
+    """esbuild, as a web application's build would, resolves the package by name (its `import`
+    entry point, the ES module, which loads the script) into one file with nothing left to load."""
+    os.symlink(node_modules, tmp_path / "node_modules")
+    (tmp_path / "entry.mjs").write_text(BUNDLE_ENTRY)
+    result = run([tool("node"), "-e", BUILD], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    inputs = json.loads(result.stdout)
+    assert sorted(Path(name).name for name in inputs) == ["entry.mjs", "ws4redis.js", "ws4redis.mjs"]
+    result = run([tool("node"), "-e", RUN_BUNDLE, str(tmp_path / "bundle.js")], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        "bundled": {"type": "function", "connecting": True},
+        "opened": [["ws://example.test/ws/", ["ws4redis.control"]]],
+    }
 
 
 def _without_comments(text: str) -> str:
