@@ -5,7 +5,9 @@
  *     <script src="{% static 'django_bridge/js/ws4redis.js' %}"></script>
  * and use the global `WS4Redis`. It also works as a CommonJS module
  * (`module.exports`), and `ws4redis.mjs` next to it re-exports it as an ES
- * module. Loading it always defines `globalThis.WS4Redis`.
+ * module. Loading it always defines `globalThis.WS4Redis`. This folder is
+ * also the npm package `ws4redis-tornado` (package.json), with TypeScript
+ * declarations of the whole API in ws4redis.d.ts.
  *
  * The API is that of the jQuery client of django-websocket-redis (ws4redis),
  * without the jQuery dependency:
