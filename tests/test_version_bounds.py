@@ -15,8 +15,8 @@ from packaging.utils import canonicalize_name
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SETUP_CFG = REPO_ROOT / "setup.cfg"
 CONSTRAINTS = REPO_ROOT / "constraints" / "lowest.txt"
-# The ranges the matrix proves: the install requirements and the Django extra.
-TESTED_EXTRAS = ("django",)
+# The ranges the matrix proves: the install requirements and the Django and metrics extras.
+TESTED_EXTRAS = ("django", "metrics")
 
 
 def requirement_lines(value: str) -> list[Requirement]:

@@ -80,6 +80,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="N",
         help="channels one socket may subscribe to with the control protocol (default: %(default)s)",
     )
+    parser.add_argument(
+        "--metrics",
+        action="store_true",
+        help="serve Prometheus metrics at /metrics on the websocket port (needs the metrics extra)",
+    )
     parser.add_argument("--demo", action="store_true", help="serve a demo page at / (implies --client-publish)")
     parser.add_argument(
         "--client-publish",
@@ -118,6 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             presence=tuple(args.presence),
             presence_interval=args.presence_interval,
             max_subscriptions=args.max_subscriptions,
+            metrics_url="/metrics" if args.metrics else None,
+            metrics_port=args.metrics_port,
         )
         if embedded:
             print(f"started an embedded redis-server at {embedded.url}", file=sys.stderr)

@@ -27,6 +27,7 @@ from .connections import AsyncCommandClient, RedisTopology
 from .exceptions import BrokerClosed, BrokerUnavailable
 from .history import channel_facility, message_frame, split_id
 from .messages import RedisMessage, decode_payload, encode_frame
+from .metrics import Metrics
 from .presence import Presence, PresenceEvent, PresenceTracker
 from .publisher import apublish_payload, aread_presence
 from .redis_commands import CONNECTION_ERRORS, PRESENCE_MARKER
@@ -108,6 +109,8 @@ class Broker:
         # At most this many commands in flight: the pool never opens more connections than that.
         self._command_slots = asyncio.Semaphore(_COMMAND_CONNECTIONS)
         self._listeners: dict[bytes, set[Listener]] = {}
+        # What this process counts (see metrics.py); the sockets and the frame writer count too.
+        self.metrics = Metrics()
         # SUBSCRIBE replies still expected per key, and the future its subscribers wait on.
         self._unconfirmed: dict[bytes, int] = {}
         self._confirmed: dict[bytes, asyncio.Future[None]] = {}
@@ -421,6 +424,7 @@ class Broker:
         async with self._command_slots:
             # Take the batch only once a connection is free: more requests join meanwhile.
             batch, self._fetches = self._fetches, []
+            self.metrics.persisted_fetches += 1
             keys = list(dict.fromkeys(key for channels, _ in batch for key in channels))
             try:
                 values = await redis_commands.afetch(self._command_client(), keys)
@@ -498,6 +502,7 @@ class Broker:
                 self.config.reconnect_max_delay,
                 extra=_event("redis_down", address=self.config.redis_address, error=str(exc)),
             )
+            self.metrics.redis_lost(asyncio.get_running_loop().time())
             self._tell_lost()
         else:
             logger.debug("redis at %s still unreachable: %s", self.config.redis_address, exc)
@@ -532,10 +537,12 @@ class Broker:
                     self._forget_confirmation(key)
             await self._pubsub.send_command("SUBSCRIBE", self._control_key, *keys)
             self._connected = True
+        self.metrics.redis_back(asyncio.get_running_loop().time())
         logger.info(
             "reconnected to redis at %s; resubscribed %d channels",
             self.config.redis_address,
             len(keys),
+            extra=_event("redis_up", address=self.config.redis_address, channels=len(keys), reconnected=True),
         )
 
     def _dispatch(self, response: Any) -> None:
@@ -561,6 +568,9 @@ class Broker:
                 delivery = Delivery(response[1], payload, stream_id)
             else:
                 delivery = Delivery(response[1], payload)
+            metrics = self.metrics
+            metrics.redis_messages += 1
+            metrics.deliveries += len(listeners)
             # A listener may leave while we iterate (its socket closed on a failed write).
             for listener in tuple(listeners):
                 try:

@@ -9,6 +9,7 @@ system checks from that, so each setting is declared and validated here only.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import math
 import re
 from collections.abc import Mapping
@@ -108,6 +109,12 @@ class Config:
             processes (see :mod:`ws4redis_tornado.presence`); none by default.
         presence_interval: seconds between two rewrites of a process's presence in Redis; a
             process that stops rewriting (it died) is gone from presence three intervals later.
+        metrics_url: the path at which the websocket port serves Prometheus metrics (see
+            :mod:`ws4redis_tornado.prometheus`); None serves none there.
+        metrics_port: a port of its own for the metrics (``metrics_url``, or ``/metrics``); with N
+            processes, process i listens on ``metrics_port + i``. None opens no such port.
+        status_interval: seconds between two reports of a process's state in Redis, for a status
+            page (see :mod:`ws4redis_tornado.status`); 0 writes none.
         max_subscriptions: channels one socket may hold through the control protocol (see
             :mod:`ws4redis_tornado.control`); a group audience counts one per group.
     """
@@ -244,6 +251,33 @@ class Config:
         ),
         check_id="django_bridge.E022",
     )
+    metrics_url: str | None = setting(
+        None,
+        name="WS4REDIS_METRICS_URL",
+        hint=(
+            "Set WS4REDIS_METRICS_URL to the path of the Prometheus metrics, such as '/metrics', outside"
+            " WEBSOCKET_URL, or to None; it needs the metrics extra: pip install 'ws4redis-tornado[metrics]'."
+        ),
+        check_id="django_bridge.E025",
+    )
+    metrics_port: int | None = setting(
+        None,
+        name="WS4REDIS_METRICS_PORT",
+        hint=(
+            "Set WS4REDIS_METRICS_PORT to a port of its own for the Prometheus metrics, such as 9100, or to"
+            " None; it needs the metrics extra: pip install 'ws4redis-tornado[metrics]'."
+        ),
+        check_id="django_bridge.E026",
+    )
+    status_interval: float = setting(
+        10.0,
+        name="WS4REDIS_STATUS_INTERVAL",
+        hint=(
+            "Set WS4REDIS_STATUS_INTERVAL to the number of seconds between two reports of a process's"
+            " state in Redis, such as 10, or to 0 to write none."
+        ),
+        check_id="django_bridge.E027",
+    )
     max_subscriptions: int = setting(
         100,
         name="WS4REDIS_MAX_SUBSCRIPTIONS",
@@ -301,6 +335,8 @@ class Config:
         if not isinstance(self.health_detail, bool):
             _fail("health_detail", self.health_detail, "True or False")
         _check_int("max_subscriptions", self.max_subscriptions, minimum=1)
+        self._check_metrics()
+        _check_number("status_interval", self.status_interval, minimum=0)
         _check_int("history_size", self.history_size, minimum=0)
         if self.history_ttl is not None:
             _check_int("history_ttl", self.history_ttl, minimum=1)
@@ -351,6 +387,24 @@ class Config:
         netloc = parts.netloc.rsplit("@", 1)[1]
         user = f"{parts.username}:***@" if parts.username else ":***@"
         return parts._replace(netloc=user + netloc).geturl()
+
+    def _check_metrics(self) -> None:
+        if self.metrics_url is not None:
+            url = self.metrics_url
+            if not isinstance(url, str) or not url.startswith("/") or url.startswith(self.websocket_url):
+                _fail("metrics_url", url, f"a path starting with '/' outside websocket_url ({self.websocket_url})")
+        if self.metrics_port is not None:
+            _check_int("metrics_port", self.metrics_port, minimum=1)
+            if self.metrics_port > 65535:
+                _fail("metrics_port", self.metrics_port, "a port number from 1 to 65535")
+        wanted = "metrics_url" if self.metrics_url is not None else "metrics_port" if self.metrics_port else None
+        if wanted is not None and importlib.util.find_spec("prometheus_client") is None:
+            _fail(
+                wanted,
+                getattr(self, wanted),
+                "None, or prometheus_client installed: pip install 'ws4redis-tornado[metrics]'",
+                problem="needs prometheus_client, which is not installed",
+            )
 
 
 def _fail(

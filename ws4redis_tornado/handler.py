@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import inspect
+import itertools
 import logging
 from collections.abc import Awaitable, Callable, Iterable, MutableSet
 from concurrent.futures import Executor
@@ -66,6 +67,9 @@ _NO_HEADERS = HTTPHeaders()
 _NOTHING_ASKED = Subscription()
 
 
+# Numbers the handshakes of this process: the ``socket`` field ties one socket's events together.
+_SOCKET_NUMBERS = itertools.count(1)
+
 NOT_A_WEBSOCKET = "this URL serves websockets; send a GET with Upgrade: websocket"
 # Copies of its own messages a socket without echo waits for, at most.
 _MAX_OWN_ECHOES = 64
@@ -111,6 +115,7 @@ class RedisWebSocketHandler(WebSocketHandler):
         "process_request",
         "sent_close_code",
         "session_key",
+        "socket_number",
         "sockets",
         "subscriber",
         "subscriber_class",
@@ -176,6 +181,8 @@ class RedisWebSocketHandler(WebSocketHandler):
         self.session_key: str | None = None
         # The code of the close frame this server sent (set by StrictProtocol), if it sent one.
         self.sent_close_code: int | None = None
+        # Named ``socket`` in this socket's log events, from its handshake to its close.
+        self.socket_number = next(_SOCKET_NUMBERS)
 
     # -- settings Tornado asks the handler for --------------------------------------------------
 
@@ -361,7 +368,14 @@ class RedisWebSocketHandler(WebSocketHandler):
         return await self.call_hook(self.allowed_facility, request, facility) is True
 
     def _refuse(self, status: int, text: str) -> None:
-        log_event("deny", peer=self.request.remote_ip, status=status, reason=text, path=self.request.path)
+        log_event(
+            "deny",
+            peer=self.request.remote_ip,
+            status=status,
+            reason=text,
+            path=self.request.path,
+            socket=self.socket_number,
+        )
         self.set_status(status, reason=_reason_phrase(text))
         self.set_header("Content-Type", "text/plain; charset=utf-8")
         self.finish(text + "\n")
@@ -404,7 +418,7 @@ class RedisWebSocketHandler(WebSocketHandler):
         self._opened_at = IOLoop.current().time()
         self._peer = self.request.remote_ip or ""
         channels = len(self.subscriber.subscribe_channels) if self.subscriber else 0
-        log_event("connect", peer=self._peer, facility=self._facility, channels=channels)
+        log_event("connect", peer=self._peer, facility=self._facility, channels=channels, socket=self.socket_number)
         if not control:
             # A control socket's hooks read the request again for every subscribe and publish.
             self._forget_handshake()
@@ -474,6 +488,8 @@ class RedisWebSocketHandler(WebSocketHandler):
             self._forget_own_echoes(echoes)
             logger.warning("closing %s: %s", self._peer, exc)
             self.close(CloseCode.TRY_AGAIN_LATER, "redis is unavailable; message not published")
+            return
+        self.broker.metrics.client_publishes += 1
 
     def _expire_for(self, payload: bytes) -> int | None:
         # What clients send is capped in Redis separately from what they may send at all.
@@ -489,6 +505,7 @@ class RedisWebSocketHandler(WebSocketHandler):
         except BrokerUnavailable:
             self._forget_own_echoes(echoes)
             raise
+        self.broker.metrics.client_publishes += 1
 
     def _expect_own_echoes(self, channels: list[str], payload: bytes) -> list[tuple[bytes, bytes]]:
         # Registered before publishing: Redis may deliver the copy before it answers PUBLISH.
@@ -531,7 +548,7 @@ class RedisWebSocketHandler(WebSocketHandler):
             self._pong_pending = True
             self.send_frame(PING_FRAME)
         elif action == "close":
-            log_event("ping_timeout", peer=self._peer, facility=self._facility)
+            log_event("ping_timeout", peer=self._peer, facility=self._facility, socket=self.socket_number)
             self.close(reason="ping timed out")
 
     def on_pong(self, data: bytes) -> None:
@@ -562,26 +579,41 @@ class RedisWebSocketHandler(WebSocketHandler):
             return True
         if not self.ws_connection or self.ws_connection.is_closing():
             return False
-        logger.warning("closing %s: sending faster than %s frames/s", self._peer, self.config.publish_rate)
+        rate = self.config.publish_rate
+        log_event(
+            "rate_limited",
+            logging.WARNING,
+            message=f"closing {self._peer}: sending faster than {rate} frames/s",
+            peer=self._peer,
+            rate=rate,
+            socket=self.socket_number,
+        )
+        self.broker.metrics.rate_limit_closes += 1
         self.close(CloseCode.POLICY_VIOLATION, "sending too fast")
         return False
 
     def on_close(self) -> None:
         self.release()
         if self._opened_at is not None:
+            # What we sent: our own code if we closed first, else the peer's, echoed. Tornado's
+            # close_code is only what the peer sent, None if it never answered our close.
+            code = self.sent_close_code if self.sent_close_code is not None else self.close_code
+            # 1006: the connection ended without a close frame.
+            self.broker.metrics.closes[1006 if code is None else code] += 1
             log_event(
                 "close",
                 peer=self._peer,
                 facility=self._facility,
-                # What we sent: our own code if we closed first, else the peer's, echoed. Tornado's
-                # close_code is only what the peer sent, None if it never answered our close.
-                code=self.sent_close_code if self.sent_close_code is not None else self.close_code,
+                code=code,
                 seconds=round(IOLoop.current().time() - self._opened_at, 3),
+                socket=self.socket_number,
             )
 
     def on_finish(self) -> None:
         # Called with 101 when the upgrade succeeds, and with an error status when it does not.
-        if self.get_status() != 101:
+        status = self.get_status()
+        self.broker.metrics.handshakes[status] += 1
+        if status != 101:
             self.release()
 
     def release(self) -> None:
@@ -628,6 +660,11 @@ class RedisWebSocketHandler(WebSocketHandler):
         label = self._labels.get(channel)
         if label is not None:
             self.send_frame(delivery.tagged_envelope(label) if self._control else delivery.envelope(label))
+
+    @property
+    def facility(self) -> str:
+        """The facility of the socket's URL ('' for a control socket opened without one)."""
+        return self._facility
 
     # -- a control socket's subscriptions (see control_session.py) ------------------------------
 
@@ -743,28 +780,34 @@ class RedisWebSocketHandler(WebSocketHandler):
         else:
             self._pending = [pending, frame]
 
-    def flush_frames(self) -> None:
-        """Write the queued frames (called by the :class:`FrameWriter`)."""
+    def flush_frames(self) -> int:
+        """Write the queued frames (called by the :class:`FrameWriter`); return the bytes written."""
         pending, self._pending = self._pending, None
         connection = self.ws_connection
         if pending is None or connection is None or connection.is_closing():
-            return
+            return 0
         data = b"".join(pending) if isinstance(pending, list) else pending
         try:
             if not write_now(connection.stream, data):
                 self._close_slow_consumer()
         except StreamClosedError:
-            pass
+            return 0
+        return len(data)
 
     def _close_slow_consumer(self) -> None:
         assert self.ws_connection is not None
-        logger.warning(
-            "closing %s: it stopped reading and has more than %d bytes queued",
-            self._peer,
-            self.config.max_buffered_bytes,
+        queued = self.config.max_buffered_bytes
+        log_event(
+            "slow_consumer",
+            logging.WARNING,
+            message=f"closing {self._peer}: it stopped reading and has more than {queued} bytes queued",
+            peer=self._peer,
+            queued=queued,
+            socket=self.socket_number,
         )
         # Let the close frame through the full buffer; Tornado aborts if the peer never answers.
         self.ws_connection.stream.max_write_buffer_size = None
+        self.broker.metrics.slow_consumer_closes += 1
         self.close(CloseCode.POLICY_VIOLATION, "too much data queued: the client is not reading")
 
 

@@ -14,18 +14,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import tornado.web
+from tornado.httpserver import HTTPServer
 
 from .broker import Broker
 from .config import Config
 from .draining import DrainingHTTPServer, drain
-from .exceptions import BrokerUnavailable, ConfigurationError
-from .supervisor import STOP_SIGNALS, bind_sockets, describe, exit_now, run_processes
+from .exceptions import BrokerUnavailable, CannotListen, ConfigurationError
+from .supervisor import STOP_SIGNALS, bind_sockets, describe, exit_now, process_index, run_processes
 
 if TYPE_CHECKING:
     from .server import WebSocketApplication
@@ -42,7 +46,8 @@ AppFactory = Callable[[Broker], "WebSocketApplication"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the options :meth:`Lifecycle.run` takes: --host, --port, --processes, --grace-period, --xheaders."""
+    """Add the options :meth:`Lifecycle.run` takes: --host, --port, --processes, --grace-period,
+    --xheaders, and --metrics-port (see :func:`with_metrics_port`)."""
     parser.add_argument(
         "--host",
         default="127.0.0.1",
@@ -62,6 +67,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_GRACE_PERIOD,
         metavar="SECONDS",
         help="how long SIGTERM waits for requests and websocket closes (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve Prometheus metrics on this port (process i of N on PORT+i), not on the websocket port",
     )
     parser.add_argument(
         "--xheaders",
@@ -121,7 +133,7 @@ class Lifecycle:
         """
         try:
             finished = asyncio.run(self.serve(sockets))
-        except BrokerUnavailable as exc:
+        except (BrokerUnavailable, CannotListen) as exc:
             logger.error("%s", exc)
             return 1
         if not finished and _threads_left():
@@ -155,15 +167,46 @@ class Lifecycle:
                 body_timeout=self.body_timeout,
             )
             server.add_sockets(sockets)
+            metrics_server = serve_metrics(app, sockets) if self.config.metrics_port else None
             app.start()
-            with stop_signals(stop.set):
-                if on_ready is not None:
-                    on_ready()
-                await stop.wait()
+            try:
+                with stop_signals(stop.set):
+                    if on_ready is not None:
+                        on_ready()
+                    await stop.wait()
+            finally:
+                if metrics_server is not None:
+                    metrics_server.stop()
             finished = await drain(server, app, grace_period=self.grace_period)
             if finished:
                 app.close()
             return finished
+
+
+def serve_metrics(app: Any, sockets: Sequence[socket.socket]) -> HTTPServer:
+    """Serve ``app``'s metrics on ``metrics_port`` plus this process's index, on the websocket host.
+
+    Raises:
+        CannotListen: the port cannot be bound.
+    """
+    from .prometheus import MetricsHandler, registry_of
+
+    config = app.broker.config
+    port = config.metrics_port + process_index()
+    host = sockets[0].getsockname()[0] if sockets else "127.0.0.1"
+    route = (config.metrics_url or "/metrics", MetricsHandler, {"registry": registry_of(app)})
+    server = HTTPServer(tornado.web.Application([route]))
+    try:
+        server.listen(port, host)
+    except OSError as exc:
+        raise CannotListen(f"cannot serve the metrics on {host}:{port}: {exc.strerror}") from exc
+    logger.info("serving metrics on http://%s:%d%s", host, port, route[0])
+    return server
+
+
+def with_metrics_port(config: Config, port: int | None) -> Config:
+    """``config`` with ``--metrics-port``, when it was given; it overrides the setting."""
+    return config if port is None else dataclasses.replace(config, metrics_port=port)
 
 
 def process_count(requested: int) -> int:

@@ -179,6 +179,11 @@ class PresenceTracker:
         """This process's sockets per user on ``channel`` (for tests and health checks)."""
         return dict(self._sockets.get(channel, {}))
 
+    @property
+    def entries(self) -> int:
+        """How many (channel, user) pairs this process holds sockets for: its entries in Redis."""
+        return sum(len(counts) for counts in self._sockets.values())
+
     def _change(self, channel: str, user: str, *, was_present: bool) -> None:
         # Only the state when last written matters: a user gone and back within one batch
         # announces nothing.

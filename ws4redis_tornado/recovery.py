@@ -74,8 +74,14 @@ class Recovery:
     async def after_subscribe(self) -> None:
         """Read what each channel's history holds after where the client stands."""
         histories = [history for history in self.histories if history.position is not None]
-        if not histories:
-            return
+        if histories:
+            await self._read_after(histories)
+        outcomes = self._broker.metrics.recoveries
+        for history in self.histories:
+            if history.asked:
+                outcomes["recovered" if history.recovered else "not_recovered"] += 1
+
+    async def _read_after(self, histories: Sequence[ChannelHistory]) -> None:
         reads = await self._broker.read_after([(history.channel.decode(), history.position) for history in histories])
         for history, (continues, entries, last) in zip(histories, reads, strict=True):
             if continues:

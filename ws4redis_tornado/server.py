@@ -32,6 +32,7 @@ from .keepalive import Pinger
 from .lifecycle import DEFAULT_GRACE_PERIOD, Lifecycle
 from .listening import GuardedHTTPServer
 from .protocol import CLOSE_GOING_AWAY
+from .status import StatusReporter
 from .subscriber import RedisSubscriber
 from .supervisor import bind_sockets, describe
 from .writes import FrameWriter
@@ -142,7 +143,7 @@ class WebSocketApplication(tornado.web.Application):
         broker.revocations.watch(self.sockets)
         # Set by close_sockets(): a handshake finishing afterwards is closed at once.
         self.closing = False
-        self.frame_writer = FrameWriter()
+        self.frame_writer = FrameWriter(broker.metrics)
         options = {
             "broker": broker,
             "process_request": process_request,
@@ -156,6 +157,8 @@ class WebSocketApplication(tornado.web.Application):
         routes: list[Any] = [(config.websocket_url + "(.*)", websocket_handler, options)]
         if health_url:
             routes.append((health_url, HealthHandler))
+        if config.metrics_url:
+            routes.append(metrics_route(self, config.metrics_url))
         if demo:
             routes.append(("/", DemoHandler, {"config": config}))
         routes.extend(handlers)
@@ -163,6 +166,7 @@ class WebSocketApplication(tornado.web.Application):
         self.heartbeat = (
             Heartbeat(config.heartbeat, config.heartbeat_interval, self.sockets) if config.heartbeat else None
         )
+        self.status = StatusReporter(self)
         self.pinger = (
             Pinger(config.ping_interval, config.ping_timeout or config.ping_interval, self.sockets)
             if config.ping_interval
@@ -183,17 +187,19 @@ class WebSocketApplication(tornado.web.Application):
             super().log_request(handler)
 
     def start(self) -> None:
-        """Start the process-wide timers (heartbeat, pings, presence); call once the IOLoop runs."""
+        """Start the process-wide timers (heartbeat, pings, presence, status); call once the IOLoop runs."""
         for timer in (self.heartbeat, self.pinger):
             if timer is not None:
                 timer.start()
         self.broker.presence.start()
+        self.status.start()
 
     def stop(self) -> None:
         for timer in (self.heartbeat, self.pinger):
             if timer is not None:
                 timer.stop()
         self.broker.presence.stop()
+        self.status.stop()
 
     def close(self) -> None:
         """Release what the application owns once a drain has completed; nothing here (subclasses may)."""
@@ -208,6 +214,13 @@ class WebSocketApplication(tornado.web.Application):
         for socket in sockets:
             socket.close(code, reason)
         return len(sockets)
+
+
+def metrics_route(app: WebSocketApplication, path: str) -> tuple[str, type, dict[str, Any]]:
+    """The route serving ``app``'s Prometheus metrics at ``path`` (needs prometheus_client)."""
+    from .prometheus import MetricsHandler, registry_of
+
+    return (path, MetricsHandler, {"registry": registry_of(app)})
 
 
 def make_app(broker: Broker, *, demo: bool = False, client_publish: bool = False) -> WebSocketApplication:

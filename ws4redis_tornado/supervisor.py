@@ -97,6 +97,14 @@ def run_processes(count: int, sockets: list[socket.socket], serve: Serve, *, hos
     return Supervisor(count, serve_own_sockets).run()
 
 
+_process_index = 0
+
+
+def process_index() -> int:
+    """This process's index among the serving processes: 0 to N-1 (0 when there is one)."""
+    return _process_index
+
+
 def exit_now(code: int) -> NoReturn:
     """Flush the logs and the console, then end the process without waiting for any thread."""
     logging.shutdown()
@@ -138,6 +146,8 @@ class Supervisor:
     def _fork(self, index: int) -> None:
         pid = os.fork()
         if pid == 0:
+            global _process_index
+            _process_index = index
             self._run_child()
         self.children[pid] = index
         logger.debug("started process %d (pid %d)", index, pid)

@@ -16,6 +16,7 @@ import logging
 from typing import Protocol
 
 from .compat.tornado import write_now
+from .metrics import Metrics
 
 __all__ = ["FrameWriter", "write_now"]
 
@@ -23,17 +24,24 @@ logger = logging.getLogger(__name__)
 
 
 class FlushableSocket(Protocol):
-    def flush_frames(self) -> None: ...
+    def flush_frames(self) -> int:
+        """Write what is queued; return the number of bytes written."""
 
 
 class FrameWriter:
-    """Flushes the sockets that queued frames, once per IOLoop iteration; one per process."""
+    """Flushes the sockets that queued frames, once per IOLoop iteration; one per process.
 
-    __slots__ = ("_dirty", "_loop")
+    With ``metrics``, counts the bytes written and the time from the batch's first queued frame
+    (as a rule, a message just read from Redis) to its last write, once per batch.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("_dirty", "_loop", "_metrics", "_since")
+
+    def __init__(self, metrics: Metrics | None = None) -> None:
         self._dirty: list[FlushableSocket] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._metrics = metrics
+        self._since = 0.0
 
     def schedule(self, socket: FlushableSocket) -> None:
         """Flush ``socket`` soon; call once per batch (when its queue goes from empty to not)."""
@@ -41,12 +49,20 @@ class FrameWriter:
             if self._loop is None:
                 self._loop = asyncio.get_running_loop()
             self._loop.call_soon(self._flush)
+            if self._metrics is not None:
+                self._since = self._loop.time()
         self._dirty.append(socket)
 
     def _flush(self) -> None:
         dirty, self._dirty = self._dirty, []
+        written = 0
         for socket in dirty:
             try:
-                socket.flush_frames()
+                written += socket.flush_frames()
             except Exception:
                 logger.exception("writing to %r failed", socket)
+        metrics = self._metrics
+        if metrics is not None:
+            metrics.bytes_sent += written
+            assert self._loop is not None
+            metrics.fanout.observe(self._loop.time() - self._since)

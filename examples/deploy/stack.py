@@ -6,7 +6,7 @@
 Then open http://127.0.0.1:8000/ in a few browser tabs and broadcast from one of them. The stack is:
 
 - a private ``redis-server`` (the one on PATH, else the ``embedded`` extra's), unless ``--redis``
-  names one;
+  names one; it keeps nothing on disk unless ``--redis-persistence`` is given;
 - ``--websocket-servers`` processes ``manage.py runtornado --ws-only`` (websockets, health URL);
 - ``--django-servers`` processes ``manage.py runtornado`` (the Django views of ``project/``);
 - HAProxy on ``--port``, configured from ``haproxy.cfg.template``, with its statistics page on
@@ -227,8 +227,10 @@ class Stack:
     """Redis, N websocket servers, M Django servers and HAProxy, started and stopped together.
 
     ``check_inter``, ``fall`` and ``rise`` go into HAProxy's health checks of every server; the
-    defaults suit a machine of your own, tests pass shorter ones. Use as a context manager, or
-    call :meth:`start` and, in a ``finally``, :meth:`stop`.
+    defaults suit a machine of your own, tests pass shorter ones. ``redis_persistence`` makes the
+    private Redis write every change to its append-only file before answering, so that
+    :meth:`restart_redis` keeps the data (history included); without it a restart empties Redis.
+    Use as a context manager, or call :meth:`start` and, in a ``finally``, :meth:`stop`.
     """
 
     def __init__(
@@ -241,6 +243,7 @@ class Stack:
         django_servers: int = 2,
         processes: int = 1,
         redis_url: str | None = None,
+        redis_persistence: bool = False,
         prefix: str | None = None,
         check_inter: str = "2s",
         fall: int = 3,
@@ -264,6 +267,7 @@ class Stack:
         self.port = self._port(port)
         self.stats_port = self._port(stats_port)
         self.redis_url = redis_url
+        self.redis_persistence = redis_persistence
         self.redis: Service | None = None
         self.websocket_servers = [self._runtornado(f"ws{n}", ws_only=True) for n in range(1, websocket_servers + 1)]
         self.django_servers = [self._runtornado(f"django{n}", ws_only=False) for n in range(1, django_servers + 1)]
@@ -348,15 +352,39 @@ class Stack:
         self.stop()
 
     def _start_redis(self, deadline: float) -> None:
-        """Start a private redis-server, without persistence, unless the stack was given a Redis."""
+        """Start a private redis-server, unless the stack was given a Redis."""
         if self.redis_url is not None:
             return
         port = self._port(None)
         self.redis_url = f"redis://{LOOPBACK}:{port}/0"
-        command = [find_redis_server(), "--bind", LOOPBACK, "--port", str(port), "--save", "", "--appendonly", "no"]
+        command = [find_redis_server(), "--bind", LOOPBACK, "--port", str(port), "--save", ""]
+        if self.redis_persistence:
+            # "always": a write Redis acknowledged survives a restart, even one that is not a clean shutdown.
+            command += ["--appendonly", "yes", "--appendfsync", "always"]
+        else:
+            command += ["--appendonly", "no"]
         command += ["--dir", str(self.workdir)]
         self.redis = Service("redis", command, log=self.workdir / "redis.log", port=port, env=os.environ)
         self.redis.start()
+        self._wait_redis(deadline)
+
+    def restart_redis(self, timeout: float = 15.0) -> None:
+        """Stop the private redis-server and start it again on its port; return once it answers PING.
+
+        SIGTERM lets Redis end cleanly: with ``redis_persistence`` it reloads its append-only file
+        on starting, without it comes back empty. Raise StackError if it does not exit or come back.
+        """
+        if self.redis is None:
+            raise StackError("this stack was given a Redis (redis_url); it restarts only a Redis of its own")
+        deadline = time.monotonic() + timeout
+        code = self.redis.stop(timeout)
+        if code != 0:
+            raise StackError(f"redis-server exited with {code} on SIGTERM:\n{self.redis.tail()}")
+        self.redis.start()
+        self._wait_redis(deadline)
+
+    def _wait_redis(self, deadline: float) -> None:
+        assert self.redis is not None and self.redis_url is not None
         while not _answers_ping(self.redis_url):
             self._check_alive(self.redis, deadline, "answered PING")
             time.sleep(_POLL)
@@ -469,6 +497,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--processes", type=int, default=1, metavar="N", help="processes per runtornado (default: %(default)s)"
     )
     parser.add_argument("--redis", metavar="URL", help="use this Redis instead of starting a private one")
+    parser.add_argument(
+        "--redis-persistence",
+        action="store_true",
+        help="the private Redis keeps an append-only file in --workdir, so its data survives a restart",
+    )
     parser.add_argument("--prefix", help="key prefix of every channel (default: none)")
     parser.add_argument("--grace-period", type=float, default=10.0, metavar="SECONDS", help="(default: %(default)s)")
     parser.add_argument("--haproxy", metavar="PATH", help="the haproxy binary (default: the one on PATH)")
@@ -491,6 +524,7 @@ def main(argv: list[str] | None = None) -> int:
         django_servers=args.django_servers,
         processes=args.processes,
         redis_url=args.redis,
+        redis_persistence=args.redis_persistence,
         prefix=args.prefix,
         grace_period=args.grace_period,
         haproxy=args.haproxy,

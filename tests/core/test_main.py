@@ -7,16 +7,19 @@ import contextlib
 import html
 import json
 import os
+import random
 import re
 import signal
 import socket
 import time
+import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
 import websockets
+from prometheus_client.parser import text_string_to_metric_families
 from websockets.sync.client import connect as sync_connect
 
 from ws4redis_tornado.embedded import free_port
@@ -233,3 +236,55 @@ async def _sigterm_with_a_silent_peer(port: int, process: ServerProcess) -> None
         assert time.monotonic() - started < 3
     finally:
         writer.close()
+
+
+def two_free_ports() -> int:
+    """A port that can be bound, and the next one too, below the ephemeral range that outgoing
+    connections take their ports from."""
+    for port in random.sample(range(20_000, 32_000, 2), 50):
+        try:
+            with socket.socket() as first, socket.socket() as second:
+                first.bind(("127.0.0.1", port))
+                second.bind(("127.0.0.1", port + 1))
+        except OSError:
+            continue
+        return port
+    raise AssertionError("no two free ports in a row")
+
+
+def scrape_sockets(port: int) -> tuple[str, float]:
+    """The process label and open-socket count a metrics port reports."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    [sample] = next(f for f in text_string_to_metric_families(text) if f.name == "ws4redis_sockets_open").samples
+    return sample.labels["process"], sample.value
+
+
+def test_each_process_serves_its_own_metrics_on_the_metrics_port_plus_its_index(redis_url, prefix):
+    metrics_port = two_free_ports()
+    args = ("--processes", "2", "--metrics-port", str(metrics_port))
+    with ServerProcess(*args, redis_url=redis_url, prefix=prefix) as process:
+        wait_until_blocking(lambda: listeners(process.port) == 2)
+        wait_until_blocking(lambda: listeners(metrics_port) == 1 and listeners(metrics_port + 1) == 1)
+        url = f"ws://127.0.0.1:{process.port}/ws/room?subscribe-broadcast"
+        with contextlib.ExitStack() as stack:
+            for _ in range(6):
+                stack.enter_context(sync_connect(url, open_timeout=5000 * MS))
+            wait_until_blocking(
+                lambda: scrape_sockets(metrics_port)[1] + scrape_sockets(metrics_port + 1)[1] == 6, what="6 sockets"
+            )
+            assert {scrape_sockets(metrics_port)[0], scrape_sockets(metrics_port + 1)[0]} == {"0", "1"}
+        # The websocket port does not expose them.
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(f"http://127.0.0.1:{process.port}/metrics", timeout=5)
+    assert "Traceback" not in process.stderr
+
+
+def test_a_metrics_port_in_use_is_one_clear_error(redis_url):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = ServerProcess("--metrics-port", str(port), redis_url=redis_url).launch()
+        assert process.wait(EXIT_TIMEOUT) == 1
+    assert f"cannot serve the metrics on 127.0.0.1:{port}" in process.stderr
+    assert "Traceback" not in process.stderr

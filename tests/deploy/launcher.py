@@ -27,6 +27,7 @@ def _load(name: str = "ws4redis_deploy_stack") -> ModuleType:
 
 stack = _load()
 DEPLOY_DIR: Path = stack.DEPLOY_DIR
+Service = stack.Service
 Stack = stack.Stack
 find_haproxy = stack.find_haproxy
 http_get = stack.http_get

@@ -56,7 +56,7 @@ class Command(BaseCommand):
             raise CommandError(f"--threads has value {threads}; expected 1 or more")
         try:
             server = lifecycle.Lifecycle(
-                conf.get_config(),
+                lifecycle.with_metrics_port(conf.get_config(), options["metrics_port"]),
                 lambda broker: make_app(broker=broker, ws_only=ws_only, threads=threads),
                 grace_period=options["grace_period"],
                 xheaders=options["xheaders"],
