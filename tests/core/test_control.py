@@ -9,7 +9,6 @@ import asyncio
 import json
 
 import pytest
-import redis.asyncio as aredis
 import websockets
 
 from ws4redis_tornado.channels import Principal
@@ -21,13 +20,6 @@ from ws4redis_tornado.server import subscriptions_only
 
 from ..utils import MS, wait_until
 from ..wsclient import assert_silent, close_code, recv, refused_with
-
-
-@pytest.fixture
-def redis(io_loop, redis_url):
-    client = aredis.Redis.from_url(redis_url)
-    yield client
-    io_loop.run_sync(client.aclose)
 
 
 @pytest.fixture

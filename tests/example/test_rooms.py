@@ -8,27 +8,13 @@ in through the login page and talks to it with urllib and websockets, as the pag
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
-import pytest
 from websockets.sync.client import ClientConnection, connect
 
-from ..chat_example import ChatServer, chat_environment
 from .test_lobby import TIMEOUT, Browser, unique
 
 CONTROL = "ws4redis.control"
 HEARTBEAT = "--heartbeat--"  # WS4REDIS_HEARTBEAT in the example's settings
-
-
-@pytest.fixture(scope="module")
-def chat(tmp_path_factory, redis_url) -> Iterator[ChatServer]:
-    directory = tmp_path_factory.mktemp("rooms")
-    env = chat_environment(directory / "db.sqlite3", redis_url, CHATSERVER_REDIS_PREFIX=directory.name)
-    server = ChatServer(env=env, log_dir=directory, command="demo")
-    try:
-        yield server.start()
-    finally:
-        server.stop()
 
 
 def control_socket(browser: Browser) -> ClientConnection:
