@@ -5,7 +5,9 @@
  *     <script src="{% static 'django_bridge/js/ws4redis.js' %}"></script>
  * and use the global `WS4Redis`. It also works as a CommonJS module
  * (`module.exports`), and `ws4redis.mjs` next to it re-exports it as an ES
- * module. Loading it always defines `globalThis.WS4Redis`.
+ * module. Loading it always defines `globalThis.WS4Redis`. This folder is
+ * also the npm package `ws4redis-tornado` (package.json), with TypeScript
+ * declarations of the whole API in ws4redis.d.ts.
  *
  * The API is that of the jQuery client of django-websocket-redis (ws4redis),
  * without the jQuery dependency:
@@ -158,26 +160,33 @@
  * socket, or whose reply was lost with the socket, settles with the reply to
  * that renewal (or rejects with 'cancelled' when unsubscribe() dropped the
  * whole facility first). An unsubscribe() without an open socket resolves at
- * once with null: the next connection does not subscribe what it dropped.
+ * once with null, and one whose socket closed before the reply resolves with
+ * null then: the next connection does not subscribe what it dropped.
  * A publish() without an open socket is queued and sent when one opens,
  * after the renewals; one sent on a socket that closed before the reply came
  * is rejected with 'disconnected' and not sent again, since it may have been
  * published already. close() rejects everything unsettled with 'closed', and
  * every request made after it.
- * When the server refuses a renewal (e.g. the user logged out: 'forbidden')
- * the facility is dropped and refused(error) is called, with error.facility;
- * 'unavailable' (the server lost Redis) instead closes the socket, and the
- * client reconnects after the usual backoff and tries again.
+ * When the server refuses a renewal (e.g. the user left a group: 'forbidden')
+ * the facility is dropped, the subscribe() promises it was to settle are
+ * rejected, and refused(error) is called, with error.facility, if the server
+ * had confirmed the facility before; 'unavailable' (the server lost Redis)
+ * instead closes the socket (disconnected() gets code 1011), and the client
+ * reconnects after the usual backoff and tries again.
  *
  * With `recover: true` too, the client keeps the last id per facility and
  * channel, and each subscribe (a renewal included) asks for what followed
  * them; not_recovered(labels, facility) is called when the server could not
- * send a gap. Ids are forgotten with unsubscribe(). A server that does not
- * select the subprotocol (an older one) is taken as a failed connection:
- * the socket is closed, disconnected() gets a close-like object with code
- * 1002, and the client tries again after the backoff. `presence` cannot be
- * combined with `control` (the server refuses it). send_message() sends a
- * raw frame, which the server takes as a request.
+ * send a gap. Ids are forgotten with unsubscribe(). The URI's own channels
+ * are recovered through its `recover` parameter, as without control.
+ *
+ * A server that does not select the subprotocol (an older one) is taken as a
+ * failed connection: the socket is closed, disconnected() gets a close-like
+ * object with code 1002, and the client tries again after the backoff (the
+ * `ws` package and browsers may fail such a handshake themselves, which ends
+ * the same way, with code 1006). `presence` cannot be combined with `control`
+ * (the server refuses it). send_message() sends a raw frame, which the server
+ * takes as a request.
  *
  * Errors: the client sets an onerror handler that does nothing, since every
  * error is followed by a close event, which reconnects. It is there for the
