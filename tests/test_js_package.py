@@ -39,12 +39,16 @@ ws.subscribe('chat', 'broadcast', () => {});
 ws.publish('chat', 'everyone', 'Hello');
 WS4Redis({ uri: 'ws://localhost/ws/', recovr: true });
 ws.unsubscribe('chat', ['broadcast']).then((reply) => reply.audiences);
+ws.subscribe('lobby', ['broadcast'], null, { presense: true });
+ws.subscribe('lobby', ['broadcast'], null, { presence: true, joined: (user: number) => user });
 """
 WRONG_CALL_ERRORS = [
     "wrong.ts(4,22): error TS2345",  # audiences must be an array
     "wrong.ts(5,20): error TS2345",  # no such audience
     "wrong.ts(6,39): error TS2561",  # no such option
     "wrong.ts(7,55): error TS18047",  # the reply is null when the client was not connected
+    "wrong.ts(8,46): error TS2561",  # no such subscribe() option
+    "wrong.ts(9,62): error TS2322",  # joined gets the user's name
 ]
 
 

@@ -63,6 +63,18 @@ async function switchRoom(from: string, to: string): Promise<WS4Redis.SubscribeR
   return reply;
 }
 
+// Presence per subscription on the control socket.
+async function enterLobby(room: string): Promise<string[]> {
+  const following: WS4Redis.SubscribeOptions = {
+    presence: (channel, users, anonymous, facility) => log.push(`${facility}/${channel}: ${Object.keys(users).length} + ${anonymous}`),
+    joined: (user, channel, facility) => log.push(`${user} joined ${facility}/${channel}`),
+    left: (user, channel, facility) => log.push(`${user} left ${facility}/${channel}`),
+  };
+  await ws.subscribe(room, ['broadcast', 'group'], show, following);
+  await ws.subscribe('lobby', ['broadcast'], null, { presence: true });
+  return ws.present(room).concat(ws.present(room, 'group:staff'));
+}
+
 async function say(room: string): Promise<void> {
   try {
     const reply: WS4Redis.Reply = await ws.publish(room, 'broadcast', 'Hello');
@@ -76,4 +88,4 @@ async function say(room: string): Promise<void> {
   }
 }
 
-export { flags, here, say, state, switchRoom };
+export { enterLobby, flags, here, say, state, switchRoom };

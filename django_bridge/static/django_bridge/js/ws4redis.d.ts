@@ -106,6 +106,20 @@ declare namespace WS4Redis {
 
   type MessageCallback = (data: MessageData, meta: MessageMeta) => void;
 
+  /** What a subscribe() on a control socket asks of its audiences' presence. */
+  interface SubscribeOptions {
+    /**
+     * Follow who is on the channels (the facility must keep presence); a
+     * function is also called with each snapshot, before the reply, on every
+     * (re)subscribe.
+     */
+    presence?: boolean | ((channel: ChannelLabel, users: PresenceUsers, anonymous: number, facility: string) => void);
+    /** With presence: a user arrived on a channel. */
+    joined?: (user: string, channel: ChannelLabel, facility: string) => void;
+    /** With presence: a user's last socket on a channel has gone. */
+    left?: (user: string, channel: ChannelLabel, facility: string) => void;
+  }
+
   interface Options {
     /** The websocket URI, e.g. '{{ WEBSOCKET_URI }}foobar?subscribe-broadcast'. */
     uri: string;
@@ -131,7 +145,7 @@ declare namespace WS4Redis {
     recover?: boolean;
     /** With recover: the channels whose gap the server could not send (and, with control, their facility). */
     not_recovered?: (labels: ChannelLabel[], facility?: string) => void;
-    /** Follow who is connected; a function is also called with each snapshot. Not with control. */
+    /** Follow who is connected; a function is also called with each snapshot. Not with control: subscribe() takes it. */
     presence?: boolean | ((channel: ChannelLabel, users: PresenceUsers, anonymous: number) => void);
     /** With presence: a user arrived on a channel. */
     joined?: (user: string, channel: ChannelLabel) => void;
@@ -150,14 +164,21 @@ declare namespace WS4Redis {
     close(): void;
     /** With presence: the sorted user names on a channel ('broadcast' by default). */
     present(channel?: ChannelLabel): string[];
+    /** With control: the sorted user names on a facility's channel ('broadcast' by default), for a subscribe() with presence. */
+    present(facility: string, channel?: ChannelLabel): string[];
     /** The socket's readyState, 3 while there is none. */
     get_state(): 0 | 1 | 2 | 3;
     is_connecting(): boolean;
     is_connected(): boolean;
     is_closing(): boolean;
     is_closed(): boolean;
-    /** With control: subscribe audiences of a facility; `callback` gets their messages. */
-    subscribe(facility: string, audiences: Audience[], callback?: MessageCallback | null): Promise<SubscribeReply>;
+    /** With control: subscribe audiences of a facility; `callback` gets their messages, `options` ask for presence. */
+    subscribe(
+      facility: string,
+      audiences: Audience[],
+      callback?: MessageCallback | null,
+      options?: SubscribeOptions,
+    ): Promise<SubscribeReply>;
     /** With control: unsubscribe audiences of a facility (all of them without `audiences`); null when not connected. */
     unsubscribe(facility: string, audiences?: Audience[]): Promise<UnsubscribeReply | null>;
     /** With control: publish to one audience of a facility. */
