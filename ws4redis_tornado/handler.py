@@ -7,7 +7,7 @@ import binascii
 import inspect
 import itertools
 import logging
-from collections.abc import Awaitable, Callable, Iterable, MutableSet
+from collections.abc import Awaitable, Callable, Iterable, MutableSet, Sequence
 from concurrent.futures import Executor
 from typing import Any
 
@@ -99,6 +99,7 @@ class RedisWebSocketHandler(WebSocketHandler):
         "_pending",
         "_persisted",
         "_pong_pending",
+        "_presence_channels",
         "_presence_snapshot",
         "_present",
         "_queue",
@@ -176,6 +177,8 @@ class RedisWebSocketHandler(WebSocketHandler):
         self._wants_presence = False
         self._presence_snapshot: list[Presence] | None = None
         self._present = False
+        # On a control socket: the channels whose join and leave events it asked for.
+        self._presence_channels: set[bytes] | None = None
         # Who the socket connected as: the control channel closes it by these (see revocation.py).
         self.user_name: str | None = None
         self.session_key: str | None = None
@@ -239,7 +242,7 @@ class RedisWebSocketHandler(WebSocketHandler):
             self._recovery = Recovery(self.broker, positions, facility=facility if control else None)
         if PRESENCE_PARAMETER in self.request.query_arguments:
             if control:
-                return self._refuse(400, "presence is not available on a socket that speaks the control protocol")
+                return self._refuse(400, "on a control socket, ask for presence in a subscribe request")
             if not self.broker.presence.tracks(facility):
                 return self._refuse(400, f"presence is not kept for the facility {facility!r}")
             self._wants_presence = True
@@ -412,6 +415,8 @@ class RedisWebSocketHandler(WebSocketHandler):
         control = self._control
         if isinstance(control, ControlSession) and self.subscriber is not None:
             control.adopt(self._facility, self._subscription.subscribe, self.subscriber.subscribe_channels)
+            if self.broker.presence.tracks(self._facility):
+                control.count_present(self.subscriber.subscribe_channels)
         elif self.subscriber is not None and self.broker.presence.tracks(self._facility):
             self.broker.presence.add(self.subscriber.subscribe_channels, self.user_name)
             self._present = True
@@ -621,6 +626,8 @@ class RedisWebSocketHandler(WebSocketHandler):
         self._queue = None
         self._held = None
         self.sockets.discard(self)
+        if isinstance(self._control, ControlSession):
+            self._control.release()
         if self.subscriber is not None:
             if self._present:
                 self._present = False
@@ -686,10 +693,14 @@ class RedisWebSocketHandler(WebSocketHandler):
             for channel in channels:
                 held.pop(channel.encode(), None)
 
-    def open_channels(self, channels: list[str], recovery: Recovery, reply: bytes) -> None:
-        """Start delivering newly subscribed ``channels``: what ``recovery`` read, the reply, then
-        what arrived meanwhile and the read did not cover."""
+    def open_channels(
+        self, channels: list[str], recovery: Recovery, reply: bytes, snapshots: Sequence[bytes] = ()
+    ) -> None:
+        """Start delivering newly subscribed ``channels``: what ``recovery`` read, who is there
+        (``snapshots``), the reply, then what arrived meanwhile and the read did not cover."""
         for frame in recovery.frames(report=False):
+            self.send_frame(frame)
+        for frame in snapshots:
             self.send_frame(frame)
         self.send_frame(reply)
         if not channels:
@@ -706,10 +717,23 @@ class RedisWebSocketHandler(WebSocketHandler):
         held = self._held or {}
         for channel in channels:
             for delivery in held.pop(channel.encode(), ()):
-                if delivery.id is None and (delivery.channel, delivery.payload) in copies:
+                if isinstance(delivery, PresenceEvent):
+                    self.on_presence_event(delivery)
+                elif delivery.id is None and (delivery.channel, delivery.payload) in copies:
                     copies.discard((delivery.channel, delivery.payload))
                 else:
                     self._send_with_id(delivery)
+
+    def forget_presence(self, channels: Iterable[str]) -> None:
+        """Stop sending the join and leave events of ``channels``."""
+        if self._presence_channels:
+            self._presence_channels.difference_update(channel.encode() for channel in channels)
+
+    def follow_presence(self, channels: Iterable[str]) -> None:
+        """Send the join and leave events of ``channels`` (a control socket's subscribe asked for them)."""
+        if self._presence_channels is None:
+            self._presence_channels = set()
+        self._presence_channels.update(channel.encode() for channel in channels)
 
     def close_channels(self, channels: list[str]) -> None:
         """Stop delivering ``channels`` (an unsubscribe): nothing of them is sent from now on."""
@@ -725,9 +749,20 @@ class RedisWebSocketHandler(WebSocketHandler):
                 self._labels.pop(key, None)
             if self._thresholds:
                 self._thresholds.pop(key, None)
+            if self._presence_channels:
+                self._presence_channels.discard(key)
 
     def on_presence_event(self, event: PresenceEvent) -> None:
         """Take a join or leave from the broker; only a socket that asked for presence sends it on."""
+        if self._presence_channels is not None and event.channel in self._presence_channels:
+            held = self._held
+            if held and event.channel in held:
+                held[event.channel].append(event)  # type: ignore[arg-type]
+                return
+            label = self._labels.get(event.channel) if self._labels else None
+            if label is not None:
+                self.send_frame(event.tagged_frame(label))
+            return
         if not self._wants_presence:
             return
         if self._queue is not None:
