@@ -27,6 +27,7 @@ from ws4redis_tornado.frames import CloseCode
 from ws4redis_tornado.history import split_id
 from ws4redis_tornado.publisher import Publisher
 from ws4redis_tornado.revocation import close_sockets
+from ws4redis_tornado.sharded import SlotMap
 
 from ..redis_topologies import HOST, ClusterSetup, RedisProcess
 from ..utils import MS, wait_until, within
@@ -470,6 +471,31 @@ class TestFollowingTheCluster:
         await wait_for_numsub(promoted.port, channel, 0)
 
     @pytest.mark.gen_test(timeout=40)
+    async def test_a_channel_whose_slot_moved_unnoticed_is_subscribed_where_moved_points(
+        self, replicated_cluster, config, broker, ws_url
+    ):
+        cluster = replicated_cluster
+        source, target = cluster.nodes[0], cluster.nodes[1]
+        kept, moved = facilities_by_master(cluster, config.prefix, per_master=2)[source.port]
+        channel = f"{config.prefix}:broadcast:{moved}"
+        publisher = Publisher(config)
+        try:
+            # A socket on the source keeps its connection; the moved slot holds none of our channels,
+            # so Redis has nothing to tell us: the process's map still names the source.
+            async with websockets.connect(ws_url(kept, "subscribe-broadcast")):
+                await asyncio.get_running_loop().run_in_executor(
+                    None, move_slot, cluster, key_slot(channel.encode()), source, target
+                )
+                # SSUBSCRIBE on the source is answered with MOVED, and goes where it points.
+                async with websockets.connect(ws_url(moved, "subscribe-broadcast")) as ws:
+                    await wait_for_numsub(target.port, channel, 1)
+                    assert await publisher.apublish(moved, "found", broadcast=True) == 1
+                    assert await within(ws.recv()) == "found"
+                assert broker.connected
+        finally:
+            await publisher.aclose()
+
+    @pytest.mark.gen_test(timeout=40)
     async def test_subscriptions_follow_a_migrated_slot(self, replicated_cluster, config, broker, ws_url):
         cluster = replicated_cluster
         source, target = cluster.nodes[0], cluster.nodes[1]
@@ -506,3 +532,32 @@ class TestFollowingTheCluster:
             await publisher.aclose()
         await wait_for_numsub(target.port, channel, 0)
         await wait_until(lambda: broker.sharded_connection_count == 0, what="no sharded connection left")
+
+
+# -- the slot map, pure ------------------------------------------------------------------------------
+
+
+def test_the_slot_map_names_each_slots_master_and_follows_a_moved_slot():
+    reply = [
+        [0, 5460, [b"10.0.0.1", 7000, b"id1"], [b"10.0.0.4", 7000, b"id4"]],
+        [5461, 10922, [b"", 7001, b"id2"]],
+        [10923, 16383, [b"10.0.0.3", 7002, b"id3"]],
+    ]
+    slots = SlotMap.from_reply(reply, asked=("10.0.0.9", 7001))
+    assert [slots.owner(slot) for slot in (0, 5460, 5461, 16383)] == [
+        ("10.0.0.1", 7000),
+        ("10.0.0.1", 7000),
+        ("10.0.0.9", 7001),  # a master announcing no address is the one asked
+        ("10.0.0.3", 7002),
+    ]
+    assert slots.owner(16384) is None
+    moved = slots.moved(100, ("10.0.0.3", 7002))
+    assert [moved.owner(slot) for slot in (99, 100, 101)] == [
+        ("10.0.0.1", 7000),
+        ("10.0.0.3", 7002),
+        ("10.0.0.1", 7000),
+    ]
+    assert slots.owner(100) == ("10.0.0.1", 7000)
+    edge = SlotMap([(0, 16383, ("a", 1))]).moved(0, ("b", 2))
+    assert (edge.owner(0), edge.owner(1), edge.owner(16383)) == (("b", 2), ("a", 1), ("a", 1))
+    assert sorted(edge.masters) == [("a", 1), ("b", 2)]
