@@ -32,6 +32,7 @@ from .keepalive import Pinger
 from .lifecycle import DEFAULT_GRACE_PERIOD, Lifecycle
 from .listening import GuardedHTTPServer
 from .protocol import CLOSE_GOING_AWAY
+from .redis_commands import publish_verb
 from .status import StatusReporter
 from .subscriber import RedisSubscriber
 from .supervisor import bind_sockets, describe
@@ -108,7 +109,7 @@ def demo_publish_command(config: Config, message: str = "Hello from Redis") -> s
     publish = f"publish {arguments}"
     address = config.redis_address
     if config.redis_sentinels or config.redis_cluster_nodes:
-        return f"PUBLISH {arguments}  # on the Redis at {address}"
+        return f"{publish_verb(sharded=config.redis_sharded_pubsub)} {arguments}  # on the Redis at {address}"
     if address.startswith("unix://"):
         return f"redis-cli -s {shlex.quote(urlsplit(address).path)} {publish}"
     return f"redis-cli -u {shlex.quote(address)} {publish}"

@@ -27,6 +27,7 @@ from ws4redis_tornado.frames import CloseCode
 from ws4redis_tornado.history import split_id
 from ws4redis_tornado.publisher import Publisher
 from ws4redis_tornado.revocation import close_sockets
+from ws4redis_tornado.server import demo_publish_command
 from ws4redis_tornado.sharded import SlotMap
 
 from ..redis_topologies import HOST, ClusterSetup, RedisProcess
@@ -563,3 +564,9 @@ def test_the_slot_map_names_each_slots_master_and_follows_a_moved_slot():
     edge = SlotMap([(0, 16383, ("a", 1))]).moved(0, ("b", 2))
     assert (edge.owner(0), edge.owner(1), edge.owner(16383)) == (("b", 2), ("a", 1), ("a", 1))
     assert sorted(edge.masters) == [("a", 1), ("b", 2)]
+
+
+def test_the_demo_page_names_spublish_for_a_sharded_cluster():
+    nodes = [("127.0.0.1", 7000)]
+    assert demo_publish_command(Config(redis_cluster_nodes=nodes, redis_sharded_pubsub=True)).startswith("SPUBLISH ")
+    assert demo_publish_command(Config(redis_cluster_nodes=nodes)).startswith("PUBLISH ")
