@@ -154,7 +154,16 @@ class Broker:
             abandon=self._confirm,
             wanted=self._listeners.__contains__,
             lost=self._tell_lost,
+            outage=self._sharded_outage,
         )
+
+    def _sharded_outage(self, down: bool) -> None:
+        # Counted as the plain connection's outages are (redis_reconnects, the downtime).
+        now = asyncio.get_running_loop().time()
+        if down:
+            self.metrics.redis_lost(now)
+        else:
+            self.metrics.redis_back(now)
 
     # -- lifecycle ---------------------------------------------------------------------------
 

@@ -70,6 +70,7 @@ class BrokerHooks:
         abandon: one reply the broker waits for will never come.
         wanted: whether a channel still has local listeners.
         lost: tell the listeners of these channels that messages may have been missed.
+        outage: a master holding channels was lost (True), or every channel has a master again (False).
     """
 
     dispatch: Callable[[Any], None]
@@ -78,6 +79,7 @@ class BrokerHooks:
     abandon: Callable[[bytes], None]
     wanted: Callable[[bytes], bool]
     lost: Callable[[Iterable[bytes]], None]
+    outage: Callable[[bool], None]
 
 
 class SlotMap:
@@ -185,6 +187,8 @@ class ShardedSubscriptions:
         self._delay = _FIRST_RETRY_DELAY
         # Nodes to ask for the slot map first: one that just gave a slot up knows its new owner.
         self._hints: list[Address] = []
+        # Whether a lost master's channels have not all found a master again yet.
+        self._in_outage = False
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -246,6 +250,13 @@ class ShardedSubscriptions:
                 self._queue(node, _UNSUBSCRIBE, key)
             else:
                 self._close(node)
+        # The channels still waiting for a master may all have gone with their sockets.
+        self._end_outage()
+
+    def _end_outage(self) -> None:
+        if self._in_outage and self.connected:
+            self._in_outage = False
+            self._hooks.outage(False)
 
     def _place(self, key: bytes, *, rehoused: bool = False) -> None:
         assert self._map is not None
@@ -322,6 +333,9 @@ class ShardedSubscriptions:
         self._close(node)
         if was_up:
             self._hooks.lost(keys)
+            if not self._in_outage:
+                self._in_outage = True
+                self._hooks.outage(True)
         self._schedule_rehousing(backoff=True)
 
     async def _read_forever(self, node: _Node) -> None:
@@ -331,6 +345,7 @@ class ShardedSubscriptions:
             node.up = True
             self._delay = _FIRST_RETRY_DELAY
             self._wake.set()
+            self._end_outage()
             if node.rehoused:
                 logger.info(
                     "connected to redis at %s for sharded pub/sub; subscribing %d channels there again",

@@ -415,7 +415,9 @@ class TestFollowingTheCluster:
     ):
         cluster = replicated_cluster
         by_master = facilities_by_master(cluster, config.prefix)
-        killed, survivor = cluster.nodes[0], cluster.nodes[1]
+        counts = await connections_by_node(cluster, config.redis_options["client_name"])
+        # A master without the plain connection: its loss is the sharded connection's alone.
+        killed, survivor = [node for node in cluster.nodes if counts[node.port][0] == 0][:2]
         [facility], [elsewhere] = by_master[killed.port], by_master[survivor.port]
         replica = cluster.replica_of(killed)
         publisher = Publisher(config)
@@ -444,6 +446,8 @@ class TestFollowingTheCluster:
                 assert await publisher.apublish(elsewhere, "still here", broadcast=True) == 1
                 await recv_until(unaffected, "still here", containing=True)
                 assert plain.close_code is None and unaffected.close_code is None
+                # Counted as an outage of the plain connection would be.
+                assert (broker.metrics.redis_reconnects, broker.metrics.redis_down_since) == (1, None)
         finally:
             await publisher.aclose()
         await wait_for_numsub(replica.port, f"{config.prefix}:broadcast:{facility}", 0)
