@@ -86,11 +86,14 @@ class TestPublishing:
     @pytest.mark.gen_test(timeout=30)
     async def test_the_history_script_publishes_by_slot_with_the_id(self, cluster, prefix):
         publisher = Publisher(cluster_config(cluster, prefix, redis_sharded_pubsub=True, history_size=10))
-        channels = [publisher.channels("chat", users=[user])[0] for user in ("alice", "bob", "carol", "dave")]
-        # The users' channels spread over the masters, so each script runs on another node.
-        assert len({cluster.master_of(channel).port for channel in channels}) > 1
+        # One user per master, whatever the test's prefix: each script runs on another node.
+        by_master: dict[int, tuple[str, str]] = {}
+        for user in (f"user{number}" for number in range(30)):
+            channel = publisher.channels("chat", users=[user])[0]
+            by_master.setdefault(cluster.master_of(channel).port, (user, channel))
+        assert len(by_master) > 1
         try:
-            for user, channel in zip(("alice", "bob", "carol", "dave"), channels, strict=True):
+            for user, channel in by_master.values():
                 async with raw_subscriber(cluster.master_of(channel).port, "SSUBSCRIBE", channel) as sharded:
                     assert await publisher.apublish("chat", f"to {user}", users=[user]) == 1
                     kind, heard_on, payload = await next_message(sharded)
