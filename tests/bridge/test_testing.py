@@ -57,7 +57,15 @@ def test_the_server_runs_in_a_thread_of_the_test_process_on_a_port_of_its_own(ws
         f"ws://127.0.0.1:{ws_server.port}/ws/chat?subscribe-user&recover=%7B%7D"
     )
     assert any(thread.name == f"live-websocket-server-{ws_server.port}" for thread in threading.enumerate())
-    assert "127.0.0.1" in settings.ALLOWED_HOSTS
+
+
+def test_the_server_adds_its_host_to_allowed_hosts_while_it_runs(redis_url):
+    with override_settings(ALLOWED_HOSTS=["chat.example.org"]):
+        with LiveWebsocketServer(redis_url=redis_url) as server, server.client() as client:
+            assert settings.ALLOWED_HOSTS == ["chat.example.org", "127.0.0.1"]
+            # The own origin counts only for a host Django serves.
+            client.connect(FACILITY, "subscribe-broadcast").close()
+        assert settings.ALLOWED_HOSTS == ["chat.example.org"]
 
 
 def test_without_a_redis_url_the_server_starts_its_own_and_leaves_the_configured_one_alone(
@@ -239,8 +247,9 @@ def test_opening_a_socket_publishing_and_receiving_is_quick(ws_client, users):
             RedisPublisher(facility=facility, users=["john"]).publish_message("hello")
             assert ws.receive() == "hello"
         durations.append(time.perf_counter() - started)
-    # The first may pay for imports and connections; the others are what a test costs.
-    assert statistics.median(durations[1:]) < 50 * MS, durations
+    # The first may pay for imports and connections; the others are what a test costs: about 25 ms
+    # on a quiet machine (the database is a file here), well under 100 even on a busy one.
+    assert statistics.median(durations[1:]) < 100 * MS, durations
 
 
 # -- async ---------------------------------------------------------------------------------------------
