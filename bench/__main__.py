@@ -17,7 +17,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from bench import procs, redis_rate, venvs
+from bench import haproxy_cost, procs, receive_path, redis_rate, venvs
 from bench.redis_server import PrivateRedis
 from bench.registry import DEFAULT, HISTORY, PEERS, REPO, TARGETS, add_baseline, use_project_snapshot
 from bench.report import render
@@ -287,6 +287,14 @@ def main() -> None:
 
     setup = sub.add_parser("setup", help="build the peers' virtualenvs only")
     setup.set_defaults(func=cmd_setup)
+
+    proxy = sub.add_parser("haproxy-cost", help="HAProxy's memory per websocket and CPU per frame, beside the server's")
+    proxy.add_argument("--n", type=int, default=5000, help="websockets (default 5000)")
+    proxy.add_argument("--messages", type=int, default=20, help="broadcasts to all of them (default 20)")
+    proxy.set_defaults(func=haproxy_cost.cmd_haproxy_cost)
+
+    receive = sub.add_parser("receive", help="the receive path (unmask, UTF-8 check): Tornado's speedups vs wsaccel")
+    receive.set_defaults(func=receive_path.cmd_receive)
 
     pres = sub.add_parser("presence", help="presence upkeep: server CPU with N idle sockets, Redis memory per user")
     pres.add_argument("--quick", action="store_true", help="smoke run: 1,000 sockets, 100 channels, 1 s interval")

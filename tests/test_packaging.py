@@ -41,6 +41,9 @@ WHEEL_MUST_HOLD = {
     "ws4redis_tornado/static/demo.html",
     "django_bridge/static/django_bridge/js/ws4redis.js",
     "django_bridge/static/django_bridge/js/ws4redis.mjs",
+    "django_bridge/static/django_bridge/js/ws4redis.d.ts",
+    "django_bridge/static/django_bridge/js/ws4redis.d.mts",
+    "django_bridge/static/django_bridge/js/package.json",
     "django_bridge/management/commands/runserver.py",
     "django_bridge/management/commands/runtornado.py",
 }

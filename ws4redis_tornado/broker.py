@@ -26,7 +26,7 @@ from .config import Config
 from .connections import AsyncCommandClient, RedisTopology
 from .exceptions import BrokerClosed, BrokerUnavailable
 from .history import channel_facility, message_frame, split_id
-from .messages import RedisMessage, decode_payload, encode_frame
+from .messages import RESERVED_PREFIX, RedisMessage, decode_payload, encode_frame
 from .metrics import Metrics
 from .presence import Presence, PresenceEvent, PresenceTracker
 from .publisher import apublish_payload, aread_presence
@@ -41,7 +41,6 @@ _FIRST_RETRY_DELAY = 0.05
 _CONFIRM_TIMEOUT = 10.0
 _COMMAND_CONNECTIONS = 2
 # What the payloads this project marks (binary, with an id, presence events) start with.
-_MARKED = b"\xffws4redis:"
 
 
 class Delivery:
@@ -560,9 +559,9 @@ class Broker:
             payload = response[2]
             if payload == self._heartbeat:
                 return
-            if payload.startswith(_MARKED):
+            if payload.startswith(RESERVED_PREFIX):
                 if payload.startswith(PRESENCE_MARKER):
-                    self._announce(PresenceEvent(response[1], payload), listeners)
+                    self._announce_payload(response[1], payload, listeners)
                     return
                 stream_id, payload = split_id(payload)
                 delivery = Delivery(response[1], payload, stream_id)
@@ -581,6 +580,15 @@ class Broker:
             self._confirm(response[1])
         elif kind == b"pong":
             self._answer_pong(response[1])
+
+    def _announce_payload(self, channel: bytes, payload: bytes, listeners: set[Listener]) -> None:
+        try:
+            event = PresenceEvent(channel, payload)
+        except (ValueError, KeyError, TypeError):
+            # Not one of ours (a process publishing raw bytes): dropped, the connection kept.
+            logger.warning("dropped a malformed presence event on %r", channel)
+            return
+        self._announce(event, listeners)
 
     def _announce(self, event: PresenceEvent, listeners: set[Listener]) -> None:
         for listener in tuple(listeners):

@@ -113,6 +113,8 @@ class Config:
             :mod:`ws4redis_tornado.prometheus`); None serves none there.
         metrics_port: a port of its own for the metrics (``metrics_url``, or ``/metrics``); with N
             processes, process i listens on ``metrics_port + i``. None opens no such port.
+        status_interval: seconds between two reports of a process's state in Redis, for a status
+            page (see :mod:`ws4redis_tornado.status`); 0 writes none.
         max_subscriptions: channels one socket may hold through the control protocol (see
             :mod:`ws4redis_tornado.control`); a group audience counts one per group.
     """
@@ -267,6 +269,15 @@ class Config:
         ),
         check_id="django_bridge.E026",
     )
+    status_interval: float = setting(
+        10.0,
+        name="WS4REDIS_STATUS_INTERVAL",
+        hint=(
+            "Set WS4REDIS_STATUS_INTERVAL to the number of seconds between two reports of a process's"
+            " state in Redis, such as 10, or to 0 to write none."
+        ),
+        check_id="django_bridge.E027",
+    )
     max_subscriptions: int = setting(
         100,
         name="WS4REDIS_MAX_SUBSCRIPTIONS",
@@ -325,6 +336,7 @@ class Config:
             _fail("health_detail", self.health_detail, "True or False")
         _check_int("max_subscriptions", self.max_subscriptions, minimum=1)
         self._check_metrics()
+        _check_number("status_interval", self.status_interval, minimum=0)
         _check_int("history_size", self.history_size, minimum=0)
         if self.history_ttl is not None:
             _check_int("history_ttl", self.history_ttl, minimum=1)

@@ -68,6 +68,7 @@ class ControlRequest:
         facility: the facility it is about, validated as at a handshake.
         audiences: the audiences it names; for an unsubscribe without any, empty (meaning all).
         positions: a subscribe's ``recover``: the last id seen per channel label; None if not asked.
+        presence: whether a subscribe asks who is there, then for join and leave events.
         payload: a publish's message, text or binary as the frame was.
     """
 
@@ -77,6 +78,7 @@ class ControlRequest:
     audiences: tuple[Audience, ...] = ()
     positions: dict[str, str | None] | None = None
     payload: str | bytes = ""
+    presence: bool = False
 
 
 def offers_control(header: str | None) -> bool:
@@ -150,7 +152,10 @@ def _request(fields: dict[str, Any], ref: int | str | None, payload: str | bytes
             positions = checked_positions(fields["recover"])
         except InvalidRecovery as exc:
             raise InvalidRequest(BAD_REQUEST, str(exc)) from None
-    return ControlRequest(op, ref, facility, audiences, positions)
+    presence = fields.get("presence", False) if op == "subscribe" else False
+    if not isinstance(presence, bool):
+        raise InvalidRequest(BAD_REQUEST, "presence must be true or false")
+    return ControlRequest(op, ref, facility, audiences, positions, presence=presence)
 
 
 def _audience(name: object, field: str) -> Audience:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from .channels import Audience, Principal, channel_keys
 from .control import (
+    BAD_REQUEST,
     FORBIDDEN,
     TOO_MANY_SUBSCRIPTIONS,
     UNAVAILABLE,
@@ -25,6 +26,7 @@ from .control import (
 )
 from .exceptions import BrokerUnavailable, InvalidRequest, PermissionDenied
 from .history import channel_label
+from .presence import snapshot_frame
 from .recovery import Recovery
 
 if TYPE_CHECKING:
@@ -38,13 +40,15 @@ _UNAVAILABLE = "redis is unavailable; try again later"
 class ControlSession:
     """The subscriptions of one socket that speaks the control protocol, by ``(facility, audience)``."""
 
-    __slots__ = ("_handler", "_principal", "subscriptions")
+    __slots__ = ("_handler", "_principal", "present", "subscriptions")
 
     def __init__(self, handler: RedisWebSocketHandler, principal: Principal) -> None:
         self._handler = handler
         self._principal = principal
         # (facility, audience) -> the Redis keys it subscribed (a group audience: one per group).
         self.subscriptions: dict[tuple[str, Audience], tuple[str, ...]] = {}
+        # The channels of facilities that keep presence, on which this socket is counted.
+        self.present: list[str] = []
 
     @property
     def channel_count(self) -> int:
@@ -56,6 +60,23 @@ class ControlSession:
             channels = tuple(channel for channel in self._keys(facility, (audience,)) if channel in subscribed)
             if channels:
                 self.subscriptions[(facility, audience)] = channels
+
+    def count_present(self, channels: Sequence[str]) -> None:
+        """Count this socket as present on ``channels`` (of a facility that keeps presence)."""
+        if channels:
+            self._handler.broker.presence.add(channels, self._principal.user)
+            self.present.extend(channels)
+
+    def _uncount(self, channels: Sequence[str]) -> None:
+        gone = [channel for channel in channels if channel in self.present]
+        if gone:
+            self._handler.broker.presence.remove(gone, self._principal.user)
+            for channel in gone:
+                self.present.remove(channel)
+
+    def release(self) -> None:
+        """The socket closed: it is no longer present anywhere."""
+        self._uncount(list(self.present))
 
     async def handle(self, frame: str | bytes) -> None:
         """Answer one request; a refused one gets an error reply and changes nothing."""
@@ -85,7 +106,12 @@ class ControlSession:
             raise InvalidRequest(
                 TOO_MANY_SUBSCRIPTIONS, f"a socket may hold {limit} channels; unsubscribe some first", request.ref
             )
+        tracker = handler.broker.presence
+        if request.presence and not tracker.tracks(facility):
+            raise InvalidRequest(BAD_REQUEST, f"presence is not kept for the facility {facility!r}", request.ref)
         recovery = Recovery(handler.broker, request.positions or {}, facility=facility)
+        if request.presence:
+            handler.follow_presence(self._keys(facility, granted))
         if channels:
             handler.hold(channels)
             try:
@@ -95,6 +121,7 @@ class ControlSession:
             except BrokerUnavailable:
                 handler.broker.unsubscribe(handler, channels)
                 handler.release_held(channels)
+                handler.forget_presence(channels)
                 raise InvalidRequest(UNAVAILABLE, _UNAVAILABLE, request.ref) from None
             if not handler.is_open():
                 # Closed meanwhile: its release() did not know these channels yet.
@@ -118,7 +145,30 @@ class ControlSession:
         }
         if request.positions is not None:
             reply["recovery"] = recovery.report()
-        handler.open_channels(channels, recovery, ok_frame(request.ref, **reply))
+        try:
+            snapshots = await self._snapshots(facility, held) if request.presence else []
+        except BrokerUnavailable:
+            for audience in new:
+                self.subscriptions.pop((facility, audience), None)
+            handler.release_held(channels)
+            handler.close_channels(channels)
+            raise InvalidRequest(UNAVAILABLE, _UNAVAILABLE, request.ref) from None
+        if not handler.is_open():
+            return
+        if tracker.tracks(facility):
+            # After reading who is there: the socket's own arrival comes as an event.
+            self.count_present(channels)
+        handler.open_channels(channels, recovery, ok_frame(request.ref, **reply), snapshots)
+
+    async def _snapshots(self, facility: str, audiences: Sequence[Audience]) -> list[bytes]:
+        """Who is on each channel of ``audiences``, one frame per channel."""
+        channels = [key for audience in audiences for key in self.subscriptions[(facility, audience)]]
+        prefix = self._handler.config.prefix
+        presences = await self._handler.broker.read_presence(channels)
+        return [
+            snapshot_frame(channel_label(channel, prefix=prefix), presence, facility)
+            for channel, presence in zip(channels, presences, strict=True)
+        ]
 
     def _unsubscribe(self, request: ControlRequest) -> None:
         handler = self._handler
@@ -129,6 +179,7 @@ class ControlSession:
             if channels:
                 gone.extend(channels)
                 left.append(audience.value)
+        self._uncount(gone)
         handler.close_channels(gone)
         handler.send_frame(ok_frame(request.ref, audiences=left))
 

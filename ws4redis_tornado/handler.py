@@ -5,8 +5,9 @@ from __future__ import annotations
 import base64
 import binascii
 import inspect
+import itertools
 import logging
-from collections.abc import Awaitable, Callable, Iterable, MutableSet
+from collections.abc import Awaitable, Callable, Iterable, MutableSet, Sequence
 from concurrent.futures import Executor
 from typing import Any
 
@@ -66,6 +67,9 @@ _NO_HEADERS = HTTPHeaders()
 _NOTHING_ASKED = Subscription()
 
 
+# Numbers the handshakes of this process: the ``socket`` field ties one socket's events together.
+_SOCKET_NUMBERS = itertools.count(1)
+
 NOT_A_WEBSOCKET = "this URL serves websockets; send a GET with Upgrade: websocket"
 # Copies of its own messages a socket without echo waits for, at most.
 _MAX_OWN_ECHOES = 64
@@ -95,6 +99,7 @@ class RedisWebSocketHandler(WebSocketHandler):
         "_pending",
         "_persisted",
         "_pong_pending",
+        "_presence_channels",
         "_presence_snapshot",
         "_present",
         "_queue",
@@ -111,6 +116,7 @@ class RedisWebSocketHandler(WebSocketHandler):
         "process_request",
         "sent_close_code",
         "session_key",
+        "socket_number",
         "sockets",
         "subscriber",
         "subscriber_class",
@@ -171,11 +177,15 @@ class RedisWebSocketHandler(WebSocketHandler):
         self._wants_presence = False
         self._presence_snapshot: list[Presence] | None = None
         self._present = False
+        # On a control socket: the channels whose join and leave events it asked for.
+        self._presence_channels: set[bytes] | None = None
         # Who the socket connected as: the control channel closes it by these (see revocation.py).
         self.user_name: str | None = None
         self.session_key: str | None = None
         # The code of the close frame this server sent (set by StrictProtocol), if it sent one.
         self.sent_close_code: int | None = None
+        # Named ``socket`` in this socket's log events, from its handshake to its close.
+        self.socket_number = next(_SOCKET_NUMBERS)
 
     # -- settings Tornado asks the handler for --------------------------------------------------
 
@@ -232,7 +242,7 @@ class RedisWebSocketHandler(WebSocketHandler):
             self._recovery = Recovery(self.broker, positions, facility=facility if control else None)
         if PRESENCE_PARAMETER in self.request.query_arguments:
             if control:
-                return self._refuse(400, "presence is not available on a socket that speaks the control protocol")
+                return self._refuse(400, "on a control socket, ask for presence in a subscribe request")
             if not self.broker.presence.tracks(facility):
                 return self._refuse(400, f"presence is not kept for the facility {facility!r}")
             self._wants_presence = True
@@ -361,7 +371,14 @@ class RedisWebSocketHandler(WebSocketHandler):
         return await self.call_hook(self.allowed_facility, request, facility) is True
 
     def _refuse(self, status: int, text: str) -> None:
-        log_event("deny", peer=self.request.remote_ip, status=status, reason=text, path=self.request.path)
+        log_event(
+            "deny",
+            peer=self.request.remote_ip,
+            status=status,
+            reason=text,
+            path=self.request.path,
+            socket=self.socket_number,
+        )
         self.set_status(status, reason=_reason_phrase(text))
         self.set_header("Content-Type", "text/plain; charset=utf-8")
         self.finish(text + "\n")
@@ -398,13 +415,15 @@ class RedisWebSocketHandler(WebSocketHandler):
         control = self._control
         if isinstance(control, ControlSession) and self.subscriber is not None:
             control.adopt(self._facility, self._subscription.subscribe, self.subscriber.subscribe_channels)
+            if self.broker.presence.tracks(self._facility):
+                control.count_present(self.subscriber.subscribe_channels)
         elif self.subscriber is not None and self.broker.presence.tracks(self._facility):
             self.broker.presence.add(self.subscriber.subscribe_channels, self.user_name)
             self._present = True
         self._opened_at = IOLoop.current().time()
         self._peer = self.request.remote_ip or ""
         channels = len(self.subscriber.subscribe_channels) if self.subscriber else 0
-        log_event("connect", peer=self._peer, facility=self._facility, channels=channels)
+        log_event("connect", peer=self._peer, facility=self._facility, channels=channels, socket=self.socket_number)
         if not control:
             # A control socket's hooks read the request again for every subscribe and publish.
             self._forget_handshake()
@@ -534,7 +553,7 @@ class RedisWebSocketHandler(WebSocketHandler):
             self._pong_pending = True
             self.send_frame(PING_FRAME)
         elif action == "close":
-            log_event("ping_timeout", peer=self._peer, facility=self._facility)
+            log_event("ping_timeout", peer=self._peer, facility=self._facility, socket=self.socket_number)
             self.close(reason="ping timed out")
 
     def on_pong(self, data: bytes) -> None:
@@ -565,7 +584,15 @@ class RedisWebSocketHandler(WebSocketHandler):
             return True
         if not self.ws_connection or self.ws_connection.is_closing():
             return False
-        logger.warning("closing %s: sending faster than %s frames/s", self._peer, self.config.publish_rate)
+        rate = self.config.publish_rate
+        log_event(
+            "rate_limited",
+            logging.WARNING,
+            message=f"closing {self._peer}: sending faster than {rate} frames/s",
+            peer=self._peer,
+            rate=rate,
+            socket=self.socket_number,
+        )
         self.broker.metrics.rate_limit_closes += 1
         self.close(CloseCode.POLICY_VIOLATION, "sending too fast")
         return False
@@ -584,6 +611,7 @@ class RedisWebSocketHandler(WebSocketHandler):
                 facility=self._facility,
                 code=code,
                 seconds=round(IOLoop.current().time() - self._opened_at, 3),
+                socket=self.socket_number,
             )
 
     def on_finish(self) -> None:
@@ -598,6 +626,8 @@ class RedisWebSocketHandler(WebSocketHandler):
         self._queue = None
         self._held = None
         self.sockets.discard(self)
+        if isinstance(self._control, ControlSession):
+            self._control.release()
         if self.subscriber is not None:
             if self._present:
                 self._present = False
@@ -638,6 +668,11 @@ class RedisWebSocketHandler(WebSocketHandler):
         if label is not None:
             self.send_frame(delivery.tagged_envelope(label) if self._control else delivery.envelope(label))
 
+    @property
+    def facility(self) -> str:
+        """The facility of the socket's URL ('' for a control socket opened without one)."""
+        return self._facility
+
     # -- a control socket's subscriptions (see control_session.py) ------------------------------
 
     def is_open(self) -> bool:
@@ -658,10 +693,14 @@ class RedisWebSocketHandler(WebSocketHandler):
             for channel in channels:
                 held.pop(channel.encode(), None)
 
-    def open_channels(self, channels: list[str], recovery: Recovery, reply: bytes) -> None:
-        """Start delivering newly subscribed ``channels``: what ``recovery`` read, the reply, then
-        what arrived meanwhile and the read did not cover."""
+    def open_channels(
+        self, channels: list[str], recovery: Recovery, reply: bytes, snapshots: Sequence[bytes] = ()
+    ) -> None:
+        """Start delivering newly subscribed ``channels``: what ``recovery`` read, who is there
+        (``snapshots``), the reply, then what arrived meanwhile and the read did not cover."""
         for frame in recovery.frames(report=False):
+            self.send_frame(frame)
+        for frame in snapshots:
             self.send_frame(frame)
         self.send_frame(reply)
         if not channels:
@@ -678,10 +717,23 @@ class RedisWebSocketHandler(WebSocketHandler):
         held = self._held or {}
         for channel in channels:
             for delivery in held.pop(channel.encode(), ()):
-                if delivery.id is None and (delivery.channel, delivery.payload) in copies:
+                if isinstance(delivery, PresenceEvent):
+                    self.on_presence_event(delivery)
+                elif delivery.id is None and (delivery.channel, delivery.payload) in copies:
                     copies.discard((delivery.channel, delivery.payload))
                 else:
                     self._send_with_id(delivery)
+
+    def forget_presence(self, channels: Iterable[str]) -> None:
+        """Stop sending the join and leave events of ``channels``."""
+        if self._presence_channels:
+            self._presence_channels.difference_update(channel.encode() for channel in channels)
+
+    def follow_presence(self, channels: Iterable[str]) -> None:
+        """Send the join and leave events of ``channels`` (a control socket's subscribe asked for them)."""
+        if self._presence_channels is None:
+            self._presence_channels = set()
+        self._presence_channels.update(channel.encode() for channel in channels)
 
     def close_channels(self, channels: list[str]) -> None:
         """Stop delivering ``channels`` (an unsubscribe): nothing of them is sent from now on."""
@@ -697,9 +749,20 @@ class RedisWebSocketHandler(WebSocketHandler):
                 self._labels.pop(key, None)
             if self._thresholds:
                 self._thresholds.pop(key, None)
+            if self._presence_channels:
+                self._presence_channels.discard(key)
 
     def on_presence_event(self, event: PresenceEvent) -> None:
         """Take a join or leave from the broker; only a socket that asked for presence sends it on."""
+        if self._presence_channels is not None and event.channel in self._presence_channels:
+            held = self._held
+            if held and event.channel in held:
+                held[event.channel].append(event)  # type: ignore[arg-type]
+                return
+            label = self._labels.get(event.channel) if self._labels else None
+            if label is not None:
+                self.send_frame(event.tagged_frame(label))
+            return
         if not self._wants_presence:
             return
         if self._queue is not None:
@@ -768,10 +831,14 @@ class RedisWebSocketHandler(WebSocketHandler):
 
     def _close_slow_consumer(self) -> None:
         assert self.ws_connection is not None
-        logger.warning(
-            "closing %s: it stopped reading and has more than %d bytes queued",
-            self._peer,
-            self.config.max_buffered_bytes,
+        queued = self.config.max_buffered_bytes
+        log_event(
+            "slow_consumer",
+            logging.WARNING,
+            message=f"closing {self._peer}: it stopped reading and has more than {queued} bytes queued",
+            peer=self._peer,
+            queued=queued,
+            socket=self.socket_number,
         )
         # Let the close frame through the full buffer; Tornado aborts if the peer never answers.
         self.ws_connection.stream.max_write_buffer_size = None

@@ -56,10 +56,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (default: %(default)s)")
     parser.add_argument(
         "--processes",
-        type=int,
+        type=processes_argument,
         default=1,
         metavar="N",
-        help="processes sharing the port; 0 starts one per CPU (default: %(default)s)",
+        help="processes sharing the port; 'auto' (or 0) starts one per CPU this process may use (default: %(default)s)",
     )
     parser.add_argument(
         "--grace-period",
@@ -209,11 +209,32 @@ def with_metrics_port(config: Config, port: int | None) -> Config:
     return config if port is None else dataclasses.replace(config, metrics_port=port)
 
 
+def processes_argument(value: str) -> int:
+    """Read ``--processes``: a number, or ``auto`` for one per CPU (as 0)."""
+    if value.strip().lower() == "auto":
+        return 0
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is neither a number of processes nor 'auto'") from None
+
+
 def process_count(requested: int) -> int:
-    """The number of processes to start for ``--processes requested`` (0: one per CPU)."""
+    """The number of processes to start for ``--processes requested`` (0: one per CPU).
+
+    The CPUs are those this process may run on (its affinity, which a container or ``taskset``
+    narrows), not every CPU of the machine.
+    """
     if requested < 0:
         raise ConfigurationError(f"--processes has value {requested}; expected 0 or more")
-    return requested or os.cpu_count() or 1
+    return requested or usable_cpus()
+
+
+def usable_cpus() -> int:
+    """How many CPUs this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
 
 
 def check_redis(config: Config) -> None:

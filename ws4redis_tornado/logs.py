@@ -16,12 +16,19 @@ __all__ = ["JsonFormatter", "event_logger", "log_event"]
 event_logger = logging.getLogger("ws4redis_tornado.events")
 
 
-def log_event(event: str, level: int = logging.INFO, /, **fields: Any) -> None:
-    """Log ``event`` with ``fields``, e.g. ``log_event("close", peer="1.2.3.4", code=1001)``."""
+def log_event(event: str, level: int = logging.INFO, /, *, message: str | None = None, **fields: Any) -> None:
+    """Log ``event`` with ``fields``, e.g. ``log_event("close", peer="1.2.3.4", code=1001)``.
+
+    The text is ``message`` when given (a sentence for people), else the event and its fields.
+    """
     if not event_logger.isEnabledFor(level):
         return
+    extra = {"event": event, "fields": fields}
+    if message is not None:
+        event_logger.log(level, "%s", message, extra=extra)
+        return
     text = " ".join(f"{key}={value}" for key, value in fields.items())
-    event_logger.log(level, "%s %s", event, text, extra={"event": event, "fields": fields})
+    event_logger.log(level, "%s %s", event, text, extra=extra)
 
 
 class JsonFormatter(logging.Formatter):
@@ -32,6 +39,8 @@ class JsonFormatter(logging.Formatter):
             "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
             "level": record.levelname,
             "logger": record.name,
+            # With several processes, a socket's number is unique within its process.
+            "pid": record.process,
         }
         event = getattr(record, "event", None)
         if event is not None:

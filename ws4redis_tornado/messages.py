@@ -2,8 +2,11 @@
 
 Redis carries bytes. A text message is stored as its UTF-8 bytes, exactly as ws4redis stored it, so
 old and new processes can share channels. A binary message is stored as is when it is not valid
-UTF-8, and behind :data:`BINARY_MARKER` when it is (or when it starts with the marker), so that it
-stays binary end to end. The marker starts with 0xFF, which never occurs in UTF-8 text.
+UTF-8, and behind :data:`BINARY_MARKER` when it is, so that it stays binary end to end. The marker
+starts with 0xFF, which never occurs in UTF-8 text. Every payload that starts with
+:data:`RESERVED_PREFIX` is the server's own (a message with its history id, a presence event): a
+message that starts so itself is stored behind the binary marker too, so that no client can pass
+its message off as one of those.
 
 A message's websocket frame is built by :func:`ws4redis_tornado.frames.encode_frame` (also
 importable from here).
@@ -13,9 +16,11 @@ from __future__ import annotations
 
 from .frames import encode_frame
 
-__all__ = ["BINARY_MARKER", "RedisMessage", "decode_payload", "encode_frame", "is_heartbeat"]
+__all__ = ["BINARY_MARKER", "RESERVED_PREFIX", "RedisMessage", "decode_payload", "encode_frame", "is_heartbeat"]
 
 BINARY_MARKER = b"\xffws4redis:binary\x00"
+RESERVED_PREFIX = b"\xffws4redis:"
+"""Starts every payload the server gives a meaning of its own (see :data:`BINARY_MARKER`)."""
 
 
 class RedisMessage(bytes):
@@ -44,7 +49,7 @@ class RedisMessage(bytes):
     @property
     def payload(self) -> bytes:
         """The bytes to PUBLISH and persist in Redis."""
-        if self.binary and (self.startswith(BINARY_MARKER) or _is_utf8(self)):
+        if self.startswith(RESERVED_PREFIX) or (self.binary and _is_utf8(self)):
             return BINARY_MARKER + self
         return bytes(self)
 

@@ -95,9 +95,13 @@ def merge(presences: Iterable[Presence]) -> Presence:
     return Presence(users, anonymous)
 
 
-def snapshot_frame(label: str, presence: Presence) -> bytes:
-    """The frame telling a socket who is on one of its channels when it opens."""
-    return _json_frame({"presence": {"channel": label, "users": presence.users, "anonymous": presence.anonymous}})
+def snapshot_frame(label: str, presence: Presence, facility: str | None = None) -> bytes:
+    """The frame telling a socket who is on one of its channels when it opens (or, on a control
+    socket, when it subscribes: then the frame names the facility too)."""
+    body = {"channel": label, "users": presence.users, "anonymous": presence.anonymous}
+    if facility is not None:
+        body = {"facility": facility, **body}
+    return _json_frame({"presence": body})
 
 
 def _json_frame(body: object) -> bytes:
@@ -107,7 +111,7 @@ def _json_frame(body: object) -> bytes:
 class PresenceEvent:
     """A join or leave read from Redis, shared by every socket of the channel that asked for events."""
 
-    __slots__ = ("_frame", "channel", "event", "user")
+    __slots__ = ("_frame", "_tagged", "channel", "event", "user")
 
     def __init__(self, channel: bytes, payload: bytes) -> None:
         announced = json.loads(payload[len(PRESENCE_MARKER) :])
@@ -115,6 +119,7 @@ class PresenceEvent:
         self.event: str = announced["event"]
         self.user: str = announced["user"]
         self._frame: bytes | None = None
+        self._tagged: bytes | None = None
 
     def frame(self, label: str) -> bytes:
         """``{"presence":{"channel":label,"event":"join","user":name}}``, built once for every socket."""
@@ -122,6 +127,14 @@ class PresenceEvent:
             body = {"presence": {"channel": label, "event": self.event, "user": self.user}}
             self._frame = _json_frame(body)
         return self._frame
+
+    def tagged_frame(self, label: str) -> bytes:
+        """The frame for a control socket: the event with the channel's facility too, built once."""
+        if self._tagged is None:
+            facility = self.channel.rpartition(b":")[2].decode()
+            body = {"presence": {"facility": facility, "channel": label, "event": self.event, "user": self.user}}
+            self._tagged = _json_frame(body)
+        return self._tagged
 
 
 class PresenceTracker:

@@ -32,6 +32,7 @@ from .keepalive import Pinger
 from .lifecycle import DEFAULT_GRACE_PERIOD, Lifecycle
 from .listening import GuardedHTTPServer
 from .protocol import CLOSE_GOING_AWAY
+from .status import StatusReporter
 from .subscriber import RedisSubscriber
 from .supervisor import bind_sockets, describe
 from .writes import FrameWriter
@@ -165,6 +166,7 @@ class WebSocketApplication(tornado.web.Application):
         self.heartbeat = (
             Heartbeat(config.heartbeat, config.heartbeat_interval, self.sockets) if config.heartbeat else None
         )
+        self.status = StatusReporter(self)
         self.pinger = (
             Pinger(config.ping_interval, config.ping_timeout or config.ping_interval, self.sockets)
             if config.ping_interval
@@ -185,17 +187,19 @@ class WebSocketApplication(tornado.web.Application):
             super().log_request(handler)
 
     def start(self) -> None:
-        """Start the process-wide timers (heartbeat, pings, presence); call once the IOLoop runs."""
+        """Start the process-wide timers (heartbeat, pings, presence, status); call once the IOLoop runs."""
         for timer in (self.heartbeat, self.pinger):
             if timer is not None:
                 timer.start()
         self.broker.presence.start()
+        self.status.start()
 
     def stop(self) -> None:
         for timer in (self.heartbeat, self.pinger):
             if timer is not None:
                 timer.stop()
         self.broker.presence.stop()
+        self.status.stop()
 
     def close(self) -> None:
         """Release what the application owns once a drain has completed; nothing here (subclasses may)."""

@@ -173,6 +173,10 @@ class Supervisor:
         if index is None:
             return
         code = os.waitstatus_to_exitcode(status)
+        # A child still starting when the SIGTERM came had no handler of its own yet and ended by it:
+        # stopped as asked, not failed.
+        if self.stopping and code in (-signal.SIGTERM, 128 + signal.SIGTERM):
+            code = 0
         if code != 0:
             self.failed = True
         if not self.stopping:

@@ -53,7 +53,9 @@ TEMPLATES = [
                             '<form method="post">{% csrf_token %}{{ form.as_p }}<button>Log in</button></form>'
                         )
                     },
-                )
+                ),
+                # django_bridge's own pages (its status page).
+                "django.template.loaders.app_directories.Loader",
             ],
         },
     }

@@ -40,6 +40,7 @@ def test_the_test_project_passes():
         ("WS4REDIS_MAX_SUBSCRIPTIONS", 0, "django_bridge.E023"),
         ("WS4REDIS_METRICS_URL", "/ws/metrics", "django_bridge.E025"),
         ("WS4REDIS_METRICS_PORT", 0, "django_bridge.E026"),
+        ("WS4REDIS_STATUS_INTERVAL", -1, "django_bridge.E027"),
         ("WS4REDIS_ALLOWED_FACILITIES", "tests.bridge.hooks.nothing_here", "django_bridge.E024"),
         ("WS4REDIS_CONNECTION", {"hots": "redis"}, "django_bridge.E003"),
     ],

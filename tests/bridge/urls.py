@@ -1,5 +1,5 @@
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
 from . import views
 
@@ -14,6 +14,7 @@ urlpatterns = [
     path("odd-header/", views.control_character_header),
     path("broken-stream/", views.broken_stream),
     path("wrong-length/", views.wrong_length),
+    path("ws4redis/", include("django_bridge.urls")),
     path("accounts/login/", auth_views.LoginView.as_view()),
     path("accounts/logout/", auth_views.LogoutView.as_view(next_page="/hello/")),
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import redis.asyncio as aredis
 
 from ws4redis_tornado import Broker, Config, WebSocketApplication
 
@@ -24,6 +25,14 @@ def config(redis_url, prefix, config_options) -> Config:
     options = {"redis_url": redis_url, "prefix": prefix, **config_options}
     options.setdefault("redis_options", {"client_name": f"ws4redis-{prefix}"})
     return Config(**options)
+
+
+@pytest.fixture
+def redis(io_loop, redis_url):
+    """An asyncio redis-py client of the test's Redis, for publishing and reading as a Django view would."""
+    client = aredis.Redis.from_url(redis_url)
+    yield client
+    io_loop.run_sync(client.aclose)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import asyncio
 import json
 
 import pytest
-import redis.asyncio as aredis
 import websockets
 
 from ws4redis_tornado.channels import Principal
@@ -21,13 +20,6 @@ from ws4redis_tornado.server import subscriptions_only
 
 from ..utils import MS, wait_until
 from ..wsclient import assert_silent, close_code, recv, refused_with
-
-
-@pytest.fixture
-def redis(io_loop, redis_url):
-    client = aredis.Redis.from_url(redis_url)
-    yield client
-    io_loop.run_sync(client.aclose)
 
 
 @pytest.fixture
@@ -428,3 +420,21 @@ async def test_a_gap_the_history_no_longer_holds_is_reported_instead_of_partly_r
         reply = json.loads(await recv(ws))
         assert reply["ok"] and reply["recovery"]["broadcast"]["recovered"] is False
         await assert_silent(ws)
+
+
+async def subscribe_commands(redis) -> int:
+    """How many SUBSCRIBE commands the test's Redis has served so far."""
+    return (await redis.info("commandstats")).get("cmdstat_subscribe", {}).get("calls", 0)
+
+
+@pytest.mark.gen_test
+async def test_subscribing_a_channel_another_socket_holds_sends_nothing_to_redis(ws_url, redis, publish):
+    async with control(ws_url) as first, control(ws_url) as second:
+        await request(first, 1, "subscribe", "shared", audiences=["broadcast"])
+        before = await subscribe_commands(redis)
+        await request(second, 1, "subscribe", "shared", audiences=["broadcast"])
+        assert await subscribe_commands(redis) == before
+        await publish("broadcast:shared", "to both")
+        assert unwrap(await recv(first))[1] == unwrap(await recv(second))[1] == "to both"
+        await request(second, 2, "subscribe", "own", audiences=["broadcast"])
+        assert await subscribe_commands(redis) == before + 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import struct
 from urllib.parse import urlsplit
 
@@ -55,3 +56,20 @@ async def test_a_close_the_server_began_is_logged_with_its_code_when_the_peer_ne
 def test_json_formatter_renders_plain_records_too():
     record = logging.LogRecord("x", logging.WARNING, __file__, 1, "hello %s", ("world",), None)
     assert json.loads(JsonFormatter().format(record))["message"] == "hello world"
+
+
+@pytest.mark.gen_test
+async def test_one_sockets_events_share_its_number_and_json_names_the_process(ws_url, caplog):
+    caplog.set_level(logging.INFO, logger="ws4redis_tornado")
+    async with (
+        websockets.connect(ws_url("room", "subscribe-broadcast")),
+        websockets.connect(ws_url("hall", "subscribe-broadcast")),
+    ):
+        pass
+    await wait_until(lambda: len([e for e in events(caplog) if e["event"] == "close"]) == 2)
+    numbers = {}
+    for event in events(caplog):
+        if event["event"] in ("connect", "close"):
+            numbers.setdefault(event["socket"], []).append(event["event"])
+            assert event["pid"] == os.getpid()
+    assert sorted(numbers.values()) == [["connect", "close"], ["connect", "close"]]

@@ -184,11 +184,19 @@ def test_processes_share_the_port_and_sigterm_closes_every_websocket_with_1001(r
     assert "Traceback" not in process.stderr
 
 
-def test_processes_0_starts_one_per_cpu(redis_url):
-    with ServerProcess("--processes", "0", redis_url=redis_url) as process:
-        wait_until_blocking(lambda: listeners(process.port) == (os.cpu_count() or 1))
-        assert len(children(process.pid)) == (os.cpu_count() or 1)
+@pytest.mark.parametrize("value", ["auto", "0"])
+def test_processes_auto_starts_one_per_usable_cpu(redis_url, value):
+    cpus = len(os.sched_getaffinity(0))
+    with ServerProcess("--processes", value, redis_url=redis_url) as process:
+        wait_until_blocking(lambda: listeners(process.port) == cpus, 15_000 * MS)
+        assert len(children(process.pid)) == cpus
     assert process.returncode == 0
+
+
+def test_processes_must_be_a_number_or_auto(redis_url):
+    process = ServerProcess("--processes", "many", redis_url=redis_url).launch()
+    assert process.wait(EXIT_TIMEOUT) == 2
+    assert "'many' is neither a number of processes nor 'auto'" in process.stderr
 
 
 def test_a_process_that_dies_stops_the_others_and_the_server_exits_with_1(redis_url):

@@ -7,7 +7,6 @@ import json
 from urllib.parse import quote
 
 import pytest
-import redis.asyncio as aredis
 import websockets
 
 from ws4redis_tornado.frames import CloseCode
@@ -24,13 +23,6 @@ HISTORY = 5
 @pytest.fixture
 def config_options() -> dict:
     return {"history_size": HISTORY, "reconnect_max_delay": 0.2}
-
-
-@pytest.fixture
-def redis(io_loop, redis_url):
-    client = aredis.Redis.from_url(redis_url)
-    yield client
-    io_loop.run_sync(client.aclose)
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ FACILITY = "demo"
 GOING_AWAY = 1001
 
 
-def publish(stack: Stack, message: str) -> int:
+def publish(stack: Stack, message: str, facility: str = FACILITY) -> int:
     """Broadcast ``message`` through the example's form, as a browser would; return the receivers.
 
     The page sets the CSRF cookie, and the POST sends it back with the token in X-CSRFToken.
@@ -28,7 +28,7 @@ def publish(stack: Stack, message: str) -> int:
     with opener.open(stack.url + "/", timeout=5000 * MS) as page:
         page.read()
     token = next(cookie.value for cookie in cookies if cookie.name == "csrftoken")
-    body = urllib.parse.urlencode({"message": message, "facility": FACILITY}).encode()
+    body = urllib.parse.urlencode({"message": message, "facility": facility}).encode()
     request = urllib.request.Request(stack.url + "/publish/", data=body, headers={"X-CSRFToken": token})
     with opener.open(request, timeout=5000 * MS) as response:
         return json.loads(response.read())["receivers"]

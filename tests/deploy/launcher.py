@@ -30,4 +30,6 @@ DEPLOY_DIR: Path = stack.DEPLOY_DIR
 Service = stack.Service
 Stack = stack.Stack
 find_haproxy = stack.find_haproxy
+find_prometheus = stack.find_prometheus
+has_prometheus_exporter = stack.has_prometheus_exporter
 http_get = stack.http_get

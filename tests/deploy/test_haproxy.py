@@ -23,7 +23,7 @@ from ..processes import ManagedProcess
 from ..utils import MS, free_ports, wait_until
 from ..wsclient import assert_silent, recv
 from .clients import FACILITY, GOING_AWAY, ReconnectingClient, publish
-from .launcher import DEPLOY_DIR, Stack, http_get
+from .launcher import DEPLOY_DIR, Stack, find_prometheus, http_get
 
 CLIENTS = 20
 
@@ -137,10 +137,14 @@ def test_sigterm_to_a_websocket_server_moves_its_clients_to_the_other_one(stack)
 
 
 def test_one_command_starts_the_stack_and_sigterm_stops_it_in_order(haproxy, tmp_path: Path):
-    """``python examples/deploy/stack.py``: up, serving through HAProxy; SIGTERM drains, then stops all."""
-    port, stats_port = free_ports(2)
+    """``python examples/deploy/stack.py``: up, serving through HAProxy; SIGTERM drains, then stops all.
+
+    Prometheus too, where a prometheus binary is installed.
+    """
+    port, stats_port, prometheus_port = free_ports(3)
     command = [sys.executable, str(DEPLOY_DIR / "stack.py"), "--port", str(port), "--stats-port", str(stats_port)]
     command += ["--websocket-servers", "1", "--django-servers", "1", "--grace-period", "2"]
+    command += ["--prometheus-port", str(prometheus_port)]
     command += ["--haproxy", haproxy, "--workdir", str(tmp_path / "stack")]
     launcher = ManagedProcess(command, log_dir=tmp_path, log_name="stack", merge_output=True).launch()
     pids: list[int] = []
@@ -148,7 +152,10 @@ def test_one_command_starts_the_stack_and_sigterm_stops_it_in_order(haproxy, tmp
         launcher.wait_for_output("Ctrl-C stops it.", 30_000 * MS)
         text = launcher.stdout
         pids = [int(pid) for pid in re.findall(r"pid (\d+)", text)]
-        assert len(pids) == 4, text  # haproxy, redis-server, ws1, django1
+        # haproxy, redis-server, ws1, django1, and prometheus where it is installed
+        assert len(pids) == (5 if find_prometheus() else 4), text
+        if find_prometheus():
+            assert (http_get(f"http://127.0.0.1:{prometheus_port}/-/ready") or (None,))[0] == 200
 
         status, page = http_get(f"http://127.0.0.1:{port}/", timeout=5000 * MS) or (None, b"")
         assert status == 200 and b"ws4redis-tornado behind HAProxy" in page

@@ -14,27 +14,14 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from http.cookiejar import CookieJar
 
-import pytest
 from websockets.sync.client import ClientConnection, connect
 
-from ..chat_example import PASSWORD, ChatServer, chat_environment
+from ..chat_example import PASSWORD, ChatServer
 from ..utils import MS, wait_until_blocking
 
 TIMEOUT = 5000 * MS
-
-
-@pytest.fixture(scope="module")
-def chat(tmp_path_factory, redis_url) -> Iterator[ChatServer]:
-    directory = tmp_path_factory.mktemp("chat")
-    env = chat_environment(directory / "db.sqlite3", redis_url, CHATSERVER_REDIS_PREFIX=directory.name)
-    server = ChatServer(env=env, log_dir=directory, command="demo")
-    try:
-        yield server.start()
-    finally:
-        server.stop()
 
 
 class Browser:

@@ -3,10 +3,14 @@
 // `ws4redis.control` subprotocol, answers subscribe, unsubscribe and publish
 // requests, tags every message with its facility, channel and id, keeps a
 // short history per channel for `recover`, and lets a test refuse requests,
-// hold replies back, or look at every frame a socket sent.
+// hold replies back, or look at every frame a socket sent. Presence is
+// scripted: a subscribe with `"presence": true` gets a snapshot per channel
+// from `presence` (who a test says is there), then the join and leave events
+// a test announces.
 //
 // Who a socket is comes from its URL: `?as=<user>` (else anonymous),
-// `&groups=a,b` and `&session=<key>`; `echo` gives a socket its own publishes.
+// `&groups=a,b` and `&session=<key>`, through `identify` (which a test may
+// replace); `echo` gives a socket its own publishes.
 import { once } from 'node:events';
 import http from 'node:http';
 
@@ -68,6 +72,9 @@ export class ScriptedServer {
     this.historySize = 100;
     this.ids = 0;
     this.refusal = () => null; // (op, header, socket) -> an error code, or null to serve
+    this.presence = new Map(); // Redis channel -> {users: {name: sockets}, anonymous}; none: nobody
+    this.keepsPresence = () => true; // (facility) -> whether a subscribe may ask for presence
+    this.identify = (who) => who; // who a new socket is, from what its URL says
     this.holdReplies = false; // true: replies wait in socket.held until release()
     this.wss.on('connection', (ws, req) => this.accept(ws, req));
   }
@@ -76,15 +83,16 @@ export class ScriptedServer {
     const url = new URL(req.url, 'http://x');
     const params = url.searchParams;
     ws.path = req.url;
-    ws.who = {
+    ws.who = this.identify({
       user: params.get('as'),
       groups: (params.get('groups') || '').split(',').filter(Boolean),
       session: params.get('session'),
-    };
+    });
     ws.echo = params.has('echo');
     ws.requests = [];
     ws.held = [];
     ws.subscribed = new Map();
+    ws.following = new Set(); // the Redis channels whose presence the socket asked for
     this.sockets.push(ws);
     const facility = decodeURIComponent(url.pathname.replace(/^\/ws\//, ''));
     const first = AUDIENCES.filter((audience) => params.has(`subscribe-${audience}`));
@@ -106,10 +114,13 @@ export class ScriptedServer {
     return this.reply(ws, { reply: ref, ok: false, error: 'bad-request', reason: `unknown op ${header.op}` });
   }
 
-  subscribe(ws, ref, { facility, audiences, recover }) {
+  subscribe(ws, ref, { facility, audiences, recover, presence = false }) {
     const badAudiences = !Array.isArray(audiences) || !audiences.length || audiences.some((a) => !AUDIENCES.includes(a));
-    if (typeof facility !== 'string' || badAudiences) {
-      return this.reply(ws, { reply: ref, ok: false, error: 'bad-request', reason: 'facility or audiences' });
+    if (typeof facility !== 'string' || badAudiences || typeof presence !== 'boolean') {
+      return this.reply(ws, { reply: ref, ok: false, error: 'bad-request', reason: 'facility, audiences or presence' });
+    }
+    if (presence && !this.keepsPresence(facility)) {
+      return this.reply(ws, { reply: ref, ok: false, error: 'bad-request', reason: 'presence is not kept' });
     }
     if (!facility || facility.includes(':')) {
       return this.reply(ws, { reply: ref, ok: false, error: 'invalid-facility', reason: 'bad facility' });
@@ -121,7 +132,32 @@ export class ScriptedServer {
     const labels = this.subscribeChannels(ws, facility, granted);
     const reply = { reply: ref, ok: true, audiences: granted, channels: labels };
     if (recover !== undefined) reply.recovery = this.recover(ws, facility, labels, recover);
+    if (presence) this.snapshots(ws, facility, labels);
     this.reply(ws, reply);
+  }
+
+  // Who is on each channel, before the reply; the socket follows their events from now on.
+  snapshots(ws, facility, labels) {
+    for (const label of labels) {
+      const channel = channelOf(facility, label, ws.who);
+      const { users, anonymous } = this.presence.get(channel) ?? { users: {}, anonymous: 0 };
+      this.send(ws, JSON.stringify({ presence: { facility, channel: label, users, anonymous } }), false);
+      ws.following.add(channel);
+    }
+  }
+
+  // As a user's first socket arriving or last leaving would: the snapshot of `channel` changes and
+  // every socket following it gets the event.
+  announce(channel, event, user) {
+    const present = this.presence.get(channel) ?? { users: {}, anonymous: 0 };
+    const users = { ...present.users };
+    if (event === 'join') users[user] = 1;
+    else delete users[user];
+    this.presence.set(channel, { ...present, users });
+    for (const ws of this.open.filter((socket) => socket.following.has(channel))) {
+      const { facility, label } = ws.subscribed.get(channel);
+      this.send(ws, JSON.stringify({ presence: { facility, channel: label, event, user } }), false);
+    }
   }
 
   // Subscribe the socket's channels of `audiences`; returns their labels.
@@ -161,6 +197,7 @@ export class ScriptedServer {
       const audience = label.split(':')[0];
       if (f === facility && (audiences ?? AUDIENCES).includes(audience)) {
         ws.subscribed.delete(channel);
+        ws.following.delete(channel);
         dropped.add(audience);
       }
     }

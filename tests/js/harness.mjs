@@ -229,6 +229,37 @@ export class Recorder {
   }
 }
 
+// subscribe() options that follow presence on a control client, each call
+// recorded in `calls` as [callback name, ...its arguments], a snapshot's with
+// what present() answered when its callback ran.
+export function presenceFollower(client) {
+  const calls = [];
+  const options = {
+    presence: (label, users, anonymous, facility) => {
+      calls.push(['presence', label, users, anonymous, facility, client.present(facility, label)]);
+    },
+    joined: (...args) => calls.push(['joined', ...args]),
+    left: (...args) => calls.push(['left', ...args]),
+  };
+  const until = (n) => waitUntil(() => calls.length >= n && calls, `${n} presence calls`, undefined, () => JSON.stringify(calls));
+  return { calls, options, until };
+}
+
+// Resolves once the server (tests/js/named_server.py) reads `expected`
+// ({users, anonymous}) as who is on `facility`'s broadcast channel in every process.
+export async function presenceIs(server, facility, expected) {
+  let last;
+  await waitUntil(
+    async () => {
+      last = await (await fetch(`http://127.0.0.1:${server.port}/presence/${facility}`)).json();
+      return JSON.stringify(last) === JSON.stringify(expected);
+    },
+    `presence ${JSON.stringify(expected)} on ${facility}`,
+    undefined,
+    () => `last read: ${JSON.stringify(last)}`,
+  );
+}
+
 // A WebSocket class (the `ws` package's) that keeps each socket it makes, the
 // raw data of every message each received, before the client sees it, and
 // what the client sent (`sent`; `sentRequests()`: the JSON headers of its

@@ -1,20 +1,35 @@
 // The client's control protocol against the real Python server, a private
 // redis-server and the `ws` package: several facilities on one socket,
-// publish, unsubscribe, refusals, and renewals with recovery across a restart.
+// publish, unsubscribe, refusals, renewals with recovery across a restart, and
+// presence per subscription.
 // Needs tests/js/node_modules (`npm ci` in tests/js), a redis-server and a
 // Python with ws4redis_tornado installed (see harness.mjs); tests/test_js_client.py
 // runs it.  Run with: node --test tests/js/
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { createRequire } from 'node:module';
 import { test } from 'node:test';
 
-import { NamedUsersServer, Publisher, Recorder, Ws4RedisServer, realServers, recordingWebSocket, waitUntil } from './harness.mjs';
+import {
+  NamedUsersServer,
+  Publisher,
+  Recorder,
+  WebSocket,
+  Ws4RedisServer,
+  presenceFollower,
+  presenceIs,
+  realServers,
+  recordingWebSocket,
+  waitUntil,
+} from './harness.mjs';
 
 const require = createRequire(import.meta.url);
 const WS4Redis = require('../../django_bridge/static/django_bridge/js/ws4redis.js');
 
 const RECONNECT = { reconnect_base_ms: 20, reconnect_max_ms: 100 };
 const CALLBACKS = ['connecting', 'connected', 'receive_message', 'disconnected', 'not_recovered', 'refused'];
+// Each process rewrites its presence every interval; a killed one's users are gone after three.
+const PRESENCE_INTERVAL = '0.2';
 const numbers = (prefix, from, to) => Array.from({ length: to - from + 1 }, (_, k) => `${prefix}${from + k}`);
 
 const servers = realServers('control');
@@ -72,9 +87,12 @@ test('two facilities on one socket: subscribe, publish, unsubscribe, without rec
   assert.deepEqual(chatReply, { reply: 1, ok: true, audiences: ['broadcast'], channels: ['broadcast'] });
   assert.equal(newsReply.reply, 2);
 
+  // open before anything is published to the news: it would get the last message, persisted, at any
+  // moment after opening, and take it for the echo of its own
+  const newsPublisher = await openPublisher(server, news);
   assert.deepEqual(await client.publish(chat, 'broadcast', 'hello chat'), { reply: 3, ok: true });
   await client.publish(news, 'broadcast', Buffer.from([0, 10, 255]));
-  const newsPublisher = await openPublisher(server, news);
+  await waitUntil(() => newsPublisher.echoes.length === 1, 'the binary message on the plain socket');
   await newsPublisher.publish('from a plain socket');
   const [[text, meta]] = await chatMessages.until(1);
   assert.equal(text, 'hello chat');
@@ -211,4 +229,94 @@ test('a gap the history no longer holds is reported with the facility, and the r
   await publisher.publish('n7');
   await waitUntil(() => newsMessages.data().includes('n7'), 'the live message n7');
   assert.deepEqual(newsMessages.data(), ['n1', 'n7']);
+});
+
+// A server of named users keeping presence on `facility`.
+function startPresenceServer(facility) {
+  return startServer(NamedUsersServer, '--presence', facility, '--presence-interval', PRESENCE_INTERVAL);
+}
+
+// A plain socket on `facility`'s broadcast channel as `user` (null: anonymous), open.
+async function openAs(server, facility, user) {
+  const ws = new WebSocket(`${server.url}/ws/${facility}?subscribe-broadcast${user ? `&as=${user}` : ''}`);
+  servers.defer(() => ws.terminate());
+  await once(ws, 'open');
+  return ws;
+}
+
+test('presence per subscription: who was there, then joins and leaves of plain and control sockets', async () => {
+  const [lobby, news] = [servers.facility(), servers.facility()];
+  const server = await startPresenceServer(lobby);
+  const mary = await openAs(server, lobby, 'mary');
+  await openAs(server, lobby, null);
+  await presenceIs(server, lobby, { users: { mary: 1 }, anonymous: 1 });
+
+  const { client, sockets } = connect(server, '?as=john');
+  const john = presenceFollower(client);
+  const reply = await client.subscribe(lobby, ['broadcast', 'user'], null, john.options);
+  assert.deepEqual(reply.channels, ['broadcast', 'user']);
+  assert.deepEqual(sockets[0].sentRequests()[0].presence, true);
+  // who was there, this socket not yet counted, before the reply; then its own arrival, as events
+  // (which may have come in the same read as the reply)
+  assert.deepEqual(john.calls.slice(0, 2), [
+    ['presence', 'broadcast', { mary: 1 }, 1, lobby, ['mary']],
+    ['presence', 'user', {}, 0, lobby, []],
+  ]);
+  await john.until(4);
+  assert.deepEqual(john.calls.slice(2), [['joined', 'john', 'broadcast', lobby], ['joined', 'john', 'user', lobby]]);
+
+  // a control socket that did not ask for presence is counted all the same
+  const zoe = connect(server, '?as=zoe');
+  await zoe.client.subscribe(lobby, ['broadcast']);
+  await john.until(5);
+  mary.close();
+  await john.until(6);
+  await zoe.client.unsubscribe(lobby);
+  await john.until(7);
+  assert.deepEqual(john.calls.slice(4), [
+    ['joined', 'zoe', 'broadcast', lobby],
+    ['left', 'mary', 'broadcast', lobby],
+    ['left', 'zoe', 'broadcast', lobby],
+  ]);
+  assert.deepEqual(client.present(lobby), ['john']);
+  assert.deepEqual(client.present(lobby, 'user'), ['john']);
+
+  const refused = await client.subscribe(news, ['broadcast'], null, { presence: true }).catch((err) => err);
+  assert.equal(refused.code, 'bad-request');
+  assert.match(refused.reason, /presence is not kept/);
+  assert.equal(sockets.length, 1);
+});
+
+test('across a restart of the server, the renewal asks for presence again and its snapshot replaces what was known', async () => {
+  const lobby = servers.facility();
+  const server = await startPresenceServer(lobby);
+  const other = await startPresenceServer(lobby);
+  const { client, recorder, sockets } = connect(server, '?as=john');
+  const john = presenceFollower(client);
+  await client.subscribe(lobby, ['broadcast'], null, john.options);
+  await john.until(2); // the snapshot, then john's own join
+  const mary = await openAs(other, lobby, 'mary');
+  await john.until(3);
+  assert.deepEqual(client.present(lobby), ['john', 'mary']);
+
+  await server.kill(); // john's process dies; meanwhile mary leaves and zoe arrives
+  await recorder.until('disconnected', 1);
+  mary.close();
+  await openAs(other, lobby, 'zoe');
+  // john's entry expires three intervals after his process's last rewrite
+  await presenceIs(other, lobby, { users: { zoe: 1 }, anonymous: 0 });
+  assert.deepEqual(client.present(lobby), ['john', 'mary'], 'what it knew last, while disconnected');
+
+  await server.start(); // on the same port
+  await john.until(5);
+  assert.deepEqual(john.calls, [
+    ['presence', 'broadcast', {}, 0, lobby, []],
+    ['joined', 'john', 'broadcast', lobby],
+    ['joined', 'mary', 'broadcast', lobby],
+    ['presence', 'broadcast', { zoe: 1 }, 0, lobby, ['zoe']],
+    ['joined', 'john', 'broadcast', lobby],
+  ]);
+  assert.deepEqual(client.present(lobby), ['john', 'zoe']);
+  const { ref, ...renewal } = sockets.at(-1).sentRequests()[0];
+  assert.deepEqual(renewal, { op: 'subscribe', facility: lobby, audiences: ['broadcast'], presence: true });
 });

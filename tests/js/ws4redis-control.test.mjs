@@ -1,14 +1,14 @@
 // The client's control protocol (`control: true`) against a server scripted
 // after its specification (control-server.mjs), over real loopback sockets
 // with the `ws` package: requests and replies, routing of tagged messages,
-// renewals after a reconnect, recovery per facility, refusals.
+// renewals after a reconnect, recovery and presence per facility, refusals.
 // Needs tests/js/node_modules (`npm ci` in tests/js).  Run with: node --test tests/js/
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { afterEach, beforeEach, mock, test } from 'node:test';
 
 import { CONTROL, ScriptedServer } from './control-server.mjs';
-import { Recorder, WebSocket, waitUntil } from './harness.mjs';
+import { Recorder, WebSocket, presenceFollower, waitUntil } from './harness.mjs';
 
 const require = createRequire(import.meta.url);
 const WS4Redis = require('../../django_bridge/static/django_bridge/js/ws4redis.js');
@@ -211,6 +211,10 @@ test('arguments of the wrong type reject with bad-request, sending nothing', asy
     client.subscribe('chat', ['everyone'], () => {}),
     client.subscribe('', ['broadcast'], () => {}),
     client.subscribe('chat', ['broadcast'], 'not a function'),
+    client.subscribe('chat', ['broadcast'], null, 'presence'),
+    client.subscribe('chat', ['broadcast'], null, { presence: 'yes' }),
+    client.subscribe('chat', ['broadcast'], null, { joined: () => {} }),
+    client.subscribe('chat', ['broadcast'], null, { presence: true, left: 'not a function' }),
     client.unsubscribe(42),
     client.unsubscribe('chat', ['everyone']),
     client.publish('chat', 'broadcast', { an: 'object' }),
@@ -224,13 +228,16 @@ test('arguments of the wrong type reject with bad-request, sending nothing', asy
   assert.equal(server.sockets[0].requests.length, 1);
 });
 
-test('without control, the control calls throw; presence and control do not mix', () => {
+test('without control, the control calls throw; with control, presence is asked per subscription', () => {
   const client = WS4Redis({ uri: 'ws://127.0.0.1:9/ws/x', WebSocket: class { readyState = 0; close() {} } });
   for (const call of [() => client.subscribe('x', ['broadcast']), () => client.unsubscribe('x'), () => client.publish('x', 'broadcast', 'y')]) {
     assert.throws(call, /needs the option control: true/);
   }
   client.close();
-  assert.throws(() => WS4Redis({ uri: 'ws://127.0.0.1:9/ws/', control: true, presence: true, WebSocket }), /presence cannot be combined with control/);
+  assert.throws(
+    () => WS4Redis({ uri: 'ws://127.0.0.1:9/ws/', control: true, presence: true, WebSocket }),
+    /presence cannot be combined with control .* subscribe\(facility, audiences, callback, \{presence: true\}\)/,
+  );
 });
 
 test('after a reconnect every subscription is renewed before the publishes that waited; a publish in flight is rejected', async () => {
@@ -393,4 +400,117 @@ test('a server that does not select the subprotocol counts as a failed connectio
   await recorder.until('disconnected', 2);
   assert.equal(recorder.args('connected').length, 0, 'the `ws` package fails the handshake itself');
   assert.equal(recorder.args('connecting').length >= 2, true);
+});
+
+test('a subscribe with presence gets a snapshot per channel before its reply, then joins and leaves', async () => {
+  const server = await startServer();
+  server.presence.set('broadcast:lobby', { users: { mary: 2 }, anonymous: 1 });
+  server.presence.set('group:staff:lobby', { users: { bob: 1 }, anonymous: 0 });
+  const { client, recorder } = connect(server, { path: '?as=john&groups=staff,chatters' });
+  await recorder.until('connected', 1);
+  const lobby = presenceFollower(client);
+  const reply = await client.subscribe('lobby', ['broadcast', 'group'], null, lobby.options);
+  assert.deepEqual(reply.channels, ['broadcast', 'group:staff', 'group:chatters']);
+  assert.deepEqual(requestsOf(server.sockets[0]), [
+    { op: 'subscribe', ref: 1, facility: 'lobby', audiences: ['broadcast', 'group'], presence: true },
+  ]);
+  assert.deepEqual(lobby.calls, [
+    ['presence', 'broadcast', { mary: 2 }, 1, 'lobby', ['mary']],
+    ['presence', 'group:staff', { bob: 1 }, 0, 'lobby', ['bob']],
+    ['presence', 'group:chatters', {}, 0, 'lobby', []],
+  ]);
+
+  server.announce('broadcast:lobby', 'join', 'john');
+  server.announce('broadcast:lobby', 'join', 'mary'); // in the snapshot already: no call
+  server.announce('group:staff:lobby', 'leave', 'bob');
+  server.announce('group:chatters:lobby', 'leave', 'nobody'); // never there: no call
+  server.announce('broadcast:lobby', 'join', 'zoe');
+  await lobby.until(6);
+  assert.deepEqual(lobby.calls.slice(3), [
+    ['joined', 'john', 'broadcast', 'lobby'],
+    ['left', 'bob', 'group:staff', 'lobby'],
+    ['joined', 'zoe', 'broadcast', 'lobby'],
+  ]);
+  assert.deepEqual(client.present('lobby'), ['john', 'mary', 'zoe']);
+  assert.deepEqual(client.present('lobby', 'broadcast'), ['john', 'mary', 'zoe']);
+  assert.deepEqual(client.present('lobby', 'group:staff'), []);
+  assert.deepEqual(client.present('chat'), []);
+  assert.deepEqual(recorder.args('receive_message'), []);
+});
+
+test('renewals ask for presence again: the new snapshot replaces what was known, a channel gone is forgotten', async () => {
+  const server = await startServer();
+  server.presence.set('broadcast:lobby', { users: { mary: 1 }, anonymous: 0 });
+  server.presence.set('group:b:lobby', { users: { bob: 1 }, anonymous: 0 });
+  const { client, recorder } = connect(server, { path: '?as=john&groups=a,b', recover: true });
+  const lobby = presenceFollower(client);
+  const subscribed = client.subscribe('lobby', ['broadcast', 'group'], null, lobby.options); // before the socket opens
+  await client.subscribe('chat', ['broadcast']);
+  await subscribed;
+  assert.deepEqual(withoutRefs(requestsOf(server.sockets[0])), [
+    { op: 'subscribe', facility: 'lobby', audiences: ['broadcast', 'group'], recover: {}, presence: true },
+    { op: 'subscribe', facility: 'chat', audiences: ['broadcast'], recover: {} },
+  ]);
+  assert.deepEqual(client.present('lobby', 'group:b'), ['bob']);
+
+  server.identify = (who) => ({ ...who, groups: ['a'] }); // john left the group b meanwhile
+  server.presence.set('broadcast:lobby', { users: { zoe: 1 }, anonymous: 0 });
+  // an event the new socket gets before its snapshot is left to the snapshot, which the server reads later
+  const early = { presence: { facility: 'lobby', channel: 'broadcast', event: 'leave', user: 'mary' } };
+  server.refusal = (op, header, ws) => {
+    if (op === 'subscribe' && header.facility === 'lobby') server.send(ws, JSON.stringify(early), false);
+    return null;
+  };
+  server.sockets[0].terminate();
+  await recorder.until('disconnected', 1);
+  assert.deepEqual(client.present('lobby'), ['mary'], 'what it knew last, while disconnected');
+  await recorder.until('connected', 2);
+  await client.publish('chat', 'broadcast', 'a round trip'); // sent after the renewals, answered after them
+  assert.deepEqual(withoutRefs(requestsOf(server.sockets[1])).slice(0, 2), [
+    { op: 'subscribe', facility: 'lobby', audiences: ['broadcast', 'group'], recover: { broadcast: '0-0', 'group:a': '0-0', 'group:b': '0-0' }, presence: true },
+    { op: 'subscribe', facility: 'chat', audiences: ['broadcast'], recover: { broadcast: '0-0' } },
+  ]);
+  assert.deepEqual(lobby.calls.slice(3), [
+    ['presence', 'broadcast', { zoe: 1 }, 0, 'lobby', ['zoe']],
+    ['presence', 'group:a', {}, 0, 'lobby', []],
+  ]);
+  assert.deepEqual(client.present('lobby'), ['zoe']);
+  assert.deepEqual(client.present('lobby', 'group:b'), [], 'no longer subscribed, so no longer known');
+});
+
+test('presence is asked per audience: a later subscribe without it, an unsubscribe and a refusal each hold', async () => {
+  const server = await startServer();
+  server.keepsPresence = (facility) => facility === 'lobby';
+  server.presence.set('broadcast:lobby', { users: { mary: 1 }, anonymous: 0 });
+  const { client, recorder } = connect(server, { path: '?as=john' });
+  await recorder.until('connected', 1);
+  const [ws] = server.sockets;
+
+  await client.subscribe('news', ['broadcast']);
+  const refused = await client.subscribe('news', ['broadcast'], null, { presence: true }).catch((err) => err);
+  assert.equal(refused.code, 'bad-request', 'the news keep no presence');
+  const lobby = presenceFollower(client);
+  await client.subscribe('lobby', ['broadcast', 'user'], null, lobby.options);
+  assert.equal(lobby.calls.length, 2);
+  await client.subscribe('lobby', ['user']); // the user channel without presence from now on
+  assert.deepEqual(client.present('lobby', 'user'), []);
+  server.announce('user:john:lobby', 'join', 'john'); // the server still sends it: the client drops it
+  server.announce('broadcast:lobby', 'join', 'john');
+  await lobby.until(3);
+  // a presence frame of a facility that never asked for it: neither a callback nor a message
+  server.send(ws, JSON.stringify({ presence: { facility: 'news', channel: 'broadcast', event: 'join', user: 'eve' } }), false);
+  await client.unsubscribe('lobby', ['broadcast']);
+  assert.deepEqual(client.present('lobby'), [], 'forgotten with the unsubscribe');
+
+  ws.terminate();
+  await recorder.until('connected', 2);
+  await client.publish('news', 'broadcast', 'a round trip');
+  assert.deepEqual(withoutRefs(requestsOf(server.sockets[1])), [
+    { op: 'subscribe', facility: 'news', audiences: ['broadcast'] },
+    { op: 'subscribe', facility: 'lobby', audiences: ['user'] },
+    { op: 'publish', facility: 'news', audience: 'broadcast' },
+  ]);
+  assert.deepEqual(lobby.calls.slice(2), [['joined', 'john', 'broadcast', 'lobby']]);
+  assert.deepEqual(recorder.args('receive_message'), []);
+  assert.deepEqual(recorder.args('refused'), []);
 });

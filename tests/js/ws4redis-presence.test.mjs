@@ -13,6 +13,7 @@ import {
   Publisher,
   Recorder,
   WebSocket,
+  presenceIs,
   realServers,
   recordingWebSocket,
   waitUntil,
@@ -35,24 +36,6 @@ async function startServer(name, ...args) {
   const server = await NamedUsersServer.start(servers.redis.url, '--presence', name, '--presence-interval', INTERVAL, ...args);
   servers.defer(() => server.kill());
   return server;
-}
-
-// Who is on `name`'s broadcast channel in every process, as the server reads it from Redis.
-async function presenceOn(server, name) {
-  return (await fetch(`http://127.0.0.1:${server.port}/presence/${name}`)).json();
-}
-
-async function presenceIs(server, name, expected) {
-  let last;
-  await waitUntil(
-    async () => {
-      last = await presenceOn(server, name);
-      return JSON.stringify(last) === JSON.stringify(expected);
-    },
-    `presence ${JSON.stringify(expected)} on ${name}`,
-    undefined,
-    () => `last read: ${JSON.stringify(last)}`,
-  );
 }
 
 // A plain socket on `name`'s broadcast channel as `user` (null: anonymous), open.

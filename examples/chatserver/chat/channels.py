@@ -1,11 +1,16 @@
-"""Who may use which channel: the function WS4REDIS_ALLOWED_CHANNELS names.
+"""Who may use which facility and channel: the functions WS4REDIS_ALLOWED_FACILITIES and
+WS4REDIS_ALLOWED_CHANNELS name.
 
-It runs on every websocket handshake with the Django request (session and user attached) and the
-parameters the page asked for (``subscribe-broadcast``, ``publish-user``, ...), and returns those
-it may keep; the others are dropped. Raise Django's ``PermissionDenied`` to refuse with 403 instead.
+They run on every websocket handshake, and for every subscribe of a page's control socket, with
+the Django request (session and user attached): the first with the facility, the second with the
+parameters the page asked for (``subscribe-broadcast``, ``publish-user``, ...), returning those it
+may keep; the others are dropped. Raise Django's ``PermissionDenied`` to refuse with 403 instead
+(on a control socket, the request is refused with ``forbidden``).
 """
 
 from __future__ import annotations
+
+from chat.facilities import FACILITIES
 
 # Everybody may listen: visitors who are not logged in have no user or group channel anyway.
 SUBSCRIBE = {"subscribe-broadcast", "subscribe-user", "subscribe-group"}
@@ -18,3 +23,8 @@ def allowed_channels(request, channels: list[str]) -> list[str]:
     publishes would reach the others exactly as the browser wrote it, sender included.
     """
     return [channel for channel in channels if channel in SUBSCRIBE]
+
+
+def allowed_facility(request, facility: str) -> bool:
+    """Only the chat's own facilities: a page cannot make up channels of its own."""
+    return facility in FACILITIES

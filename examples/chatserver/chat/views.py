@@ -1,4 +1,4 @@
-"""The three chat pages. Each subscribes with ws4redis.js; the views publish with RedisPublisher.
+"""The chat pages. Each subscribes with ws4redis.js; the views publish with RedisPublisher.
 
 Every message is a JSON object: ``id`` (pages show each id once, though a reconnecting page gets
 the channel's last message again), ``text``, and ``from``/``to`` when a person sent it. Pages send
@@ -17,11 +17,7 @@ from django.http import JsonResponse
 from django.views.generic import TemplateView
 from django_bridge.publisher import SELF, RedisPublisher
 
-# The facilities: the part of the websocket URL after WEBSOCKET_URL, one per page. The lobby's
-# keeps presence (WS4REDIS_PRESENCE in the settings): who has it open, in every process.
-LOBBY = "lobby"
-DIRECT = "direct"
-GROUPS = "groups"
+from chat.facilities import DIRECT, GROUPS, LOBBY, ROOM_PREFIX, ROOMS, room_facility
 
 MAX_LENGTH = 2000
 
@@ -99,6 +95,25 @@ class GroupChatView(LoginRequiredMixin, TemplateView):
             return JsonResponse({"error": error}, status=400)
         publisher = RedisPublisher(facility=GROUPS, groups=[group])
         publisher.publish_message(message(text, **{"from": request.user.get_username(), "to": group}))
+        return JsonResponse({"sent": True})
+
+
+class RoomsChatView(LoginRequiredMixin, TemplateView):
+    """Rooms on one websocket: the page subscribes the room it shows and its user's direct messages
+    on a control socket, and switches rooms without reconnecting; the view publishes to a room."""
+
+    template_name = "chat/rooms.html"
+    extra_context = {"rooms": ROOMS, "room_prefix": ROOM_PREFIX, "direct": DIRECT}
+
+    def post(self, request, *args, **kwargs):
+        text, error = read_text(request)
+        room = request.POST.get("room", "")
+        if room not in ROOMS:
+            error = f"There is no room {room!r}."
+        if error:
+            return JsonResponse({"error": error}, status=400)
+        publisher = RedisPublisher(facility=room_facility(room), broadcast=True)
+        publisher.publish_message(message(text, **{"from": request.user.get_username()}))
         return JsonResponse({"sent": True})
 
 

@@ -87,8 +87,9 @@ WS4REDIS_PREFIX = os.environ.get("CHATSERVER_REDIS_PREFIX") or None
 WS4REDIS_EXPIRE = 3600
 # The server sends this every 4 seconds; a page that misses 3 in a row reconnects.
 WS4REDIS_HEARTBEAT = "--heartbeat--"
-# Who may subscribe and publish what: see chat/channels.py.
+# Who may subscribe and publish what, on which facility: see chat/channels.py.
 WS4REDIS_ALLOWED_CHANNELS = "chat.channels.allowed_channels"
+WS4REDIS_ALLOWED_FACILITIES = "chat.channels.allowed_facility"
 # Keep presence in the lobby: who has it open, for its list of people and the direct-message picker.
 WS4REDIS_PRESENCE = ["lobby"]
 

@@ -14,6 +14,8 @@ systemd unit's ``EnvironmentFile``) provides:
 ``STACK_PRESENCE_INTERVAL``  seconds between two rewrites of each process's presence (default: 10)
 ``STACK_PROCESS_REQUEST``    dotted path of a ``WS4REDIS_PROCESS_REQUEST`` function that says who
                          connects (default: none, so every socket is anonymous)
+``STACK_METRICS_PORT``   port of this server's Prometheus metrics at ``/metrics``; with
+                         ``--processes N``, process i on this port + i (default: none served)
 
 The project keeps no sessions or users, so it needs no database; a real project adds its own and
 keeps its sessions where every process finds them (the database or a cache, not memory).
@@ -93,6 +95,9 @@ WS4REDIS_HEALTH_URL = "/ws4redis/health"
 # listen on loopback only. Leave it off where anybody may reach the URL.
 WS4REDIS_HEALTH_DETAIL = True
 WS4REDIS_ALLOWED_CHANNELS = "project.channels.allowed_channels"
+# A port of the server's own, on its loopback address like the server itself: not the websocket
+# port, which HAProxy makes public (WS4REDIS_METRICS_URL would serve them there too).
+WS4REDIS_METRICS_PORT = int(os.environ.get("STACK_METRICS_PORT") or 0) or None
 # Every process, and every publisher, must agree on it: a publisher without it sends messages that
 # no client can recover.
 WS4REDIS_HISTORY_SIZE = int(os.environ.get("STACK_HISTORY_SIZE") or 0)

@@ -5,7 +5,9 @@
  *     <script src="{% static 'django_bridge/js/ws4redis.js' %}"></script>
  * and use the global `WS4Redis`. It also works as a CommonJS module
  * (`module.exports`), and `ws4redis.mjs` next to it re-exports it as an ES
- * module. Loading it always defines `globalThis.WS4Redis`.
+ * module. Loading it always defines `globalThis.WS4Redis`. This folder is
+ * also the npm package `ws4redis-tornado` (package.json), with TypeScript
+ * declarations of the whole API in ws4redis.d.ts.
  *
  * The API is that of the jQuery client of django-websocket-redis (ws4redis),
  * without the jQuery dependency:
@@ -39,7 +41,8 @@
  *                          Presence below; default false); a function does the
  *                          same and is called presence(channel, users, anonymous)
  *                          with each snapshot: on every (re)connect, once per
- *                          channel, `users` an object {user name: sockets}
+ *                          channel, `users` an object {user name: sockets}.
+ *                          Not with control, whose subscribe() takes it instead
  *   joined                 with presence: called joined(user, channel) when a
  *                          user arrives on a channel
  *   left                   with presence: called left(user, channel) when a
@@ -119,6 +122,12 @@
  *     }).then(function (reply) { ... }, function (error) { ... });
  *     ws4redis.unsubscribe('chat', ['group']);    // all its audiences without the array
  *     ws4redis.publish('chat', 'broadcast', 'Hello');  // or binary data
+ *     ws4redis.subscribe('lobby', ['broadcast'], on_message, {
+ *         presence: function (channel, users, anonymous, facility) { ... },  // or true
+ *         joined: function (user, channel, facility) { ... },
+ *         left: function (user, channel, facility) { ... }
+ *     });
+ *     ws4redis.present('lobby');                  // ['john', 'mary']; ('lobby', 'group:staff')
  *
  * The URI may end with the websocket URL ('/ws/'): the socket then starts with
  * no subscription. A URI that names a facility and subscribe-* parameters (and
@@ -129,10 +138,11 @@
  * too: the client repeats the unsubscribe of the audiences the URI's
  * subscribe-* parameters name after every reconnect.
  *
- * subscribe(facility, audiences, callback) subscribes the audiences ('broadcast',
- * 'user', 'group', 'session') of a facility; callback(data, meta) gets every
- * message of those audiences (a later subscribe() of the same audience
- * replaces it; without one, receive_message(data, meta) does), where data is
+ * subscribe(facility, audiences, callback, options) subscribes the audiences
+ * ('broadcast', 'user', 'group', 'session') of a facility; callback(data, meta)
+ * gets every message of those audiences (a later subscribe() of the same
+ * audience replaces it, and the options, which ask for presence: see Presence
+ * below; without one, receive_message(data, meta) does), where data is
  * what receive_message gets without control and meta is {facility, channel,
  * id}: the channel label ('broadcast', 'user', 'session', 'group:<name>') and
  * the message's history id (null without history). The channels'
@@ -154,30 +164,59 @@
  *
  * Across connections the client keeps what is subscribed, not the requests:
  * after every (re)connect it sends one subscribe per facility with all its
- * audiences before anything else. A subscribe() made while there is no open
- * socket, or whose reply was lost with the socket, settles with the reply to
- * that renewal (or rejects with 'cancelled' when unsubscribe() dropped the
- * whole facility first). An unsubscribe() without an open socket resolves at
- * once with null: the next connection does not subscribe what it dropped.
+ * audiences before anything else (asking for presence when any of them did).
+ * A subscribe() made while there is no open socket, or whose reply was lost
+ * with the socket, settles with the reply to that renewal (or rejects with
+ * 'cancelled' when unsubscribe() dropped the whole facility first). An unsubscribe() without an open socket resolves at
+ * once with null, and one whose socket closed before the reply resolves with
+ * null then: the next connection does not subscribe what it dropped.
  * A publish() without an open socket is queued and sent when one opens,
  * after the renewals; one sent on a socket that closed before the reply came
  * is rejected with 'disconnected' and not sent again, since it may have been
  * published already. close() rejects everything unsettled with 'closed', and
  * every request made after it.
- * When the server refuses a renewal (e.g. the user logged out: 'forbidden')
- * the facility is dropped and refused(error) is called, with error.facility;
- * 'unavailable' (the server lost Redis) instead closes the socket, and the
- * client reconnects after the usual backoff and tries again.
+ * When the server refuses a renewal (e.g. the user left a group: 'forbidden')
+ * the facility is dropped, the subscribe() promises it was to settle are
+ * rejected, and refused(error) is called, with error.facility, if the server
+ * had confirmed the facility before; 'unavailable' (the server lost Redis)
+ * instead closes the socket (disconnected() gets code 1011), and the client
+ * reconnects after the usual backoff and tries again.
  *
  * With `recover: true` too, the client keeps the last id per facility and
  * channel, and each subscribe (a renewal included) asks for what followed
  * them; not_recovered(labels, facility) is called when the server could not
- * send a gap. Ids are forgotten with unsubscribe(). A server that does not
- * select the subprotocol (an older one) is taken as a failed connection:
- * the socket is closed, disconnected() gets a close-like object with code
- * 1002, and the client tries again after the backoff. `presence` cannot be
- * combined with `control` (the server refuses it). send_message() sends a
- * raw frame, which the server takes as a request.
+ * send a gap. Ids are forgotten with unsubscribe(). The URI's own channels
+ * are recovered through its `recover` parameter, as without control.
+ *
+ * Presence, on a control socket, is asked per subscription: subscribe()'s
+ * options {presence, joined, left} mean what the options of the same names
+ * mean without control, with the facility as last argument. The facility
+ * must keep presence, or the subscribe is refused with 'bad-request', and a
+ * refused subscribe() leaves presence as it was. `presence` (true, or the
+ * snapshot callback presence(channel, users, anonymous, facility)) asks for a
+ * snapshot per channel of the audiences, which comes before the subscribe()
+ * promise settles, on every subscribe() and every renewal; then
+ * joined(user, channel, facility) and left(user, channel, facility) are
+ * called when they change who is present (the socket's own arrival is a
+ * join). `ws4redis.present(facility, channel)` returns the sorted names of
+ * the users on a channel label of the facility ('broadcast' by default): the
+ * last snapshot with the events since. A new socket's snapshot of a channel
+ * replaces what was known of it; until it comes, present() answers from the
+ * last socket and events of that channel are left to the snapshot (the server
+ * reads it after them). A channel a renewal no longer subscribes (a group the
+ * user left) is forgotten, as is what is known of the audiences unsubscribe()
+ * ends or a later subscribe() asks no presence of (their events are dropped).
+ * A socket subscribed to a facility that keeps presence counts as present
+ * there whether or not it asked for the events.
+ *
+ * A server that does not select the subprotocol (an older one) is taken as a
+ * failed connection: the socket is closed, disconnected() gets a close-like
+ * object with code 1002, and the client tries again after the backoff (the
+ * `ws` package and browsers may fail such a handshake themselves, which ends
+ * the same way, with code 1006). The `presence` option cannot be combined with
+ * `control` (the server refuses the URI's presence parameter on such a socket):
+ * subscribe() asks for it. send_message() sends a raw frame, which the server
+ * takes as a request.
  *
  * Errors: the client sets an onerror handler that does nothing, since every
  * error is followed by a close event, which reconnects. It is there for the
@@ -281,7 +320,7 @@
 		if (body && body.recovery && typeof body.recovery === 'object') {
 			return {report: body.recovery};
 		}
-		return kinds.presence && body && is_presence(body.presence) ? {presence: body.presence} : null;
+		return kinds.presence && body && is_presence(body.presence, kinds.control) ? {presence: body.presence} : null;
 	}
 
 	// Split a frame from a client that opted in to recovery, presence or
@@ -320,11 +359,40 @@
 	}
 
 	// A presence frame's body: {channel, users, anonymous} (a snapshot) or
-	// {channel, event: 'join'|'leave', user}.
-	function is_presence(body) {
+	// {channel, event: 'join'|'leave', user}, on a control socket with
+	// "facility" too.
+	function is_presence(body, with_control) {
 		return body !== null && typeof body === 'object' && typeof body.channel === 'string' &&
+			(!with_control || typeof body.facility === 'string') &&
 			(typeof body.users === 'object' && body.users !== null ||
 				typeof body.user === 'string' && (body.event === 'join' || body.event === 'leave'));
+	}
+
+	// The user names of a snapshot's `users` ({user name: sockets}), as a set.
+	function user_set(users) {
+		var set = Object.create(null);
+		for (var user in users) {
+			if (has_own.call(users, user)) {
+				set[user] = true;
+			}
+		}
+		return set;
+	}
+
+	// Apply a join or leave event to `users` (a set); true when it changed who
+	// is there. Events are set operations: a join or leave the snapshot
+	// already showed changes nothing.
+	function apply_event(users, body) {
+		var known = has_own.call(users, body.user);
+		if (body.event === 'join' && !known) {
+			users[body.user] = true;
+			return true;
+		}
+		if (body.event === 'leave' && known) {
+			delete users[body.user];
+			return true;
+		}
+		return false;
 	}
 
 	// The sorted keys of `set` (an object used as a set).
@@ -461,7 +529,9 @@
 		this.client = client;
 		this.open = false;             // a socket is open: requests go out at once
 		this.next_ref = 1;
-		this.subscriptions = Object.create(null);  // facility -> {audiences: {audience: callback}, confirmed}
+		// facility -> {audiences: {audience: callback}, presence: {audience: what subscribe() asked}, confirmed}
+		this.subscriptions = Object.create(null);
+		this.present = Object.create(null);        // facility -> {label: {users: set, current}}, see on_presence
 		this.renewing = Object.create(null);       // facility -> [subscribe() promises the next renewal settles]
 		this.in_flight = Object.create(null);      // ref -> a request sent on this socket
 		this.outbox = [];                          // publishes waiting for a socket
@@ -487,46 +557,134 @@
 		var frame = op === 'publish' ? publish_frame(header, fields.data) : JSON.stringify(header);
 		settle.op = op;
 		settle.facility = fields.facility;
+		settle.audiences = fields.audiences;
 		this.in_flight[ref] = settle;
 		this.client.send(frame);
 	};
 
-	Control.prototype.subscribe = function (facility, audiences, callback) {
+	Control.prototype.subscribe = function (facility, audiences, callback, options) {
 		var self = this;
 		var problem = check_facility(facility) || check_audiences(audiences, false);
 		if (!problem && callback !== undefined && callback !== null && typeof callback !== 'function') {
 			problem = 'the callback must be a function';
 		}
-		var early = this.refuse_early(facility, problem);
+		var early = this.refuse_early(facility, problem || check_subscribe_options(options));
 		if (early) {
 			return early;
 		}
-		var sub = this.subscriptions[facility] = this.subscriptions[facility] || {audiences: {}, confirmed: false};
-		var added = [];
+		var sub = this.subscriptions[facility] = this.subscriptions[facility] ||
+			{audiences: {}, presence: {}, confirmed: false};
+		// a fresh object per call, so that a refusal can tell whether a later call replaced it
+		var asked = presence_choice(options);
+		var added = [], prior = {};
 		audiences.forEach(function (audience) {
-			if (!has_own.call(sub.audiences, audience)) {
+			if (has_own.call(sub.audiences, audience)) {
+				prior[audience] = sub.presence[audience];
+			} else {
 				added.push(audience);
 			}
 			sub.audiences[audience] = callback || null;
+			sub.presence[audience] = asked;
 		});
 		delete this.dropped[facility];
 		this.undrop_uri(facility, audiences);
 		return new Promise(function (resolve, reject) {
-			var waiter = {resolve: resolve, reject: reject, added: added};
+			var waiter = {resolve: resolve, reject: reject, added: added, asked: asked, prior: prior};
 			if (self.open) {
-				self.request('subscribe', self.subscribe_fields(facility, audiences), {waiters: [waiter]});
+				var fields = self.subscribe_fields(facility, audiences, asked.on);
+				self.request('subscribe', fields, {waiters: [waiter]});
 			} else {
 				(self.renewing[facility] = self.renewing[facility] || []).push(waiter);
 			}
 		});
 	};
 
-	Control.prototype.subscribe_fields = function (facility, audiences) {
+	Control.prototype.subscribe_fields = function (facility, audiences, presence) {
 		var fields = {facility: facility, audiences: audiences.slice()};
 		if (this.client.recover) {
 			fields.recover = this.client.positions.of(facility, audiences) || {};
 		}
+		if (presence) {
+			fields.presence = true;
+		}
 		return fields;
+	};
+
+	// What subscribe() asked of an audience's presence, when it asked for it; else null.
+	Control.prototype.presence_of = function (facility, audience) {
+		var sub = this.subscriptions[facility];
+		var asked = sub && sub.presence[audience];
+		return asked && asked.on ? asked : null;
+	};
+
+	// A presence frame: a snapshot replaces what was known of its channel; a
+	// join or leave changes it once the channel's snapshot came on this socket
+	// (an event before it is in the snapshot, which the server reads later).
+	Control.prototype.on_presence = function (body) {
+		var facility = body.facility, label = body.channel;
+		var asked = this.presence_of(facility, audience_of(label));
+		if (!asked) {
+			return;  // no longer asked for
+		}
+		var known = this.present[facility] = this.present[facility] || Object.create(null);
+		if (body.users) {
+			known[label] = {users: user_set(body.users), current: true};
+			return call_if_function(asked.presence, label, body.users, body.anonymous || 0, facility);
+		}
+		var channel = known[label];
+		if (channel && channel.current && apply_event(channel.users, body)) {
+			return call_if_function(body.event === 'join' ? asked.joined : asked.left, body.user, label, facility);
+		}
+	};
+
+	// The sorted names of the users on a facility's channel label, as last known.
+	Control.prototype.present_on = function (facility, label) {
+		var channel = this.present[facility] && this.present[facility][label];
+		return channel ? sorted_keys(channel.users) : [];
+	};
+
+	// Forget who is on the channels of `audiences` of `facility` (all of them without audiences).
+	Control.prototype.forget_present = function (facility, audiences) {
+		var known = this.present[facility];
+		for (var label in known) {
+			if (!audiences || audiences.indexOf(audience_of(label)) >= 0) {
+				delete known[label];
+			}
+		}
+	};
+
+	// A new socket: what is known of each channel stays, but is no longer
+	// current until the channel's snapshot on this socket.
+	Control.prototype.outdate_present = function () {
+		for (var facility in this.present) {
+			for (var label in this.present[facility]) {
+				this.present[facility][label].current = false;
+			}
+		}
+	};
+
+	// After a subscribe's reply: forget the channels of its audiences that no
+	// longer ask for presence or were not subscribed (e.g. a group the user left).
+	Control.prototype.prune_present = function (facility, audiences, channels) {
+		var known = this.present[facility];
+		for (var label in known) {
+			var audience = audience_of(label);
+			if (audiences.indexOf(audience) >= 0 &&
+					(!this.presence_of(facility, audience) || !Array.isArray(channels) || channels.indexOf(label) < 0)) {
+				delete known[label];
+			}
+		}
+	};
+
+	// A refused subscribe() gives back what it replaced of the presence of the
+	// audiences it did not add, unless a later call replaced it again.
+	Control.prototype.restore_presence = function (facility, waiter) {
+		var sub = this.subscriptions[facility];
+		for (var audience in waiter.prior) {
+			if (sub && sub.presence[audience] === waiter.asked) {
+				sub.presence[audience] = waiter.prior[audience];
+			}
+		}
 	};
 
 	Control.prototype.unsubscribe = function (facility, audiences) {
@@ -555,12 +713,14 @@
 		if (sub) {
 			(audiences || Object.keys(sub.audiences)).forEach(function (audience) {
 				delete sub.audiences[audience];
+				delete sub.presence[audience];
 			});
 			if (Object.keys(sub.audiences).length === 0) {
 				delete this.subscriptions[facility];
 				this.cancel_renewal(facility);
 			}
 		}
+		this.forget_present(facility, audiences);
 		this.client.positions.forget(facility, audiences);
 		this.dropped[facility] = true;
 	};
@@ -620,21 +780,30 @@
 	// renew every subscription, then send the publishes that waited.
 	Control.prototype.on_open = function () {
 		this.open = true;
+		this.outdate_present();
 		if (this.uri_dropped !== null) {
 			var fields = {facility: this.client.uri_facility, audiences: this.uri_dropped.slice()};
 			this.request('unsubscribe', fields, {waiters: []});
 		}
 		for (var facility in this.subscriptions) {
-			var waiters = this.renewing[facility] || [];
-			delete this.renewing[facility];
-			var audiences = Object.keys(this.subscriptions[facility].audiences);
-			this.request('subscribe', this.subscribe_fields(facility, audiences), {waiters: waiters, renewal: true});
+			this.renew(facility);
 		}
 		var outbox = this.outbox;
 		this.outbox = [];
 		for (var i = 0; i < outbox.length && this.open; i++) {
 			this.request('publish', outbox[i].fields, {waiters: outbox[i].waiters});
 		}
+	};
+
+	// Subscribe a facility's audiences again on a new socket, with presence when
+	// any of them asked for it, for the subscribe()s waiting for the renewal.
+	Control.prototype.renew = function (facility) {
+		var waiters = this.renewing[facility] || [];
+		delete this.renewing[facility];
+		var audiences = Object.keys(this.subscriptions[facility].audiences);
+		var presence = audiences.some(this.presence_of.bind(this, facility));
+		var fields = this.subscribe_fields(facility, audiences, presence);
+		this.request('subscribe', fields, {waiters: waiters, renewal: true});
 	};
 
 	// The socket is gone: subscribe()s wait for the next renewal, unsubscribe()s
@@ -692,7 +861,7 @@
 		delete this.in_flight[reply.reply];
 		if (reply.ok) {
 			if (request.op === 'subscribe') {
-				this.on_subscribed(request.facility, reply);
+				this.on_subscribed(request, reply);
 			}
 			settle_all(request.waiters, null, reply);
 		} else {
@@ -700,12 +869,14 @@
 		}
 	};
 
-	Control.prototype.on_subscribed = function (facility, reply) {
+	Control.prototype.on_subscribed = function (request, reply) {
+		var facility = request.facility;
 		var sub = this.subscriptions[facility];
 		if (!sub) {
 			return;  // unsubscribed meanwhile
 		}
 		sub.confirmed = true;
+		this.prune_present(facility, request.audiences, reply.channels);
 		if (reply.recovery && typeof reply.recovery === 'object') {
 			var lost = this.client.positions.apply_report(facility, reply.recovery);
 			if (lost.length) {
@@ -739,6 +910,7 @@
 				self.drop(facility, waiter.added.filter(function (audience) {
 					return has_own.call(sub.audiences, audience);
 				}));
+				self.restore_presence(facility, waiter);
 			});
 		}
 		settle_all(request.waiters, error);
@@ -777,6 +949,47 @@
 		return typeof facility === 'string' && facility ? null : 'the facility must be a non-empty string';
 	}
 
+	// subscribe()'s options: {presence: true or a function, joined, left}, all optional.
+	function check_subscribe_options(options) {
+		if (options === undefined || options === null) {
+			return null;
+		}
+		if (typeof options !== 'object') {
+			return 'the options must be an object';
+		}
+		var presence = options.presence;
+		if (presence !== undefined && typeof presence !== 'boolean' && typeof presence !== 'function') {
+			return 'presence must be true, false or a function';
+		}
+		var problem = null;
+		['joined', 'left'].forEach(function (name) {
+			var value = options[name];
+			if (value !== undefined && value !== null && typeof value !== 'function') {
+				problem = problem || name + ' must be a function';
+			} else if (value && !presence) {
+				problem = problem || name + ' needs presence';
+			}
+		});
+		return problem;
+	}
+
+	// What subscribe() asks of its audiences' presence: `on`, and the callbacks.
+	function presence_choice(options) {
+		var on = !!(options && options.presence);
+		return {
+			on: on,
+			presence: on ? options.presence : null,
+			joined: on ? options.joined : null,
+			left: on ? options.left : null
+		};
+	}
+
+	function call_if_function(fn) {
+		if (typeof fn === 'function') {
+			return fn.apply(null, Array.prototype.slice.call(arguments, 1));
+		}
+	}
+
 	function check_audiences(audiences, may_be_empty) {
 		var ok = Array.isArray(audiences) && (may_be_empty || audiences.length > 0) &&
 			audiences.every(function (audience) {
@@ -807,7 +1020,9 @@
 			throw new Error('WS4Redis: no WebSocket implementation available');
 		}
 		if (opts.control && opts.presence) {
-			throw new Error('WS4Redis: presence cannot be combined with control: the server refuses it');
+			throw new Error('WS4Redis: presence cannot be combined with control in the options (the server ' +
+				'refuses it in the URI); ask for it per subscription: subscribe(facility, audiences, ' +
+				'callback, {presence: true})');
 		}
 
 		var ws = null;               // the current socket, null while there is none
@@ -820,7 +1035,8 @@
 		var uri_facility = facility_of(opts.uri);
 		var present = Object.create(null);  // with presence: {label: {user name: true}}
 		var fresh = false;           // with presence: no snapshot yet on this connection
-		var framed = {presence: !!opts.presence, control: !!opts.control};
+		// a control socket gets the presence frames its subscribe()s asked for
+		var framed = {presence: !!opts.presence || !!opts.control, control: !!opts.control};
 		var control = opts.control ? new Control({
 			callback: callback,
 			send: function (frame) {
@@ -926,7 +1142,7 @@
 				return on_report(frame.report);
 			}
 			if (frame !== null && frame.presence) {
-				return on_presence(frame.presence);
+				return control ? control.on_presence(frame.presence) : on_presence(frame.presence);
 			}
 			if (frame !== null && control) {
 				return control.on_message(frame.header, frame.payload);
@@ -961,23 +1177,12 @@
 					present = Object.create(null);  // what was known before this connection is stale
 					fresh = false;
 				}
-				present[label] = Object.create(null);
-				for (var user in body.users) {
-					if (has_own.call(body.users, user)) {
-						present[label][user] = true;
-					}
-				}
+				present[label] = user_set(body.users);
 				return callback('presence', label, body.users, body.anonymous || 0);
 			}
 			var users = present[label] = present[label] || Object.create(null);
-			var known = has_own.call(users, body.user);
-			// Events are set operations: a join or leave the snapshot already showed changes nothing.
-			if (body.event === 'join' && !known) {
-				users[body.user] = true;
-				callback('joined', body.user, label);
-			} else if (body.event === 'leave' && known) {
-				delete users[body.user];
-				callback('left', body.user, label);
+			if (apply_event(users, body)) {
+				callback(body.event === 'join' ? 'joined' : 'left', body.user, label);
 			}
 		}
 
@@ -1060,8 +1265,8 @@
 			ws.send(message);
 		};
 
-		this.subscribe = function (facility, audiences, on_message) {
-			return control_only('subscribe').subscribe(facility, audiences, on_message);
+		this.subscribe = function (facility, audiences, on_message, options) {
+			return control_only('subscribe').subscribe(facility, audiences, on_message, options);
 		};
 
 		this.unsubscribe = function (facility, audiences) {
@@ -1087,8 +1292,12 @@
 			}
 		};
 
-		this.present = function (channel) {
-			var users = present[channel === undefined ? 'broadcast' : channel];
+		// present(channel) without control, present(facility, channel) with it.
+		this.present = function (first, second) {
+			if (control) {
+				return control.present_on(first, second === undefined ? 'broadcast' : second);
+			}
+			var users = present[first === undefined ? 'broadcast' : first];
 			return users ? sorted_keys(users) : [];
 		};
 

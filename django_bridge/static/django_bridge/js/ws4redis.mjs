@@ -3,6 +3,7 @@
  *
  *     import WS4Redis from '.../django_bridge/js/ws4redis.mjs';
  *     import { WS4Redis } from '.../django_bridge/js/ws4redis.mjs';
+ *     import WS4Redis from 'ws4redis-tornado';   // the npm package (this folder)
  *
  * This is only a wrapper: ws4redis.js holds the implementation and defines
  * globalThis.WS4Redis when it is evaluated, be it as a browser module or as

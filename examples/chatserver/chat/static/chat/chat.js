@@ -1,11 +1,17 @@
 /*
  * The chat pages' script: one WS4Redis client, the message list and the composer.
  *
- *   Chat.start({uri, heartbeat_msg, heartbeat_interval_ms, reconnect_max_ms, presence, me})
+ *   Chat.start({uri, heartbeat_msg, heartbeat_interval_ms, reconnect_max_ms, presence, me,
+ *               rooms, room_prefix, direct})
  *
  * With `presence` the client follows who is connected to the page's channel, and the list
  * #present shows them, live: the server's snapshot when the socket opens, then each join and
  * leave (see ws4redis.js).
+ *
+ * With `rooms` (the rooms page) the client speaks the control protocol: its one socket holds the
+ * user's direct messages (the facility `direct`) and the room shown (`room_prefix` + its name).
+ * A click on a room's button (#rooms [data-room]) unsubscribes the room before and subscribes the
+ * new one, on the same socket; #rooms's data-subscribed names the room once the server confirmed.
  *
  * The websocket only receives. Sending POSTs the composer form (with its CSRF token), and the
  * view publishes the message with the logged-in user as its sender. Messages are JSON objects
@@ -129,6 +135,7 @@
 
 		var client = WS4Redis({
 			uri: options.uri,
+			control: !!options.rooms,
 			heartbeat_msg: options.heartbeat_msg,
 			heartbeat_interval_ms: options.heartbeat_interval_ms,
 			reconnect_max_ms: options.reconnect_max_ms,
@@ -155,6 +162,70 @@
 				}
 			}
 		});
+
+		function parse(data) {
+			try {
+				return JSON.parse(data);
+			} catch (err) {
+				return {text: String(data)};
+			}
+		}
+
+		// The rooms page: direct messages as notices, and the room shown, switched on one socket.
+		function enter_rooms() {
+			var room_list = document.getElementById('rooms');
+			var buttons = Array.prototype.slice.call(room_list.querySelectorAll('[data-room]'));
+			var current = null;
+
+			client.subscribe(options.direct, ['user'], function (data) {
+				var msg = parse(data);
+				notice('Direct message from ' + (msg.from || 'somebody') + ' to ' + (msg.to || 'you') + ': ' + msg.text,
+					'direct');
+			});
+
+			function enter(room) {
+				if (room === current) {
+					return;
+				}
+				var previous = current;
+				current = room;
+				buttons.forEach(function (button) {
+					var active = button.dataset.room === room;
+					button.classList.toggle('active', active);
+					button.setAttribute('aria-pressed', active ? 'true' : 'false');
+				});
+				document.getElementById('room').value = room;
+				document.getElementById('room-name').textContent = '#' + room;
+				list.textContent = '';
+				seen = Object.create(null);
+				room_list.dataset.subscribed = '';
+				if (previous !== null) {
+					client.unsubscribe(options.room_prefix + previous);
+				}
+				client.subscribe(options.room_prefix + room, ['broadcast'], function (data, meta) {
+					if (meta.facility === options.room_prefix + current) {
+						show(data);
+					}
+				}).then(function () {
+					if (room === current) {
+						room_list.dataset.subscribed = room;
+					}
+				}, function (err) {
+					notice('Cannot enter #' + room + ': ' + err.reason, 'bad');
+				});
+			}
+
+			buttons.forEach(function (button) {
+				button.addEventListener('click', function () {
+					enter(button.dataset.room);
+				});
+			});
+			enter(buttons[0].dataset.room);
+		}
+
+		if (options.rooms) {
+			enter_rooms();
+		}
 
 		function send() {
 			return fetch(form.action, {
