@@ -1,6 +1,8 @@
 """Fixtures shared by the whole suite: a private, real redis-server and per-test key prefixes.
 
-Coroutine tests, ``io_loop`` and the live HTTP server come from tests/tornado_plugin.py.
+Coroutine tests, ``io_loop`` and the live HTTP server come from tests/tornado_plugin.py; the
+``ws_server`` and ``ws_client`` fixtures of the bridge tests from django_bridge.testing's plugin,
+as a project that uses this package would have them.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from ws4redis_tornado.embedded import RedisServer
 
 from .redis_topologies import ClusterSetup, RedisProcess, SentinelSetup, hangable_redis
 
-pytest_plugins = ["tests.tornado_plugin"]
+pytest_plugins = ["tests.tornado_plugin", "django_bridge.testing.pytest_plugin"]
 
 _prefixes = itertools.count()
 

@@ -232,6 +232,25 @@ def test_the_chat_example_runs_on_the_installed_wheel(
             assert json.loads(next_message(ws)) == {"id": "from-redis", "text": "published through Redis"}
 
 
+def test_the_chat_examples_tests_pass_on_the_installed_wheel(venv: Path, tmp_path: Path) -> None:
+    """django_bridge.testing ships in the wheel and needs nothing beyond the django and embedded
+    extras: no Redis configured and no redis-server on PATH."""
+    example = tmp_path / "chatserver"
+    shutil.copytree(CHAT_EXAMPLE, example, ignore=shutil.ignore_patterns("__pycache__", "*.sqlite3"))
+    (tmp_path / "no-programs").mkdir()
+    env = environment(PATH=str(tmp_path / "no-programs"))
+    result = subprocess.run(
+        [str(venv / "bin" / "python"), "manage.py", "test"],
+        env=env,
+        cwd=example,
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"^Ran \d+ tests", result.stderr, re.M), result.stderr
+
+
 def next_message(ws: ClientConnection) -> str:
     """Return the next message that is not a heartbeat."""
     while (message := ws.recv(timeout=5000 * MS)) == HEARTBEAT:

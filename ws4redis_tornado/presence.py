@@ -31,6 +31,7 @@ from .config import Config
 from .connections import AsyncCommandClient
 from .frames import encode_frame
 from .redis_commands import CONNECTION_ERRORS, PRESENCE_MARKER
+from .timers import periodic
 
 __all__ = [
     "PRESENCE_MARKER",
@@ -234,7 +235,7 @@ class PresenceTracker:
     def start(self) -> None:
         """Start rewriting this process's entries every ``presence_interval`` seconds."""
         if self._timer is None and self.config.presence:
-            self._timer = PeriodicCallback(self._tick, self.config.presence_interval * 1000, jitter=0.1)
+            self._timer = periodic(self._tick, self.config.presence_interval)
             self._timer.start()
 
     def stop(self) -> None:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from tornado.ioloop import IOLoop, PeriodicCallback
 
 from .redis_commands import CONNECTION_ERRORS
+from .timers import periodic
 
 if TYPE_CHECKING:
     from .server import WebSocketApplication
@@ -69,7 +70,7 @@ class StatusReporter:
         if not interval or self._timer is not None:
             return
         logging.getLogger("ws4redis_tornado").addHandler(self.errors)
-        self._timer = PeriodicCallback(self._write, interval * 1000, jitter=0.1)
+        self._timer = periodic(self._write, interval)
         self._timer.start()
         IOLoop.current().add_callback(self._write)
 

@@ -57,6 +57,23 @@ def users(database) -> dict[str, User]:
     return found
 
 
+@pytest.fixture(scope="session")
+def ws_redis_url(redis_url) -> str:
+    """The live websocket server (``ws_server``, ``ws_client``) uses the suite's Redis, under a prefix of its own."""
+    return redis_url
+
+
+@pytest.fixture
+def prefix(prefix, request) -> str:
+    """The test's key prefix; the live websocket server's own when the test uses it.
+
+    That server's prefix is fixed when it starts, so a test that talks to it publishes under it.
+    """
+    if "ws_server" in request.fixturenames:
+        return request.getfixturevalue("ws_server").redis.prefix
+    return prefix
+
+
 @pytest.fixture
 def bridge_settings() -> dict:
     """Extra settings for one test: ``@pytest.mark.parametrize("bridge_settings", [{...}])``."""

@@ -22,7 +22,7 @@ from django_bridge.publisher import SELF, RedisPublisher
 from django_bridge.server import make_app
 
 from ..utils import MS, wait_until, within
-from ..wsclient import assert_silent, recv, refused_with
+from ..wsclient import recv, refused_with
 from . import hooks, slow_sessions, views
 
 FACILITY = "unittest"
@@ -45,83 +45,73 @@ def request_of(user, session):
 
 
 # -- ws4redis' test_chatclient.py ---------------------------------------------------------------------
+# Written with django_bridge.testing (ws_client, on the live server), as a project's own tests would be.
 
 
-@pytest.mark.gen_test
-async def test_subscribe_broadcast_receives_the_persisted_message(ws_url):
-    await RedisPublisher(facility=FACILITY, broadcast=True).apublish_message(MESSAGE, 10)
-    async with connect(ws_url(FACILITY, "subscribe-broadcast")) as ws:
-        assert await recv(ws) == MESSAGE
-        await assert_silent(ws)
+def test_subscribe_broadcast_receives_the_persisted_message(ws_client):
+    RedisPublisher(facility=FACILITY, broadcast=True).publish_message(MESSAGE, 10)
+    with ws_client.connect(FACILITY, "subscribe-broadcast") as ws:
+        assert ws.receive() == MESSAGE
+        ws.assert_no_message(300 * MS)
 
 
-@pytest.mark.gen_test
-async def test_pubsub_broadcast(ws_url):
-    async with (
-        connect(ws_url(FACILITY, "subscribe-broadcast&publish-broadcast")) as listener,
-        connect(ws_url(FACILITY, "subscribe-broadcast&publish-broadcast&echo")) as speaker,
-    ):
-        await speaker.send(MESSAGE)
-        assert await recv(listener) == MESSAGE
-        assert await recv(speaker) == MESSAGE
+def test_pubsub_broadcast(ws_client):
+    listener = ws_client.connect(FACILITY, "subscribe-broadcast", "publish-broadcast")
+    speaker = ws_client.connect(FACILITY, "subscribe-broadcast", "publish-broadcast", "echo")
+    speaker.send(MESSAGE)
+    assert listener.receive() == MESSAGE
+    assert speaker.receive() == MESSAGE
 
 
-@pytest.mark.gen_test
-async def test_publish_broadcast_is_persisted(ws_url, redis_client, prefix):
-    async with connect(ws_url(FACILITY, "publish-broadcast")) as ws:
-        await ws.send(MESSAGE)
-    assert await RedisPublisher().afetch_message(None, FACILITY, "broadcast") == MESSAGE.encode()
+def test_publish_broadcast_is_persisted(ws_client, redis_client, prefix):
+    # The server handles a socket's frames in order: it has published before it answers the close.
+    with ws_client.connect(FACILITY, "publish-broadcast") as ws:
+        ws.send(MESSAGE)
+    assert RedisPublisher().fetch_message(None, FACILITY, "broadcast") == MESSAGE.encode()
     assert redis_client.get(f"{prefix}:broadcast:{FACILITY}") == MESSAGE.encode()
 
 
-@pytest.mark.gen_test
-async def test_subscribe_user(ws_url, john, mary):
-    await RedisPublisher(facility=FACILITY, users=["john", "mary"]).apublish_message(MESSAGE, 10)
-    async with connect(ws_url(FACILITY, "subscribe-user"), session=john) as ws:
-        assert await recv(ws) == MESSAGE
-    async with connect(ws_url(FACILITY, "subscribe-user")) as anonymous:
-        await assert_silent(anonymous)
+def test_subscribe_user(ws_client, users):
+    RedisPublisher(facility=FACILITY, users=["john", "mary"]).publish_message(MESSAGE, 10)
+    with ws_client.connect(FACILITY, "subscribe-user", user=users["john"]) as ws:
+        assert ws.receive() == MESSAGE
+    with ws_client.connect(FACILITY, "subscribe-user") as anonymous:
+        anonymous.assert_no_message(300 * MS)
 
 
-@pytest.mark.gen_test
-async def test_publish_user(ws_url, users, john):
-    async with connect(ws_url(FACILITY, "publish-user"), session=john) as ws:
-        await ws.send(MESSAGE)
+def test_publish_user(ws_client, users, john):
+    with ws_client.connect(FACILITY, "publish-user", cookies={"sessionid": john}) as ws:
+        ws.send(MESSAGE)
     publisher = RedisPublisher()
-    assert await publisher.afetch_message(request_of(users["john"], john), FACILITY, "user") == MESSAGE.encode()
-    assert await publisher.afetch_message(request_of(None, john), FACILITY, "user") is None
+    assert publisher.fetch_message(request_of(users["john"], john), FACILITY, "user") == MESSAGE.encode()
+    assert publisher.fetch_message(request_of(None, john), FACILITY, "user") is None
 
 
-@pytest.mark.gen_test
-async def test_subscribe_group(ws_url, john):
-    await RedisPublisher(facility=FACILITY, groups=["chatters"]).apublish_message(MESSAGE, 10)
-    async with connect(ws_url(FACILITY, "subscribe-group"), session=john) as ws:
-        assert await recv(ws) == MESSAGE
+def test_subscribe_group(ws_client, users):
+    RedisPublisher(facility=FACILITY, groups=["chatters"]).publish_message(MESSAGE, 10)
+    with ws_client.connect(FACILITY, "subscribe-group", user=users["john"]) as ws:
+        assert ws.receive() == MESSAGE
 
 
-@pytest.mark.gen_test
-async def test_publish_group(ws_url, users, john, mary):
-    async with connect(ws_url(FACILITY, "publish-group"), session=john) as ws:
-        await ws.send(MESSAGE)
+def test_publish_group(ws_client, users, mary):
+    with ws_client.connect(FACILITY, "publish-group", user=users["john"]) as ws:
+        ws.send(MESSAGE)
     # john is in chatters and admins, mary in chatters only: she finds it through chatters.
-    found = await RedisPublisher().afetch_message(request_of(users["mary"], mary), FACILITY, "group")
+    found = RedisPublisher().fetch_message(request_of(users["mary"], mary), FACILITY, "group")
     assert found == MESSAGE.encode()
 
 
-@pytest.mark.gen_test
-async def test_subscribe_session_with_self(ws_url, anonymous):
-    request = request_of(None, anonymous)
-    publisher = RedisPublisher(facility=FACILITY, sessions=[SELF], request=request)
-    await publisher.apublish_message(MESSAGE, 10)
-    async with connect(ws_url(FACILITY, "subscribe-session"), session=anonymous) as ws:
-        assert await recv(ws) == MESSAGE
+def test_subscribe_session_with_self(ws_client, anonymous):
+    publisher = RedisPublisher(facility=FACILITY, sessions=[SELF], request=request_of(None, anonymous))
+    publisher.publish_message(MESSAGE, 10)
+    with ws_client.connect(FACILITY, "subscribe-session", cookies={"sessionid": anonymous}) as ws:
+        assert ws.receive() == MESSAGE
 
 
-@pytest.mark.gen_test
-async def test_publish_session(ws_url, users, mary):
-    async with connect(ws_url(FACILITY, "publish-session"), session=mary) as ws:
-        await ws.send(MESSAGE)
-    found = await RedisPublisher().afetch_message(request_of(users["mary"], mary), FACILITY, "session")
+def test_publish_session(ws_client, users, mary):
+    with ws_client.connect(FACILITY, "publish-session", cookies={"sessionid": mary}) as ws:
+        ws.send(MESSAGE)
+    found = RedisPublisher().fetch_message(request_of(users["mary"], mary), FACILITY, "session")
     assert found == MESSAGE.encode()
 
 
@@ -144,30 +134,28 @@ async def test_a_plain_http_request_is_refused(http_client, http_url):
     assert response.code == 405
 
 
-@pytest.mark.gen_test
 @pytest.mark.parametrize("hook", ["tests.bridge.hooks.deny_on_header", hooks.deny_on_header])
-async def test_allowed_channels_refuses_with_403(ws_url, hook):
-    url = ws_url(FACILITY, "subscribe-broadcast&publish-broadcast")
+def test_allowed_channels_refuses_with_403(ws_client, hook):
     with override_settings(WS4REDIS_ALLOWED_CHANNELS=hook):
-        response = await refused_with(connect(url, headers={"Deny-Channels": "YES"}))
-        assert response.status_code == 403
-        assert b"channels denied by the test hook" in response.body
-        async with websockets.connect(url) as ws:
-            assert ws.response.status_code == 101
+        refusal = ws_client.refused(FACILITY, "subscribe-broadcast&publish-broadcast", headers={"Deny-Channels": "YES"})
+        assert refusal.status == 403
+        assert b"channels denied by the test hook" in refusal.body
+        ws_client.connect(FACILITY, "subscribe-broadcast&publish-broadcast").close()
 
 
-@pytest.mark.gen_test
-async def test_allowed_channels_as_a_callable_narrows_the_channels(ws_url, redis_client, prefix):
+def test_allowed_channels_as_a_callable_narrows_the_channels(ws_client, redis_client, prefix):
     seen = []
 
     def no_publishing(request, channels):
         seen.append((request.path, request.user.is_authenticated))
         return [channel for channel in channels if not channel.startswith("publish-")]
 
-    with override_settings(WS4REDIS_ALLOWED_CHANNELS=no_publishing):
-        async with connect(ws_url(FACILITY, "subscribe-broadcast&publish-broadcast&echo")) as ws:
-            await ws.send("not published")
-            await assert_silent(ws)
+    with (
+        override_settings(WS4REDIS_ALLOWED_CHANNELS=no_publishing),
+        ws_client.connect(FACILITY, "subscribe-broadcast", "publish-broadcast", "echo") as ws,
+    ):
+        ws.send("not published")
+        ws.assert_no_message(300 * MS)
     assert seen == [(f"/ws/{FACILITY}", False)]
     assert redis_client.get(f"{prefix}:broadcast:{FACILITY}") is None
 
@@ -184,50 +172,41 @@ async def test_every_close_code_a_client_may_send_is_handled(ws_url, app, broker
     assert [record for record in caplog.records if record.levelno >= logging.ERROR] == []
 
 
-@pytest.mark.gen_test
-async def test_subprotocol(ws_url):
+def test_subprotocol(ws_client):
     # The test settings list it in WS4REDIS_SUBPROTOCOLS; the server selects no other.
-    url = ws_url(FACILITY, "subscribe-broadcast&publish-broadcast")
-    async with connect(url, subprotocols=["other", "unittestprotocol"]) as ws:
+    with ws_client.connect(FACILITY, "subscribe-broadcast", subprotocols=["other", "unittestprotocol"]) as ws:
         assert ws.subprotocol == "unittestprotocol"
-        assert ws.response.headers["Sec-WebSocket-Protocol"] == "unittestprotocol"
-    async with connect(url, subprotocols=["other"]) as ws:
+    with ws_client.connect(FACILITY, "subscribe-broadcast", subprotocols=["other"]) as ws:
         assert ws.subprotocol is None
 
 
-@pytest.mark.gen_test
-async def test_binary_messages_stay_binary(ws_url):
-    async with (
-        connect(ws_url(FACILITY, "subscribe-broadcast")) as listener,
-        connect(ws_url(FACILITY, "publish-broadcast")) as speaker,
-    ):
-        await speaker.send(b"\x00\x01\xfe\xff")
-        assert await recv(listener) == b"\x00\x01\xfe\xff"
-        await speaker.send(b"valid UTF-8, sent as binary")
-        assert await recv(listener) == b"valid UTF-8, sent as binary"
-        await RedisPublisher(facility=FACILITY, broadcast=True).apublish_message(b"\x80 from django")
-        assert await recv(listener) == b"\x80 from django"
+def test_binary_messages_stay_binary(ws_client):
+    listener = ws_client.connect(FACILITY, "subscribe-broadcast")
+    speaker = ws_client.connect(FACILITY, "publish-broadcast")
+    speaker.send(b"\x00\x01\xfe\xff")
+    assert listener.receive() == b"\x00\x01\xfe\xff"
+    speaker.send(b"valid UTF-8, sent as binary")
+    assert listener.receive() == b"valid UTF-8, sent as binary"
+    RedisPublisher(facility=FACILITY, broadcast=True).publish_message(b"\x80 from django")
+    assert listener.receive() == b"\x80 from django"
 
 
 # -- what django_bridge adds -------------------------------------------------------------------------
 
 
-@pytest.mark.gen_test
-async def test_a_cross_origin_handshake_is_refused(ws_url, http_port):
-    url = ws_url(FACILITY, "subscribe-broadcast")
+def test_a_cross_origin_handshake_is_refused(ws_server, ws_client):
     # Another host, another port of the same host (SameSite=Lax cookies still travel), another scheme.
     for origin in (
         "http://evil.example",
         "http://localhost:3000",
-        f"http://127.0.0.1:{http_port + 1}",
-        f"https://127.0.0.1:{http_port}",
+        f"http://127.0.0.1:{ws_server.port + 1}",
+        f"https://127.0.0.1:{ws_server.port}",
     ):
-        response = await refused_with(connect(url, origin=origin))
-        assert response.status_code == 403, origin
-        assert b"cross-origin" in response.body
-    for origin in (None, f"http://127.0.0.1:{http_port}"):
-        async with connect(url, origin=origin) as ws:
-            assert ws.response.status_code == 101, origin
+        refusal = ws_client.refused(FACILITY, "subscribe-broadcast", origin=origin)
+        assert refusal.status == 403, origin
+        assert b"cross-origin" in refusal.body
+    for origin in (None, f"http://127.0.0.1:{ws_server.port}"):
+        ws_client.connect(FACILITY, "subscribe-broadcast", origin=origin).close()
 
 
 @pytest.mark.gen_test

@@ -6,6 +6,7 @@ from . import views
 urlpatterns = [
     path("hello/", views.hello),
     path("whoami/", views.whoami),
+    path("notify/<str:username>/", views.notify),
     path("users/count/", views.user_count),
     path("slow/", views.slow),
     path("heartbeat.js", views.heartbeat_js),

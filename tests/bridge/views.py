@@ -10,6 +10,8 @@ from django.db import connections
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.template import engines
 
+from django_bridge.publisher import RedisPublisher
+
 # The slow view waits until a test releases it (or 2 s pass), and notes when it started.
 slow_view_started = threading.Event()
 slow_view_release = threading.Event()
@@ -53,6 +55,12 @@ def wrong_length(request: HttpRequest) -> HttpResponse:
     response = HttpResponse("short", content_type="text/plain")
     response["Content-Length"] = "100"
     return response
+
+
+def notify(request: HttpRequest, username: str) -> HttpResponse:
+    """Publish to one user's sockets on the facility ``notifications``."""
+    receivers = RedisPublisher(facility="notifications", users=[username]).publish_message(f"Hello {username}")
+    return HttpResponse(str(receivers), content_type="text/plain")
 
 
 def whoami(request: HttpRequest) -> HttpResponse:

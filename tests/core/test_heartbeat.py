@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import random
 
 import pytest
 import redis.asyncio as aredis
 import websockets
 
 from ws4redis_tornado.heartbeat import Heartbeat
+from ws4redis_tornado.timers import JITTER, periodic
 
-from ..utils import MS, quiet_window, within
+from ..utils import MS, quiet_window, wait_until, within
 
 HEARTBEAT = "--heartbeat--"
 
@@ -29,6 +31,23 @@ async def test_every_socket_gets_heartbeats_from_one_timer(ws_url, app):
         for ws in (first, second):
             beats = [await within(ws.recv(), 2000 * MS) for _ in range(3)]
             assert beats == [HEARTBEAT] * 3
+
+
+@pytest.mark.gen_test
+async def test_timers_spread_their_periods_without_pythons_global_random_generator():
+    # An application's tests may seed that generator, and Hypothesis watches it; a server running
+    # in the test process (django_bridge.testing) must not draw from it at every tick.
+    state = random.getstate()
+    ticks = []
+    timers = [periodic(lambda: ticks.append(1), 0.002) for _ in range(3)]
+    for timer in timers:
+        timer.start()
+    await wait_until(lambda: len(ticks) >= 15)
+    for timer in timers:
+        timer.stop()
+    assert random.getstate() == state
+    for timer in timers:
+        assert abs(timer.callback_time - 2.0) <= 2.0 * JITTER / 2
 
 
 def _periodic_callbacks() -> int:

@@ -75,6 +75,9 @@ STATIC_URL = "/static/"
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 USE_TZ = True
 
+# ``manage.py test`` runs chat/tests.py from any directory.
+TEST_RUNNER = "chatserver.runner.ProjectTestRunner"
+
 # -- ws4redis-tornado ------------------------------------------------------------------------------
 
 WEBSOCKET_URL = "/ws/"
