@@ -17,7 +17,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from bench import haproxy_cost, procs, receive_path, redis_rate, venvs
+from bench import haproxy_cost, procs, receive_path, redis_rate, testing_speed, venvs
 from bench.redis_server import PrivateRedis
 from bench.registry import DEFAULT, HISTORY, PEERS, REPO, TARGETS, add_baseline, use_project_snapshot
 from bench.report import render
@@ -292,6 +292,11 @@ def main() -> None:
     proxy.add_argument("--n", type=int, default=5000, help="websockets (default 5000)")
     proxy.add_argument("--messages", type=int, default=20, help="broadcasts to all of them (default 20)")
     proxy.set_defaults(func=haproxy_cost.cmd_haproxy_cost)
+
+    speed = sub.add_parser(
+        "testing-speed", help="a websocket test with django_bridge.testing: start-up and per-test time"
+    )
+    speed.set_defaults(func=testing_speed.cmd_testing_speed)
 
     receive = sub.add_parser("receive", help="the receive path (unmask, UTF-8 check): Tornado's speedups vs wsaccel")
     receive.set_defaults(func=receive_path.cmd_receive)
