@@ -1,9 +1,10 @@
 """What one process counts: plain numbers, kept whether or not anybody reads them. Pure.
 
-Counting costs an integer addition where it happens, once per message from Redis or once per
-loop turn for what the frame writer wrote, never once per frame or socket: no object is created
-for it. :mod:`ws4redis_tornado.prometheus` turns these numbers into Prometheus series when a
-scrape asks, and :meth:`Metrics.snapshot` into JSON for the status view.
+Counting costs integer additions where it happens: per message from Redis (messages, deliveries),
+per loop turn of the frame writer (bytes, the fan-out time), and, while the writer flushes, one
+per socket to its local total of bytes written. No container or record is made for it, per frame
+or per socket. :mod:`ws4redis_tornado.prometheus` turns these numbers into Prometheus series when
+a scrape asks, and :mod:`ws4redis_tornado.status` reads some of them for its report.
 """
 
 from __future__ import annotations
