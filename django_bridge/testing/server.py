@@ -18,6 +18,7 @@ once, when it starts; the hooks and the allowed origins at every handshake, as a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import Coroutine, Iterable, Mapping
@@ -167,7 +168,9 @@ class LiveWebsocketServer:
         thread, self._thread = self._thread, None
         if thread is not None:
             if thread.is_alive() and self._loop is not None and self._stop is not None:
-                self._loop.call_soon_threadsafe(self._stop.set)
+                # A server that failed to start may be closing its loop right now: it ends anyway.
+                with contextlib.suppress(RuntimeError):
+                    self._loop.call_soon_threadsafe(self._stop.set)
             thread.join(GRACE_PERIOD + STARTUP_TIMEOUT)
         if self._executor is not None:
             self._executor.shutdown(wait=True)
