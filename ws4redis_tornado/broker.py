@@ -45,7 +45,6 @@ logger = logging.getLogger(__name__)
 _FIRST_RETRY_DELAY = 0.05
 _CONFIRM_TIMEOUT = 10.0
 _COMMAND_CONNECTIONS = 2
-# What the payloads this project marks (binary, with an id, presence events) start with.
 
 
 class Delivery:
@@ -586,8 +585,9 @@ class Broker:
             await self._pubsub.connect()
             self._outbox.clear()
             # With sharded pub/sub the channels are on their own connections: the control channel only.
-            keys = list(self._listeners) if self._sharded is None else []
+            keys: list[bytes] = []
             if self._sharded is None:
+                keys = list(self._listeners)
                 self._unconfirmed = dict.fromkeys(keys, 1)
                 for key in list(self._confirmed):
                     if key not in self._unconfirmed:

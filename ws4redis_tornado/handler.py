@@ -486,15 +486,12 @@ class RedisWebSocketHandler(WebSocketHandler):
             return
         redis_message = RedisMessage(message, binary=isinstance(message, bytes))
         payload = redis_message.payload
-        echoes = [] if self._subscription.echo else self._expect_own_echoes(subscriber.publish_channels, payload)
+        sending = subscriber.publish_message(redis_message, expire=self._expire_for(payload))
         try:
-            await subscriber.publish_message(redis_message, expire=self._expire_for(payload))
+            await self._publish(subscriber.publish_channels, payload, sending)
         except BrokerUnavailable as exc:
-            self._forget_own_echoes(echoes)
             logger.warning("closing %s: %s", self._peer, exc)
             self.close(CloseCode.TRY_AGAIN_LATER, "redis is unavailable; message not published")
-            return
-        self.broker.metrics.client_publishes += 1
 
     def _expire_for(self, payload: bytes) -> int | None:
         # What clients send is capped in Redis separately from what they may send at all.
@@ -503,10 +500,16 @@ class RedisWebSocketHandler(WebSocketHandler):
     async def publish_to(self, channels: list[str], message: str | bytes) -> None:
         """Publish what a control socket sent to ``channels``, as ``publish-*`` would; raise BrokerUnavailable."""
         payload = RedisMessage(message, binary=isinstance(message, bytes)).payload
-        echoes = [] if self._subscription.echo else self._expect_own_echoes(channels, payload)
         expire = self._expire_for(payload)
+        sending = self.broker.publish(channels, payload, expire=self.config.expire if expire is None else expire)
+        await self._publish(channels, payload, sending)
+
+    async def _publish(self, channels: list[str], payload: bytes, sending: Awaitable[object]) -> None:
+        """Await ``sending``, the publish of ``payload`` to ``channels``, expecting the socket's own copy
+        back first when it has no echo; raise BrokerUnavailable."""
+        echoes = [] if self._subscription.echo else self._expect_own_echoes(channels, payload)
         try:
-            await self.broker.publish(channels, payload, expire=self.config.expire if expire is None else expire)
+            await sending
         except BrokerUnavailable:
             self._forget_own_echoes(echoes)
             raise

@@ -30,6 +30,7 @@ from . import redis_commands
 from .config import Config
 from .connections import AsyncCommandClient
 from .frames import encode_frame
+from .history import channel_facility
 from .redis_commands import CONNECTION_ERRORS, PRESENCE_MARKER
 from .timers import periodic
 
@@ -132,7 +133,7 @@ class PresenceEvent:
     def tagged_frame(self, label: str) -> bytes:
         """The frame for a control socket: the event with the channel's facility too, built once."""
         if self._tagged is None:
-            facility = self.channel.rpartition(b":")[2].decode()
+            facility = channel_facility(self.channel)
             body = {"presence": {"facility": facility, "channel": label, "event": self.event, "user": self.user}}
             self._tagged = _json_frame(body)
         return self._tagged
