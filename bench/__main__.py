@@ -17,7 +17,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from bench import haproxy_cost, procs, receive_path, redis_rate, testing_speed, venvs
+from bench import haproxy_cost, procs, receive_path, redis_rate, socket_memory, testing_speed, venvs
 from bench.redis_server import PrivateRedis
 from bench.registry import DEFAULT, HISTORY, PEERS, REPO, TARGETS, add_baseline, use_project_snapshot
 from bench.report import render
@@ -230,6 +230,33 @@ def cmd_setup(args: argparse.Namespace) -> None:
         print(venvs.ensure(name, RESULTS / "setup.log"))
 
 
+def cmd_socket_memory(args: argparse.Namespace) -> None:
+    signal.signal(signal.SIGTERM, _terminate)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    log_dir = RESULTS / f"logs-{stamp}"
+    log_dir.mkdir(parents=True)
+    head = _git("rev-parse", "--short", "HEAD")
+    dirty = " (dirty)" if _git("status", "--porcelain", "--", "ws4redis_tornado") else ""
+    sources = [socket_memory.Source(f"working tree at {head}{dirty}", REPO)]
+    if args.baseline_rev:
+        sha, snapshot = _export(args.baseline_rev, stamp)
+        sources.append(socket_memory.Source(f"{args.baseline_rev} ({sha})", snapshot))
+    variants = ["plain", "deflate"] if args.deflate else ["plain"]
+    out = RESULTS / f"socket-memory-{stamp}.json"
+    results: dict[str, Any] = {"command": " ".join(sys.argv), "started": stamp, "records": []}
+
+    def save(records: list[dict[str, Any]]) -> None:
+        results["records"] = records
+        _save(out, results)
+
+    records = socket_memory.run(sources, n=args.n, repeats=args.repeats, variants=variants, log_dir=log_dir, save=save)
+    report = socket_memory.render(records)
+    out.with_suffix(".md").write_text(report + "\n")
+    print()
+    print(report)
+    print(f"\nraw results: {out}")
+
+
 def cmd_presence(args: argparse.Namespace) -> None:
     from bench import presence  # imports ws4redis_tornado, which the other commands do not need
 
@@ -300,6 +327,17 @@ def main() -> None:
 
     receive = sub.add_parser("receive", help="the receive path (unmask, UTF-8 check): Tornado's speedups vs wsaccel")
     receive.set_defaults(func=receive_path.cmd_receive)
+
+    memory = sub.add_parser(
+        "socket-memory", help="Python allocations (tracemalloc) and RSS per idle websocket, by file and line"
+    )
+    memory.add_argument("--n", type=int, default=2000, help="idle sockets (default 2,000)")
+    memory.add_argument("--repeats", type=int, default=3, help="runs without tracemalloc for RSS (default 3)")
+    memory.add_argument(
+        "--baseline-rev", help="also measure ws4redis_tornado as of this git revision, interleaved (before/after)"
+    )
+    memory.add_argument("--deflate", action="store_true", help="add sockets that offer permessage-deflate")
+    memory.set_defaults(func=cmd_socket_memory)
 
     pres = sub.add_parser("presence", help="presence upkeep: server CPU with N idle sockets, Redis memory per user")
     pres.add_argument("--quick", action="store_true", help="smoke run: 1,000 sockets, 100 channels, 1 s interval")
