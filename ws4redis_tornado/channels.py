@@ -107,11 +107,22 @@ class Subscription:
     def restricted_to(self, parameters: Iterable[str]) -> Subscription:
         """Return the subscription limited to ``parameters`` (what ``allowed_channels`` kept)."""
         allowed = {p.lower() for p in parameters}
-        return Subscription(
-            subscribe=frozenset(a for a in self.subscribe if f"{_SUBSCRIBE}{a.value}" in allowed),
-            publish=frozenset(a for a in self.publish if f"{_PUBLISH}{a.value}" in allowed),
-            echo=self.echo,
+        return _shared(
+            Subscription(
+                subscribe=frozenset(a for a in self.subscribe if f"{_SUBSCRIBE}{a.value}" in allowed),
+                publish=frozenset(a for a in self.publish if f"{_PUBLISH}{a.value}" in allowed),
+                echo=self.echo,
+            )
         )
+
+
+# Every open socket keeps its Subscription, and its two frozensets take about 0.5 KiB. There are
+# at most 2 x 2**len(Audience) x 2**len(Audience) different ones, so each is kept once and shared.
+_SUBSCRIPTIONS: dict[Subscription, Subscription] = {}
+
+
+def _shared(subscription: Subscription) -> Subscription:
+    return _SUBSCRIPTIONS.setdefault(subscription, subscription)
 
 
 def parse_subscription(query: str) -> Subscription:
@@ -132,7 +143,7 @@ def subscription_from_parameters(names: Iterable[str]) -> Subscription:
         known = _PARAMETERS.get(name)
         if known is not None:
             (subscribe if known[0] else publish).add(known[1])
-    return Subscription(subscribe=frozenset(subscribe), publish=frozenset(publish), echo=echo)
+    return _shared(Subscription(subscribe=frozenset(subscribe), publish=frozenset(publish), echo=echo))
 
 
 def validate_facility(facility: str) -> str:

@@ -106,3 +106,13 @@ def test_self_is_a_singleton_with_a_readable_repr():
     assert exported is SELF
     assert repr(SELF) == "SELF"
     assert pickle.loads(pickle.dumps(SELF)) is SELF
+
+
+def test_equal_subscriptions_are_one_shared_object():
+    # Every open socket keeps its Subscription: equal ones share one object and its frozensets.
+    first = parse_subscription("subscribe-broadcast&publish-user")
+    assert parse_subscription("publish-user&Subscribe-Broadcast") is first
+    narrowed = parse_subscription("subscribe-broadcast&subscribe-user").restricted_to(["subscribe-broadcast"])
+    assert narrowed is parse_subscription("subscribe-broadcast")
+    assert narrowed == Subscription(subscribe=frozenset({Audience.BROADCAST}))
+    assert parse_subscription("echo") is not parse_subscription("")

@@ -215,6 +215,35 @@ async def test_process_request_decides_user_group_and_session_channels(ws_url, p
         await assert_silent(anonymous)
 
 
+_handshake_headers = []
+
+
+def _remember_headers(request):
+    # The object Tornado parsed, which its get() coroutine keeps for as long as the socket is open.
+    _handshake_headers.append(request.headers)
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("app_options", [{"process_request": _remember_headers}])
+async def test_an_open_socket_keeps_nothing_of_its_handshake_and_still_relays(ws_url, app, publisher, prefix):
+    _handshake_headers.clear()
+    async with websockets.connect(ws_url("news", "subscribe-broadcast"), additional_headers={"X-User": "john"}) as ws:
+        await wait_until(lambda: len(app.sockets) == 1)
+        [handler] = app.sockets
+        [parsed] = _handshake_headers
+        assert "X-User" not in parsed and len(parsed) == 0
+        request = handler.request
+        assert request.headers.get("X-User") is None
+        assert not request.arguments and not request.query_arguments and not request.files
+        assert not handler.path_args and not handler.path_kwargs
+        assert request.connection._request_headers is None
+        assert request.path == "/ws/news"
+        assert await publisher.publish(f"{prefix}:broadcast:news", "still here") == 1
+        assert await recv(ws) == "still here"
+        await ws.send("ignored: no publish-broadcast")
+        await assert_silent(ws)
+
+
 async def _async_refusal(request):
     raise PermissionDenied("token expired")
 

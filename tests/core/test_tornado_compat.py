@@ -7,6 +7,7 @@ import sys
 
 import pytest
 import tornado
+from tornado.httputil import HTTPHeaders
 
 from ws4redis_tornado.compat import tornado as compat
 from ws4redis_tornado.protocol import StrictProtocol
@@ -69,3 +70,14 @@ def test_every_private_hook_strict_protocol_overrides_is_checked():
     methods = {name for name, value in vars(StrictProtocol).items() if callable(value)}
     overridden = {name for name in methods if name.startswith("_") and not name.startswith("__")}
     assert overridden <= set(compat.PROTOCOL_HOOKS)
+
+
+def test_empty_headers_empties_parsed_headers_in_place():
+    headers = HTTPHeaders.parse("Host: example.org\r\nX-Many: 1\r\nX-Many: 2\r\n\r\n")
+    assert headers["X-Many"] == "1,2"
+    compat.empty_headers(headers)
+    assert len(headers) == 0
+    assert list(headers.get_all()) == []
+    assert headers.get("Host") is None
+    headers.add("X-After", "still usable")
+    assert headers["X-After"] == "still usable"
