@@ -81,6 +81,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="channels one socket may subscribe to with the control protocol (default: %(default)s)",
     )
     parser.add_argument(
+        "--no-compression",
+        action="store_true",
+        help="send every message uncompressed, also to clients that offer permessage-deflate",
+    )
+    parser.add_argument(
         "--metrics",
         action="store_true",
         help="serve Prometheus metrics at /metrics on the websocket port (needs the metrics extra)",
@@ -123,6 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             presence=tuple(args.presence),
             presence_interval=args.presence_interval,
             max_subscriptions=args.max_subscriptions,
+            compression=not args.no_compression,
             metrics_url="/metrics" if args.metrics else None,
             metrics_port=args.metrics_port,
         )

@@ -120,6 +120,11 @@ class Config:
             page (see :mod:`ws4redis_tornado.status`); 0 writes none.
         max_subscriptions: channels one socket may hold through the control protocol (see
             :mod:`ws4redis_tornado.control`); a group audience counts one per group.
+        compression: whether to agree to permessage-deflate when a client offers it (browsers
+            do); each message is then compressed once for every such socket (see
+            :mod:`ws4redis_tornado.deflate`).
+        compression_min_size: messages shorter than this many bytes go uncompressed, where
+            deflate saves little or nothing.
     """
 
     redis_url: str = "redis://localhost:6379/0"
@@ -299,6 +304,24 @@ class Config:
         ),
         check_id="django_bridge.E023",
     )
+    compression: bool = setting(
+        True,
+        name="WS4REDIS_COMPRESSION",
+        hint=(
+            "Set WS4REDIS_COMPRESSION to True to compress messages for clients that offer"
+            " permessage-deflate, or to False to send every message uncompressed."
+        ),
+        check_id="django_bridge.E029",
+    )
+    compression_min_size: int = setting(
+        128,
+        name="WS4REDIS_COMPRESSION_MIN_SIZE",
+        hint=(
+            "Set WS4REDIS_COMPRESSION_MIN_SIZE to the number of bytes below which a message is sent"
+            " uncompressed, such as 128."
+        ),
+        check_id="django_bridge.E030",
+    )
 
     def __post_init__(self) -> None:
         _check_redis_url(self.redis_url)
@@ -348,6 +371,9 @@ class Config:
         if not isinstance(self.health_detail, bool):
             _fail("health_detail", self.health_detail, "True or False")
         _check_int("max_subscriptions", self.max_subscriptions, minimum=1)
+        if not isinstance(self.compression, bool):
+            _fail("compression", self.compression, "True or False")
+        _check_int("compression_min_size", self.compression_min_size, minimum=0)
         self._check_metrics()
         _check_number("status_interval", self.status_interval, minimum=0)
         _check_int("history_size", self.history_size, minimum=0)
