@@ -1,4 +1,4 @@
-"""Command line: ``python -m bench fanout --n 1000,5000,10000 [--repeats 3] [--compare]``.
+"""Command line: ``python -m bench fanout --n 1000,5000,10000 [--repeats 3] [--compare]``, and the other benchmarks.
 
 Only argument handling and the run order live here; see ``runner.py`` for a single run,
 ``client.py`` for the load client and ``report.py`` for the tables.
@@ -224,6 +224,42 @@ def cmd_history_memory(args: argparse.Namespace) -> None:
     print(f"\nraw results: {out}")
 
 
+def cmd_cluster_rate(args: argparse.Namespace) -> None:
+    from bench import cluster_rate  # starts a Redis Cluster with the tests' ClusterSetup
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    log_dir = RESULTS / f"logs-{stamp}"
+    log_dir.mkdir(parents=True)
+    plan = {
+        "masters": args.masters,
+        "channels": args.channels,
+        "subscribers": args.subscribers,
+        "publishers": args.publishers,
+        "pipeline": args.pipeline,
+        "seconds": args.seconds,
+        "repeats": args.repeats,
+    }
+    results = {"command": " ".join(sys.argv), "started": stamp, **cluster_rate.measure(plan, log_dir)}
+    out = RESULTS / f"cluster-rate-{stamp}.json"
+    out.write_text(json.dumps(results, indent=1))
+    print(cluster_rate.render(results))
+    print(f"\nraw results: {out}")
+
+
+def cmd_cluster_connections(args: argparse.Namespace) -> None:
+    from bench import cluster_connections  # imports ws4redis_tornado's test topologies and websockets
+
+    procs.raise_nofile()
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    log_dir = RESULTS / f"logs-{stamp}"
+    log_dir.mkdir(parents=True)
+    rows = cluster_connections.measure(_ints(args.masters), _ints(args.channels), log_dir)
+    out = RESULTS / f"cluster-connections-{stamp}.json"
+    out.write_text(json.dumps({"command": " ".join(sys.argv), "rows": rows}, indent=1))
+    print(cluster_connections.render(rows))
+    print(f"\nraw results: {out}")
+
+
 def cmd_setup(args: argparse.Namespace) -> None:
     RESULTS.mkdir(exist_ok=True)
     for name in venvs.SPECS:
@@ -284,6 +320,32 @@ def main() -> None:
     mem.add_argument("--bytes", default="100,1024", help="comma-separated message sizes B")
     mem.add_argument("--channels", type=int, default=20, help="channels published to (the figures are per channel)")
     mem.set_defaults(func=cmd_history_memory)
+
+    crate = sub.add_parser(
+        "cluster-rate", help="a Redis Cluster's messages/s and Redis CPU per message: classic against sharded pub/sub"
+    )
+    crate.add_argument("--masters", type=int, default=3, help="cluster masters (default 3)")
+    crate.add_argument("--channels", type=int, default=300, help="channels, spread over the slots (default 300)")
+    crate.add_argument(
+        "--subscribers", type=int, default=2, help="subscribing broker processes, each on every channel (default 2)"
+    )
+    crate.add_argument("--publishers", type=int, default=2, help="publisher processes (default 2)")
+    crate.add_argument(
+        "--pipeline", type=int, default=32, help="commands in flight per publisher connection (default 32)"
+    )
+    crate.add_argument("--seconds", type=float, default=5.0, help="measured window per run (default 5)")
+    crate.add_argument("--repeats", type=int, default=2, help="interleaved windows per mode (default 2)")
+    crate.set_defaults(func=cmd_cluster_rate)
+
+    cconn = sub.add_parser(
+        "cluster-connections",
+        help="Redis connections of one python -m ws4redis_tornado per node, as channels and masters grow",
+    )
+    cconn.add_argument("--masters", default="3,6", help="comma-separated cluster sizes (default 3,6)")
+    cconn.add_argument(
+        "--channels", default="1,10,100,1000", help="comma-separated channel counts (default 1,10,100,1000)"
+    )
+    cconn.set_defaults(func=cmd_cluster_connections)
 
     setup = sub.add_parser("setup", help="build the peers' virtualenvs only")
     setup.set_defaults(func=cmd_setup)

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__, lifecycle
-from .config import Config
+from .config import Config, redis_location
 from .embedded import RedisServer
 from .exceptions import BrokerUnavailable, CannotListen, ConfigurationError
 from .logs import JsonFormatter
@@ -23,11 +23,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--version", action="version", version=__version__)
     lifecycle.add_arguments(parser)
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--redis", default=Config.redis_url, help="Redis URL (default: %(default)s)")
+    where.add_argument(
+        "--redis",
+        default=Config.redis_url,
+        help="Redis URL, or cluster://host:port,host:port for a Redis Cluster (default: %(default)s)",
+    )
     where.add_argument(
         "--embedded-redis",
         action="store_true",
         help="start a private redis-server (from PATH or the 'embedded' extra) for this process",
+    )
+    parser.add_argument(
+        "--sharded-pubsub",
+        action="store_true",
+        help="in a Redis Cluster (7.0 or later), publish and subscribe by slot: SPUBLISH and SSUBSCRIBE",
     )
     parser.add_argument("--prefix", default="", help="namespace before every channel key")
     parser.add_argument("--expire", type=int, default=Config.expire, help="seconds a message stays persisted")
@@ -116,7 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     embedded = RedisServer().start() if args.embedded_redis else None
     try:
         config = Config(
-            redis_url=embedded.url if embedded else args.redis,
+            **redis_location(embedded.url if embedded else args.redis),
+            redis_sharded_pubsub=args.sharded_pubsub,
             prefix=args.prefix,
             expire=args.expire,
             heartbeat=args.heartbeat,

@@ -20,12 +20,14 @@ from urllib.parse import urlsplit
 from .channels import validate_facility
 from .exceptions import ConfigurationError, InvalidFacility
 
-__all__ = ["Config", "Setting", "field_settings", "setting"]
+__all__ = ["DEFAULT_REDIS_CONNECT_TIMEOUT", "Config", "Setting", "field_settings", "redis_location", "setting"]
 
 _REDIS_SCHEMES = ("redis", "rediss", "unix")
 # An HTTP token (RFC 9110 section 5.6.2), what a Sec-WebSocket-Protocol value must be.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 MIB = 1024 * 1024
+DEFAULT_REDIS_CONNECT_TIMEOUT = 5.0
+"""Seconds a new connection to a Redis node may take when ``redis_options`` sets no ``socket_connect_timeout``."""
 _SETTING = "ws4redis_tornado.setting"  # the key of a field's metadata that holds its Setting
 
 
@@ -393,6 +395,18 @@ class Config:
         _check_number("presence_interval", self.presence_interval, minimum=0.01)
 
     @property
+    def redis_connect_timeout(self) -> float:
+        """Seconds a new connection to a Redis node may take to connect and answer its first command.
+
+        ``socket_connect_timeout`` in ``redis_options`` (``WS4REDIS_CONNECTION``) when given, else
+        :data:`DEFAULT_REDIS_CONNECT_TIMEOUT`. redis-py bounds the TCP connect with it; the sharded
+        pub/sub connections also bound the handshake after it, which a node that accepts connections
+        and never answers would otherwise hold forever.
+        """
+        given = self.redis_options.get("socket_connect_timeout")
+        return float(given) if given else DEFAULT_REDIS_CONNECT_TIMEOUT
+
+    @property
     def history_seconds(self) -> int:
         """How long a channel's history lives after its last message: ``history_ttl`` or ``expire``."""
         return self.history_ttl if self.history_ttl is not None else self.expire
@@ -470,6 +484,24 @@ def _fail(
         problem=problem or f"is not valid: expected {expected}",
         related=related,
     )
+
+
+def redis_location(url: str) -> dict[str, Any]:
+    """The Config fields that reach the Redis ``url`` names: ``redis_url``, or a Cluster's startup nodes.
+
+    ``cluster://host:port,host:port`` names a Redis Cluster (the form :attr:`Config.redis_address`
+    shows); any other URL is ``redis_url``, validated by :class:`Config`.
+    """
+    scheme, separator, rest = url.partition("://")
+    if not separator or scheme != "cluster":
+        return {"redis_url": url}
+    nodes = []
+    for node in rest.rstrip("/").split(","):
+        host, colon, port = node.rpartition(":")
+        if not colon or not host or not port.isdigit():
+            _fail("redis_cluster_nodes", url, "cluster://host:port[,host:port...]")
+        nodes.append((host, int(port)))
+    return {"redis_cluster_nodes": tuple(nodes)}
 
 
 def _check_redis_url(url: object) -> None:
