@@ -111,6 +111,10 @@ def _lean_server(port: int, url: str) -> Argv:
     return [sys.executable, str(script), "--port", str(port), "--redis", url]
 
 
+def _floor_server(port: int, url: str) -> Argv:
+    return [sys.executable, "-m", "bench.targets.floor", "--port", str(port), "--redis", url]
+
+
 def _redis_publisher(url: str) -> Argv:
     return [sys.executable, "-m", "bench.publisher", url, f"broadcast:{FACILITY}"]
 
@@ -215,6 +219,12 @@ TARGETS: dict[str, Target] = {
             publisher=_redis_publisher,
         ),
         Target(
+            "floor",
+            "the floor: selectors, one send() per socket per message (bench/targets/floor.py)",
+            server=_floor_server,
+            publisher=_redis_publisher,
+        ),
+        Target(
             "ws4redis06",
             "django-websocket-redis 0.6.0, uWSGI + gevent, 1 worker (stock subscriber)",
             server=_ws4redis_server,
@@ -274,6 +284,6 @@ def add_baseline(snapshot: Path, rev: str) -> str:
     return "baseline"
 
 
-DEFAULT = ["ws4redis_tornado", "lean"]
+DEFAULT = ["ws4redis_tornado", "lean", "floor"]
 PEERS = ["ws4redis06", "ws4redis06_drain", "channels_pubsub", "channels_core"]
 HISTORY = ["ws4redis_tornado_publish", "ws4redis_tornado_history", "ws4redis_tornado_recover"]
