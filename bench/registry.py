@@ -5,7 +5,8 @@ targets get ``PUBLISH broadcast:<facility>``; Channels targets get ``group_send`
 their layer (see ``bench/targets/channels_project/publisher.py`` for why). The history targets
 publish through ws4redis_tornado's own ``publish`` (``bench/project_publisher.py``), and the
 recover target's sockets add ``&recover`` to the URL, so that every message reaches them with
-its channel label and stream id in a header line.
+its channel label and stream id in a header line. The deflate target's sockets offer
+permessage-deflate in their handshake. The floor target is ``bench/targets/floor.py``.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class Target:
     project: bool = False  # runs this project's ws4redis_tornado (working tree or --project-rev)
     needs_option: str | None = None  # a command line option that server must offer
     recover: bool = False  # sockets pass ``recover``: every frame is a header line, then the message
+    deflate: bool = False  # sockets offer permessage-deflate (the client inflates RSV1 frames)
 
     @property
     def ws_path(self) -> str:
@@ -211,6 +213,15 @@ TARGETS: dict[str, Target] = {
             project=True,
             needs_option="--history-size",
             recover=True,
+        ),
+        Target(
+            "ws4redis_tornado_deflate",
+            "this project, sockets offering permessage-deflate (compare with --payload json1k)",
+            server=_project_server,
+            publisher=_redis_publisher,
+            env=_project_env,
+            project=True,
+            deflate=True,
         ),
         Target(
             "lean",
