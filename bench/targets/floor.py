@@ -30,7 +30,7 @@ import sys
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC11B85"
+WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 CHANNEL = "broadcast:bench"
 RECV_SIZE = 1 << 18
 
