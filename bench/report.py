@@ -92,7 +92,9 @@ VARIANT = [
 S2 = [
     Figure("messages/s", _dig("s2", "messages_per_s"), 0),
     Figure("delivered frames/s", _dig("s2", "frames_per_s"), 0),
-    Figure("server CPU per frame (us)", _dig("s2", "server_cpu_us_per_frame"), 1, floor_ratio=True),
+    # No floor row: with 20 messages in flight a server that writes what one Redis read brought
+    # in one send per socket beats a floor that sends once per message (see bench/README.md).
+    Figure("server CPU per frame (us)", _dig("s2", "server_cpu_us_per_frame"), 1),
     Figure("wire bytes per frame", _dig("s2", "wire_bytes_per_frame"), 0),
     Figure("delivery latency p50 (ms)", _dig("s2", "latency_p50_ms"), 1),
     Figure("delivery latency p99 (ms)", _dig("s2", "latency_p99_ms"), 1),
