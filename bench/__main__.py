@@ -98,9 +98,21 @@ def _git(*argv: str) -> str:
     return subprocess.run(["git", *argv], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
 
 
+def _compile(package: Path) -> None:
+    """Write the package's bytecode now, so that no server compiles its source at start-up.
+
+    A server that compiles (no .pyc, e.g. an exported revision under PYTHONDONTWRITEBYTECODE)
+    frees the compiler's memory into its heap before the RSS baseline is read, and its sockets
+    then reuse it: seen as 0.4 KiB less RSS per socket at N=1,000 than the same code loaded
+    from bytecode. Compiling both sides keeps RSS comparisons about the code.
+    """
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(package)], check=True)
+
+
 def _project_source(rev: str | None, stamp: str) -> dict[str, Any]:
     """Which ws4redis_tornado is measured: the working tree, or ``rev`` exported."""
     if not rev:
+        _compile(REPO / "ws4redis_tornado")
         dirty = bool(_git("status", "--porcelain", "--", "ws4redis_tornado"))
         return {"source": "working tree", "head": _git("rev-parse", "--short", "HEAD"), "dirty": dirty}
     sha, dest = _export(rev, stamp)
@@ -117,6 +129,7 @@ def _export(rev: str, stamp: str) -> tuple[str, Path]:
         ["git", "archive", sha, "ws4redis_tornado"], cwd=REPO, capture_output=True, check=True
     ).stdout
     subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    _compile(dest / "ws4redis_tornado")
     return sha, dest
 
 
