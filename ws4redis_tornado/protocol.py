@@ -13,6 +13,7 @@ message would make it hand the compressed bytes on as they are.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Coroutine, Sequence
 from typing import Any, Protocol
 
 from tornado.iostream import StreamClosedError
@@ -80,8 +81,9 @@ class StrictProtocol(WebSocketProtocol13):
         # What the handler agreed to (see deflate.py): Tornado answers this instead of the offer.
         self._deflate = deflate
 
-    def _parse_extensions_header(self, headers: Any) -> list[tuple[str, dict[str, str | None]]]:
-        return [] if self._deflate is None else [(EXTENSION, dict(self._deflate.params))]
+    def _parse_extensions_header(self, headers: Any) -> Sequence[tuple[str, dict[str, str | None]]]:
+        # Tornado's handshake keeps what this returns until the socket closes: no list when empty.
+        return () if self._deflate is None else [(EXTENSION, dict(self._deflate.params))]
 
     def close(self, code: int | None = None, reason: str | None = None) -> None:
         if not self.server_terminated and not self.stream.closed():
@@ -92,9 +94,10 @@ class StrictProtocol(WebSocketProtocol13):
         # before dropping it): leave the channels now.
         self.handler.release()
 
-    async def _receive_frame(self) -> None:
+    def _receive_frame(self) -> Coroutine[Any, Any, None]:
+        # Not a coroutine itself: Tornado's is awaited directly, one coroutine less per open socket.
         self._reading_header = True
-        await super()._receive_frame()
+        return super()._receive_frame()
 
     async def _read_bytes(self, n: int) -> bytes:
         data = await super()._read_bytes(n)

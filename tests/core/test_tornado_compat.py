@@ -86,3 +86,15 @@ def test_empty_headers_empties_parsed_headers_in_place():
     assert headers.get("Host") is None
     headers.add("X-After", "still usable")
     assert headers["X-After"] == "still usable"
+
+
+def test_websocket_params_are_shared_unless_they_carry_compression_options():
+    plain = compat.websocket_params(max_message_size=1024, compression_options=None)
+    assert compat.websocket_params(max_message_size=1024, compression_options=None) is plain
+    assert (plain.ping_interval, plain.max_message_size, plain.compression_options) == (None, 1024, None)
+    compressed = compat.websocket_params(max_message_size=1024, compression_options={})
+    assert compressed is not plain and compressed.compression_options == {}
+    assert compat.websocket_params(max_message_size=2048, compression_options=None).max_message_size == 2048
+    tuned = {"compression_level": 1}
+    assert compat.websocket_params(max_message_size=1024, compression_options=tuned).compression_options is tuned
+    assert compat.websocket_params(max_message_size=1024, compression_options=tuned) is not compressed

@@ -79,12 +79,27 @@ DecompressTooLargeError: type[Exception] = getattr(tornado.websocket, "_Decompre
 """What Tornado's inflater raises when a compressed message inflates past ``max_message_size``."""
 
 
+# Parameters objects without compression options of their own, by (max_message_size, compression on).
+_SHARED_PARAMS: dict[tuple[int, bool], Any] = {}
+
+
 def websocket_params(*, max_message_size: int, compression_options: dict[str, Any] | None) -> Any:
     """Return the parameters object ``WebSocketProtocol13`` takes, with Tornado's own pinging off.
 
     Tornado builds it inside ``WebSocketHandler.get_websocket_protocol``, which this project
-    overrides to use StrictProtocol.
+    overrides to use StrictProtocol. Tornado only reads it, so sockets with equal parameters and
+    no (or empty) compression options share one: it would stay for as long as each socket does.
     """
+    if compression_options:
+        return _new_params(max_message_size, compression_options)
+    key = (max_message_size, compression_options is not None)
+    params = _SHARED_PARAMS.get(key)
+    if params is None:
+        params = _SHARED_PARAMS[key] = _new_params(max_message_size, compression_options)
+    return params
+
+
+def _new_params(max_message_size: int, compression_options: dict[str, Any] | None) -> Any:
     return tornado.websocket._WebSocketParams(
         ping_interval=None, max_message_size=max_message_size, compression_options=compression_options
     )
