@@ -21,6 +21,7 @@ context takeover.
 
 from __future__ import annotations
 
+import functools
 import struct
 import zlib
 from dataclasses import dataclass
@@ -65,9 +66,15 @@ def negotiate(offers: str | None) -> Agreement | None:
 
     ``offers`` is the request's ``Sec-WebSocket-Extensions`` value. An offer is declined when it
     has a parameter RFC 7692 does not define, one twice, or a window RFC 7692 does not allow; the
-    next offer is tried then, as section 5 asks.
+    next offer is tried then, as section 5 asks. Every browser of a kind sends the same offer, so
+    the sockets share one agreement instead of holding one each.
     """
-    for name, params in _parse_offers(offers or ""):
+    return _negotiate(offers or "")
+
+
+@functools.lru_cache(maxsize=64)
+def _negotiate(offers: str) -> Agreement | None:
+    for name, params in _parse_offers(offers):
         if name != EXTENSION:
             continue
         agreement = _accept(params)

@@ -12,6 +12,7 @@ message would make it hand the compressed bytes on as they are.
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Coroutine, Sequence
 from typing import Any, Protocol
@@ -63,6 +64,12 @@ class FrameHandler(Protocol):
     def release(self) -> None: ...
 
 
+@functools.cache
+def _tornado_extensions(agreement: Agreement) -> list[tuple[str, dict[str, str | None]]]:
+    """The extension list Tornado answers with, in the form it parses an offer into."""
+    return [(EXTENSION, dict(agreement.params))]
+
+
 class StrictProtocol(WebSocketProtocol13):
     """Tornado's server-side protocol with RFC 6455's answers to bad frames.
 
@@ -82,8 +89,9 @@ class StrictProtocol(WebSocketProtocol13):
         self._deflate = deflate
 
     def _parse_extensions_header(self, headers: Any) -> Sequence[tuple[str, dict[str, str | None]]]:
-        # Tornado's handshake keeps what this returns until the socket closes: no list when empty.
-        return () if self._deflate is None else [(EXTENSION, dict(self._deflate.params))]
+        # Tornado's coroutine that reads this keeps it as long as the socket: one list per
+        # agreement, and no list at all when none was agreed.
+        return () if self._deflate is None else _tornado_extensions(self._deflate)
 
     def close(self, code: int | None = None, reason: str | None = None) -> None:
         if not self.server_terminated and not self.stream.closed():
