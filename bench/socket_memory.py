@@ -96,11 +96,17 @@ class IdleSocket(asyncio.Protocol):
             self.opened.set_exception(exc or ConnectionError("closed during the handshake"))
 
 
-async def open_sockets(n: int, port: int, extra_headers: bytes) -> tuple[list[IdleSocket], int]:
-    """Open ``n`` sockets, ``IN_FLIGHT`` handshakes at a time; return them and how many agreed to deflate."""
+async def open_sockets(n: int, port: int, extra_headers: bytes) -> tuple[list[IdleSocket], int, list[str]]:
+    """Open ``n`` sockets, ``IN_FLIGHT`` handshakes at a time.
+
+    Returns the sockets that opened, how many of them agreed to deflate, and why the others did
+    not (a server slowed down by tracemalloc on a busy machine may refuse a few): the figures are
+    per socket that opened.
+    """
     loop = asyncio.get_running_loop()
     limit = asyncio.Semaphore(IN_FLIGHT)
     sockets: list[IdleSocket] = []
+    failures: list[str] = []
 
     async def one() -> None:
         key = base64.b64encode(os.urandom(16))
@@ -109,13 +115,18 @@ async def open_sockets(n: int, port: int, extra_headers: bytes) -> tuple[list[Id
             b"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s\r\n"
         ) % (PATH.encode(), port, key, extra_headers)
         async with limit:
-            _, socket = await loop.create_connection(lambda: IdleSocket(request), "127.0.0.1", port)
-            await asyncio.wait_for(socket.opened, 30)
+            transport, socket = await loop.create_connection(lambda: IdleSocket(request), "127.0.0.1", port)
+            try:
+                await asyncio.wait_for(socket.opened, 30)
+            except (ConnectionError, TimeoutError) as exc:
+                transport.close()
+                failures.append(str(exc))
+                return
             sockets.append(socket)
 
     await asyncio.gather(*(one() for _ in range(n)))
     agreed = sum("permessage-deflate" in s.opened.result().lower() for s in sockets)
-    return sockets, agreed
+    return sockets, agreed, failures
 
 
 def close_sockets(sockets: list[IdleSocket]) -> None:
@@ -160,24 +171,29 @@ class Server:
 
 
 async def _idle_sockets(server: Server, n: int, extra_headers: bytes) -> dict[str, Any]:
-    warm, _ = await open_sockets(WARMUP_SOCKETS, server.port, extra_headers)
+    warm, _, _ = await open_sockets(WARMUP_SOCKETS, server.port, extra_headers)
     close_sockets(warm)
     await asyncio.sleep(SETTLE_S)
     before, before_file = await server.snapshot()
-    sockets, agreed = await open_sockets(n, server.port, extra_headers)
+    sockets, agreed, failures = await open_sockets(n, server.port, extra_headers)
     await asyncio.sleep(SETTLE_S)
     after, after_file = await server.snapshot()
     close_sockets(sockets)
+    opened = len(sockets)
+    if not opened:
+        raise RuntimeError(f"no socket opened: {failures[:3]}")
     record: dict[str, Any] = {
         "n": n,
-        "opened": len(sockets),
+        "opened": opened,
+        "failed": len(failures),
+        "failures_sample": failures[:3],
         "deflate_agreed": agreed,
         "module": after["module"],
-        "rss_per_socket": (after["rss_bytes"] - before["rss_bytes"]) / n,
+        "rss_per_socket": (after["rss_bytes"] - before["rss_bytes"]) / opened,
     }
     if after["traced"]:
         record["profile"] = profile(
-            tracemalloc.Snapshot.load(str(before_file)), tracemalloc.Snapshot.load(str(after_file)), n
+            tracemalloc.Snapshot.load(str(before_file)), tracemalloc.Snapshot.load(str(after_file)), opened
         )
     return record
 
@@ -286,8 +302,8 @@ def render(records: list[dict[str, Any]]) -> str:
         groups[record["source"], record["variant"]].append(record)
     out = [
         "| source | sockets | Python allocations per socket (KiB, blocks) | ws4redis_tornado / tornado / other (KiB)"
-        " | RSS per socket, KiB: median (min-max) | runs | deflate agreed |",
-        "|---|---|---|---|---|---|---|",
+        " | RSS per socket, KiB: median (min-max) | runs | deflate agreed | handshakes refused |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for (source, variant), runs in groups.items():
         traced = next((r for r in runs if r["traced"]), None)
@@ -299,7 +315,9 @@ def render(records: list[dict[str, Any]]) -> str:
             split = " / ".join(_kib(prof["owners"].get(o, {}).get("bytes", 0.0)) for o in (*OWNERS, "other"))
         rss = _range(plain) if plain else "-"
         agreed = f"{runs[0]['deflate_agreed']} of {runs[0]['opened']}"
-        out.append(f"| {source}, {variant} | {runs[0]['n']:,} | {alloc} | {split} | {rss} | {len(plain)} | {agreed} |")
+        refused = sum(r.get("failed", 0) for r in runs)
+        row = f"| {source}, {variant} | {runs[0]['n']:,} | {alloc} | {split} | {rss} | {len(plain)} | {agreed} |"
+        out.append(f"{row} {refused} |")
     for (source, variant), runs in groups.items():
         traced = next((r for r in runs if r["traced"]), None)
         if traced:
