@@ -17,7 +17,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from bench import haproxy_cost, procs, receive_path, redis_rate, testing_speed, venvs
+from bench import haproxy_cost, procs, receive_path, redis_rate, scaling, testing_speed, venvs
 from bench.redis_server import PrivateRedis
 from bench.registry import DEFAULT, HISTORY, PEERS, REPO, TARGETS, add_baseline, use_project_snapshot
 from bench.report import render
@@ -194,8 +194,58 @@ def cmd_fanout(args: argparse.Namespace) -> None:
     print(f"\nraw results: {out}")
 
 
+def cmd_scaling(args: argparse.Namespace) -> None:
+    signal.signal(signal.SIGTERM, _terminate)
+    limit = procs.raise_nofile()
+    procs.pin_self(procs.LOAD_CPU)
+    unknown = [name for name in args.layouts.split(",") if name not in scaling.LAYOUTS]
+    if unknown:
+        sys.exit(f"unknown layout(s) {unknown}; known: {', '.join(scaling.LAYOUTS)}")
+    layouts = [scaling.LAYOUTS[name] for name in args.layouts.split(",")]
+    plan = Plan()
+    saturation = scaling.Saturation(offered=args.offered, duration=args.duration)
+    ns = _ints(args.n)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    RESULTS.mkdir(exist_ok=True)
+    project = _project_source(args.project_rev, stamp)
+    log_dir = RESULTS / f"logs-{stamp}"
+    log_dir.mkdir()
+    print(f"[plan] layouts={[x.name for x in layouts]} N={ns} repeats={args.repeats} nofile={limit} logs={log_dir}")
+    results: dict[str, Any] = {
+        "command": " ".join(sys.argv),
+        "started": stamp,
+        "project": project,
+        "layouts": [x.name for x in layouts],
+        "ns": ns,
+        "repeats": args.repeats,
+        "plan": dataclasses.asdict(plan),
+        "saturation": dataclasses.asdict(saturation),
+        "runs": [],
+    }
+    out = RESULTS / f"scaling-{stamp}.json"
+    redis = PrivateRedis(log_dir)
+    try:
+        for rep in range(args.repeats):
+            for n in ns:
+                for layout in layouts:  # interleaved: 1, 2, ..., 1, 2, ...
+                    started = time.monotonic()
+                    results["runs"].append(scaling.measure(layout, n, plan, saturation, redis, log_dir))
+                    _save(out, results)
+                    took = time.monotonic() - started
+                    print(f"[done] {layout.name} N={n} repeat {rep + 1}/{args.repeats} in {took:.1f}s", flush=True)
+    finally:
+        redis.stop()
+        _save(out, results)
+    report = scaling.render(results)
+    out.with_suffix(".md").write_text(report + "\n")
+    print()
+    print(report)
+    print(f"\nraw results: {out}")
+
+
 def cmd_report(args: argparse.Namespace) -> None:
-    print(render(json.loads(Path(args.results).read_text())))
+    results = json.loads(Path(args.results).read_text())
+    print(scaling.render(results) if "layouts" in results else render(results))
 
 
 def cmd_publish_rate(args: argparse.Namespace) -> None:
@@ -268,6 +318,32 @@ def main() -> None:
     )
     fan.add_argument("--scenarios", default="s1,s2", help="which of s1,s2 to run")
     fan.set_defaults(func=cmd_fanout)
+
+    scale = sub.add_parser("scaling", help="this project with 1 and with 2 server processes, side by side")
+    scale.add_argument("--n", default="5000,10000", help="comma-separated socket counts (default 5000,10000)")
+    scale.add_argument("--repeats", type=int, default=3, help="interleaved repeats per figure (default 3)")
+    scale.add_argument(
+        "--layouts",
+        default="1,2-pinned,2-shared",
+        help=f"comma-separated subset of: {', '.join(scaling.LAYOUTS)} (default all)",
+    )
+    scale.add_argument(
+        "--offered",
+        type=float,
+        default=scaling.Saturation.offered,
+        help="frames/s offered when saturating: messages/s x N (default %(default).0f)",
+    )
+    scale.add_argument(
+        "--duration",
+        type=float,
+        default=scaling.Saturation.duration,
+        help="seconds of saturation (default %(default)g)",
+    )
+    scale.add_argument(
+        "--project-rev",
+        help="measure ws4redis_tornado as of this git revision (exported), not the working tree",
+    )
+    scale.set_defaults(func=cmd_scaling)
 
     rep = sub.add_parser("report", help="re-render a saved results JSON")
     rep.add_argument("results")

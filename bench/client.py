@@ -26,7 +26,7 @@ import sys
 import time
 from typing import Any
 
-from bench import procstat, roundtrips
+from bench import payload, procstat, roundtrips
 from bench.procs import SERVER_CPU
 from bench.stats import percentile
 
@@ -35,6 +35,9 @@ monotonic_ns = time.monotonic_ns
 # Sequence numbers and send timestamps are at fixed offsets of the payload (see publisher).
 SEQ_END = 8
 TS_START, TS_END = 9, 28
+# Every frame of a benchmark message starts with these two bytes: FIN + text, then the payload
+# length (100 < 126, so no extended length). The payload is ASCII, so 0x81 never occurs in it.
+FRAME_HEAD = bytes((0x81, payload.SIZE))
 
 
 def _cpu() -> float:
@@ -64,12 +67,13 @@ class Tally:
 class Subscriber(asyncio.Protocol):
     """One websocket: handshake, then split frames and feed payloads to the client."""
 
-    __slots__ = ("buf", "client", "closed", "handshake", "request", "transport", "upgraded")
+    __slots__ = ("buf", "client", "closed", "handshake", "request", "tail", "transport", "upgraded")
 
     def __init__(self, client: LoadClient, request: bytes) -> None:
         self.client = client
         self.request = request
         self.buf = b""
+        self.tail = False  # CountingSubscriber: the last read ended with the first byte of a frame head
         self.upgraded = False
         self.closed = False
         self.transport: asyncio.Transport | None = None
@@ -141,6 +145,26 @@ class Subscriber(asyncio.Protocol):
         self.buf = data[i:] if i < size else b""
 
 
+class CountingSubscriber(Subscriber):
+    """A subscriber that only counts the benchmark's frames: one ``bytes.count`` per read.
+
+    Parsing costs the client about as much CPU per frame as the server spends sending it, which
+    caps what a load client sharing the cores can measure. Counting frame heads in C costs one
+    callback per read however many frames it carries. An upgraded :class:`Subscriber` becomes one
+    by ``__class__`` assignment (same slots) and ``set_protocol``, and stays one: a switch back
+    could land mid-frame.
+    """
+
+    __slots__ = ()
+
+    def data_received(self, data: bytes) -> None:
+        count = data.count(FRAME_HEAD)
+        if self.tail and data[:1] == FRAME_HEAD[1:]:
+            count += 1  # a frame head split over two reads
+        self.tail = data[-1] == FRAME_HEAD[0]
+        self.client.counted += count
+
+
 class LoadClient:
     """Holds the sockets and the publisher, and runs the measured phases."""
 
@@ -155,6 +179,7 @@ class LoadClient:
         self.take_frame = self.deliver  # or take_envelope, for sockets that pass recover
         self.reports = 0  # recovery reports received (recover sockets: one per socket)
         self.unexpected = 0  # recover sockets: frames that were neither a message nor a report
+        self.counted = 0  # frames counted by CountingSubscribers (open loop)
 
     # -- publisher -----------------------------------------------------------------------
     async def start_publisher(self) -> None:
@@ -313,7 +338,7 @@ class LoadClient:
         await self.publish_round_trips()  # forget the earlier phases' (e.g. the warm-up probes)
         tally = self._new_tally(messages)
         expected = tally.subscribers * messages
-        cpu0, srv0 = _cpu(), procstat.cpu_seconds(server_pid)
+        cpu0, srv0 = _cpu(), procstat.tree_cpu_seconds(server_pid)
         core0 = procstat.cpu_busy_seconds(SERVER_CPU)
         start = time.monotonic()
         self.last_frame_ns = monotonic_ns()
@@ -323,7 +348,7 @@ class LoadClient:
             if k < messages - 1 and delay > 0:
                 await asyncio.sleep(delay)
         await self._drain(tally, expected, idle_s=5.0, cap_s=drain_cap)
-        srv_cpu = procstat.cpu_seconds(server_pid) - srv0
+        srv_cpu = procstat.tree_cpu_seconds(server_pid) - srv0
         wall = time.monotonic() - start
         foreign = procstat.cpu_busy_seconds(SERVER_CPU) - core0 - srv_cpu
         self.tally = None
@@ -370,7 +395,7 @@ class LoadClient:
             state["last_done"] = time.monotonic()
             publish_next()
 
-        cpu0, srv0 = _cpu(), procstat.cpu_seconds(server_pid)
+        cpu0, srv0 = _cpu(), procstat.tree_cpu_seconds(server_pid)
         core0 = procstat.cpu_busy_seconds(SERVER_CPU)
         start = time.monotonic()
         self.on_complete = completed
@@ -385,7 +410,7 @@ class LoadClient:
                 publish_next()
         elapsed = time.monotonic() - start
         done, delivered = state["done"], tally.delivered
-        srv_cpu = procstat.cpu_seconds(server_pid) - srv0
+        srv_cpu = procstat.tree_cpu_seconds(server_pid) - srv0
         foreign = procstat.cpu_busy_seconds(SERVER_CPU) - core0 - srv_cpu
         client_cpu = _cpu() - cpu0
         self.on_complete = None
@@ -402,6 +427,8 @@ class LoadClient:
             "messages_per_s": done / elapsed,
             "frames_per_s": delivered / elapsed,
             "stalls": state["stalls"],
+            # Frames of the published messages still missing after the drain: lost, or later than 5 s.
+            "undelivered": published * tally.subscribers - tally.delivered,
             "server_cpu_s": srv_cpu,
             "server_cpu_us_per_frame": srv_cpu * 1e6 / delivered if delivered else None,
             "client_cpu_s": client_cpu,
@@ -410,6 +437,57 @@ class LoadClient:
             "latency_p99_ms": _ms(percentile(lat, 99)),
             "with_id": tally.with_id,
             "unexpected_frames": self.unexpected,
+            "publish": await self.publish_round_trips(),
+        }
+
+    async def open_loop(
+        self, rate: float, duration: float, server_pid: int, drain_idle: float, drain_cap: float
+    ) -> dict[str, Any]:
+        """Publish ``rate`` messages/s for ``duration`` s on a fixed schedule, whatever the server does.
+
+        The sockets only count frames from here on (see :class:`CountingSubscriber`), so this is
+        the last phase of a session. Delivered frames/s is what arrived within the publishing
+        window; "undelivered" is what had not arrived once no frame came for ``drain_idle``.
+        """
+        await self.publish_round_trips()  # forget the earlier phases'
+        subscribers = self.alive()
+        for sub in self.subs:
+            sub.__class__ = CountingSubscriber
+            if sub.transport is not None:
+                sub.transport.set_protocol(sub)  # uvloop caches the bound data_received: refresh it
+        messages = round(rate * duration)
+        first, sent = self.next_seq, 0
+        self.next_seq += messages
+        self.counted = 0
+        cpu0, srv0 = _cpu(), procstat.tree_cpu_seconds(server_pid)
+        start = time.monotonic()
+        while sent < messages:
+            due = min(messages, int((time.monotonic() - start) * rate) + 1)
+            for seq in range(first + sent, first + due):
+                self.publish(seq)
+            sent = due
+            await asyncio.sleep(0.005)  # ticks, not one timer per message: rates exceed the timer's resolution
+        window = time.monotonic() - start
+        in_window, srv_cpu, client_cpu = self.counted, procstat.tree_cpu_seconds(server_pid) - srv0, _cpu() - cpu0
+        expected = messages * subscribers
+        drain_start, last, last_change = time.monotonic(), -1, time.monotonic()
+        while self.counted < expected and time.monotonic() - drain_start < drain_cap:
+            if self.counted != last:
+                last, last_change = self.counted, time.monotonic()
+            elif time.monotonic() - last_change > drain_idle:
+                break
+            await asyncio.sleep(0.05)
+        return {
+            "subscribers": subscribers,
+            "published": messages,
+            "window_s": window,
+            "offered_frames_per_s": expected / window,
+            "frames_per_s": in_window / window,
+            "delivered_in_window": in_window,
+            "undelivered": expected - self.counted,
+            "server_cpu_s": srv_cpu,
+            "server_cpu_us_per_frame": srv_cpu * 1e6 / in_window if in_window else None,
+            "client_cpu_s": client_cpu,
             "publish": await self.publish_round_trips(),
         }
 
@@ -440,6 +518,8 @@ async def serve(client: LoadClient) -> None:
                 result = await client.fanout(**cmd)
             elif op == "closed_loop":
                 result = await client.closed_loop(**cmd)
+            elif op == "open_loop":
+                result = await client.open_loop(**cmd)
             elif op == "close":
                 result = client.close_all()
             elif op == "alive":

@@ -1,0 +1,268 @@
+"""``python -m bench scaling``: this project with one server process against two, side by side.
+
+One run starts ``python -m ws4redis_tornado --processes K`` (K = 1 or 2; the children share the
+port with SO_REUSEPORT), opens N sockets, sends the "one message to N" series of the fan-out
+benchmark (messages 2 s apart, each meeting an idle server), then publishes at a fixed rate
+above what the servers can deliver (an open loop), and records the frames per second that arrive.
+
+Placement (a *layout*): one process runs on CPU 0 as in ``bench fanout``. Two processes need
+both cores, so they share CPU 1 with the load client, its publisher and the private Redis, which
+stay on CPU 1 in every layout. "pinned" pins serving process i to CPU i once both listen;
+"shared" leaves both free to run on either core. The server's CPU is summed over the whole
+process tree (the supervisor and its children), and the CPU of the load side is recorded next
+to it so that a reader can see what the second process had to share its core with.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import procs, procstat
+from bench.redis_server import PrivateRedis
+from bench.registry import project_processes
+from bench.report import Figure, Record, table
+from bench.runner import Plan, Session
+
+QUIET_PCT = 15.0  # wait (at most 10 s) for CPU 0 to be this idle before a run starts
+
+
+@dataclass(frozen=True)
+class Saturation:
+    """The open loop that saturates the servers: frames offered per second, for how long, and the drain."""
+
+    offered: float = 1_500_000.0  # frames/s: messages/s x N, above what two processes deliver here
+    duration: float = 5.0
+    drain_idle: float = 2.0  # stop waiting for late frames once none came for this long
+    drain_cap: float = 10.0
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How many server processes run, and on which CPUs."""
+
+    name: str  # the column heading in the report
+    processes: int
+    cpus: str  # taskset list the server starts on
+    pinned: bool = False  # pin serving process i to CPU i once they all listen
+
+
+LAYOUTS = {
+    "1": Layout("1 process", 1, str(procs.SERVER_CPU)),
+    "2-pinned": Layout("2 pinned", 2, "0,1", pinned=True),
+    "2-shared": Layout("2 shared", 2, "0,1"),
+}
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    """CPU seconds used so far by the server tree, by the load side and by every task on the machine."""
+
+    at: float
+    server: float
+    load: float
+    busy: float
+
+
+def serving_pids(pid: int) -> list[int]:
+    """The processes that serve sockets: the supervisor's children, or ``pid`` itself if it forked none."""
+    return procstat.descendants(pid, procstat.parent_pids()) or [pid]
+
+
+def wait_listening(pid: int, port: int, processes: int, timeout: float = 30.0) -> list[int]:
+    """Wait until ``processes`` serving processes listen on ``port``; return their pids.
+
+    ``wait_port`` returns once the first child accepts; a client that connected then would put
+    every early socket on that child.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pids = serving_pids(pid)
+        listening = sum(procstat.tcp_sockets_on_port(p, port, procstat.TCP_LISTEN) for p in pids)
+        if len(pids) == processes and listening >= processes:
+            return pids
+        time.sleep(0.05)
+    raise TimeoutError(f"{processes} processes were not all listening on {port} after {timeout}s")
+
+
+def _sample(server_pid: int, load_pids: list[int]) -> CpuSample:
+    cpus = range(os.cpu_count() or 1)
+    return CpuSample(
+        at=time.monotonic(),
+        server=procstat.tree_cpu_seconds(server_pid),
+        load=sum(procstat.tree_cpu_seconds(p) for p in load_pids),
+        busy=sum(procstat.cpu_busy_seconds(c) for c in cpus),
+    )
+
+
+def cpu_shares(before: CpuSample, after: CpuSample) -> dict[str, float]:
+    """Server, load side and everything else, in % of one core over the interval between two samples."""
+    wall = after.at - before.at
+    server, load = after.server - before.server, after.load - before.load
+    other = max(0.0, after.busy - before.busy - server - load)
+    return {
+        "wall_s": wall,
+        "server_pct": server * 100 / wall,
+        "load_pct": load * 100 / wall,
+        "other_pct": other * 100 / wall,
+    }
+
+
+def _phase(s: Session, load_pids: list[int], op: str, timeout: float, **args: Any) -> dict[str, Any]:
+    """One client command, with the machine's CPU split recorded around it."""
+    assert s.client is not None
+    before = _sample(s.pid, load_pids)
+    result = s.client.call(op, timeout=timeout, server_pid=s.pid, **args)
+    result["machine"] = cpu_shares(before, _sample(s.pid, load_pids))
+    return result
+
+
+def run_layout(
+    layout: Layout, n: int, plan: Plan, saturation: Saturation, redis: PrivateRedis, log_dir: Path
+) -> dict[str, Any]:
+    """N sockets on a fresh server in ``layout``: one message to N, then saturation."""
+    target = project_processes(layout.name, layout.processes)
+    with Session(target, redis, log_dir, cpus=layout.cpus) as s:
+        assert s.client is not None
+        servers = wait_listening(s.pid, s.port, layout.processes)
+        if layout.pinned:
+            for cpu, pid in enumerate(servers):
+                procs.pin_process(pid, cpu)
+        time.sleep(plan.settle)
+        rss0 = procstat.tree_rss_bytes(s.pid)
+        conn = s.connect(n, plan)
+        time.sleep(plan.settle)
+        rss1 = procstat.tree_rss_bytes(s.pid)
+        load_pids = [s.client.proc.pid, redis.server.pid]
+        record: dict[str, Any] = {
+            "target": layout.name,
+            "n": n,
+            "processes": len(servers),
+            "connect": conn,
+            "rss_per_conn": (rss1 - rss0) / conn["connected"],
+            "spread": [procstat.tcp_sockets_on_port(p, s.port, procstat.TCP_ESTABLISHED) for p in servers],
+            "redis_conns": sum(redis.clients_of(p) for p in procstat.tree_pids(s.pid)),
+        }
+        record["variant"] = _phase(
+            s,
+            load_pids,
+            "fanout",
+            timeout=plan.variant_messages * plan.variant_interval + plan.drain_cap + 120,
+            messages=plan.variant_messages,
+            interval=plan.variant_interval,
+            drain_cap=plan.drain_cap,
+        )
+        record["quiesce"] = s.quiesce(plan)
+        record["saturation"] = _phase(
+            s,
+            load_pids,
+            "open_loop",
+            timeout=saturation.duration + saturation.drain_cap + 120,
+            rate=saturation.offered / conn["connected"],
+            duration=saturation.duration,
+            drain_idle=saturation.drain_idle,
+            drain_cap=saturation.drain_cap,
+        )
+        record["alive_at_end"] = s.client.call("alive", timeout=30)["alive"]
+        return record
+
+
+def measure(
+    layout: Layout, n: int, plan: Plan, saturation: Saturation, redis: PrivateRedis, log_dir: Path
+) -> dict[str, Any]:
+    """``run_layout`` after waiting (bounded) for CPU 0 to be quiet; a failure is recorded, not raised."""
+    idle = procs.wait_quiet(procs.SERVER_CPU, QUIET_PCT, timeout=10)
+    try:
+        record = run_layout(layout, n, plan, saturation, redis, log_dir)
+    except Exception as exc:  # one failed run must not sink the others
+        print(f"[fail] {layout.name} N={n}: {exc!r}", flush=True)
+        return {"target": layout.name, "n": n, "error": repr(exc)}
+    record["cpu0_busy_before_pct"] = idle
+    return record
+
+
+# -- report -----------------------------------------------------------------------------------
+
+
+def _get(*keys: str) -> Any:
+    def get(record: Record) -> Any:
+        value: Any = record
+        for key in keys:
+            if not isinstance(value, dict) or value.get(key) is None:
+                return None
+            value = value[key]
+        return value
+
+    return get
+
+
+def busiest_share(record: Record) -> float | None:
+    """The busiest serving process' share of the sockets, in %: 50 is an even split over two."""
+    spread = record.get("spread") or []
+    return max(spread) * 100 / sum(spread) if sum(spread) else None
+
+
+def _per_wall(section: str, key: str) -> Any:
+    def get(record: Record) -> float | None:
+        part = record.get(section) or {}
+        wall = part.get("window_s") or part.get("wall_s")
+        return part[key] * 100 / wall if wall and part.get(key) is not None else None
+
+    return get
+
+
+def _kib(record: Record) -> float | None:
+    value = record.get("rss_per_conn")
+    return None if value is None else value / 1024
+
+
+FIGURES = [
+    Figure("sockets on the busiest process (% of N)", busiest_share, 1),
+    Figure("handshake time for N (s)", _get("connect", "handshake_s")),
+    Figure("RSS per connection, all processes (KiB)", _kib, 1),
+    Figure("Redis connections held, all processes", _get("redis_conns"), 0),
+    Figure("1 msg -> N: completion p50 (ms)", _get("variant", "completion_p50_ms"), 1),
+    Figure("1 msg -> N: completion max (ms)", _get("variant", "completion_max_ms"), 1),
+    Figure("1 msg -> N: lost deliveries", _get("variant", "lost"), 0),
+    Figure("1 msg -> N: server CPU per frame (us)", _get("variant", "server_cpu_us_per_frame"), 1),
+    Figure("saturated: offered frames/s", _get("saturation", "offered_frames_per_s"), 0),
+    Figure("saturated: delivered frames/s", _get("saturation", "frames_per_s"), 0),
+    Figure("saturated: server CPU (% of one core)", _per_wall("saturation", "server_cpu_s"), 0),
+    Figure("saturated: server CPU per frame (us)", _get("saturation", "server_cpu_us_per_frame"), 2),
+    Figure("saturated: frames lost or late (after the drain)", _get("saturation", "undelivered"), 0),
+    Figure("saturated: load client CPU (% of one core)", _per_wall("saturation", "client_cpu_s"), 0),
+    Figure("saturated: client + publisher + Redis CPU (% of one core)", _get("saturation", "machine", "load_pct"), 0),
+    Figure("saturated: other load on the machine (% of one core)", _get("saturation", "machine", "other_pct"), 0),
+    Figure("sockets open at the end", _get("alive_at_end"), 0),
+]
+
+
+def render(results: dict[str, Any]) -> str:
+    """One table per N, one column per layout; ratios are against the first layout (one process)."""
+    layouts: list[str] = results["layouts"]
+    plan, sat = results["plan"], results["saturation"]
+    project = results.get("project", {})
+    out = [
+        f"ws4redis_tornado from {project.get('source', '?')} (HEAD {project.get('head', '?')}"
+        f"{', dirty' if project.get('dirty') else ''}). Cells: median (min-max) over "
+        f"{results['repeats']} interleaved repeat(s); xR = ratio to '{layouts[0]}'.",
+        f"1 msg -> N: {plan['variant_messages']} messages {plan['variant_interval']:g} s apart. "
+        f"Saturated: open loop, {sat['offered']:,.0f} frames/s offered (messages/s x N) for {sat['duration']:g} s;"
+        f" late frames waited for until none came for {sat['drain_idle']:g} s (at most {sat['drain_cap']:g} s).",
+        "",
+    ]
+    for n in results["ns"]:
+        records = [r for r in results["runs"] if r["n"] == n]
+        out += [f"### N = {n:,}", "", table(records, FIGURES, layouts, layouts[0]), ""]
+    spreads = [
+        f"{r['target']} N={r['n']}: {'/'.join(str(c) for c in r['spread'])}"
+        for r in results["runs"]
+        if len(r.get("spread") or []) > 1
+    ]
+    if spreads:
+        out += ["Sockets per serving process, each run: " + "; ".join(spreads), ""]
+    out += [f"- failed run: {r['target']} N={r['n']}: {r['error']}" for r in results["runs"] if "error" in r]
+    return "\n".join(out)
