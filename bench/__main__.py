@@ -203,7 +203,7 @@ def cmd_scaling(args: argparse.Namespace) -> None:
         sys.exit(f"unknown layout(s) {unknown}; known: {', '.join(scaling.LAYOUTS)}")
     layouts = [scaling.LAYOUTS[name] for name in args.layouts.split(",")]
     plan = Plan()
-    saturation = scaling.Saturation(offered=args.offered, duration=args.duration)
+    saturation = scaling.Saturation(window=args.window, duration=args.duration)
     ns = _ints(args.n)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     RESULTS.mkdir(exist_ok=True)
@@ -328,10 +328,10 @@ def main() -> None:
         help=f"comma-separated subset of: {', '.join(scaling.LAYOUTS)} (default all)",
     )
     scale.add_argument(
-        "--offered",
-        type=float,
-        default=scaling.Saturation.offered,
-        help="frames/s offered when saturating: messages/s x N (default %(default).0f)",
+        "--window",
+        type=int,
+        default=scaling.Saturation.window,
+        help="messages kept undelivered when saturating (default %(default)s)",
     )
     scale.add_argument(
         "--duration",

@@ -440,14 +440,16 @@ class LoadClient:
             "publish": await self.publish_round_trips(),
         }
 
-    async def open_loop(
-        self, rate: float, duration: float, server_pid: int, drain_idle: float, drain_cap: float
+    async def saturate(
+        self, window: int, duration: float, server_pid: int, drain_idle: float, drain_cap: float
     ) -> dict[str, Any]:
-        """Publish ``rate`` messages/s for ``duration`` s on a fixed schedule, whatever the server does.
+        """Keep ``window`` messages' worth of frames undelivered for ``duration`` s, so the server never idles.
 
-        The sockets only count frames from here on (see :class:`CountingSubscriber`), so this is
-        the last phase of a session. Delivered frames/s is what arrived within the publishing
-        window; "undelivered" is what had not arrived once no frame came for ``drain_idle``.
+        Credit by count, not by message: a message is published whenever fewer than ``window`` x
+        subscribers frames are outstanding. The backlog stays bounded (an open loop above capacity
+        grows it without limit, and the server then spends seconds on one loop turn), and no frame
+        is parsed. The sockets only count frames from here on (see :class:`CountingSubscriber`), so
+        this is the last phase of a session.
         """
         await self.publish_round_trips()  # forget the earlier phases'
         subscribers = self.alive()
@@ -455,34 +457,29 @@ class LoadClient:
             sub.__class__ = CountingSubscriber
             if sub.transport is not None:
                 sub.transport.set_protocol(sub)  # uvloop caches the bound data_received: refresh it
-        messages = round(rate * duration)
-        first, sent = self.next_seq, 0
-        self.next_seq += messages
+        first, published = self.next_seq, 0
         self.counted = 0
         cpu0, srv0 = _cpu(), procstat.tree_cpu_seconds(server_pid)
         start = time.monotonic()
-        while sent < messages:
-            due = min(messages, int((time.monotonic() - start) * rate) + 1)
-            for seq in range(first + sent, first + due):
+        deadline = start + duration
+        while time.monotonic() < deadline:
+            allowed = window + self.counted // subscribers
+            for seq in range(first + published, first + allowed):
                 self.publish(seq)
-            sent = due
-            await asyncio.sleep(0.005)  # ticks, not one timer per message: rates exceed the timer's resolution
-        window = time.monotonic() - start
+            published = max(published, allowed)
+            await asyncio.sleep(0.001)  # poll: the reads in between are what gives credit
+        elapsed = time.monotonic() - start
         in_window, srv_cpu, client_cpu = self.counted, procstat.tree_cpu_seconds(server_pid) - srv0, _cpu() - cpu0
-        expected = messages * subscribers
-        drain_start, last, last_change = time.monotonic(), -1, time.monotonic()
-        while self.counted < expected and time.monotonic() - drain_start < drain_cap:
-            if self.counted != last:
-                last, last_change = self.counted, time.monotonic()
-            elif time.monotonic() - last_change > drain_idle:
-                break
-            await asyncio.sleep(0.05)
+        self.next_seq += published
+        expected = published * subscribers
+        await self._drain_count(expected, drain_idle, drain_cap)
         return {
             "subscribers": subscribers,
-            "published": messages,
-            "window_s": window,
-            "offered_frames_per_s": expected / window,
-            "frames_per_s": in_window / window,
+            "window": window,
+            "published": published,
+            "duration_s": elapsed,
+            "messages_per_s": in_window / subscribers / elapsed,
+            "frames_per_s": in_window / elapsed,
             "delivered_in_window": in_window,
             "undelivered": expected - self.counted,
             "server_cpu_s": srv_cpu,
@@ -490,6 +487,17 @@ class LoadClient:
             "client_cpu_s": client_cpu,
             "publish": await self.publish_round_trips(),
         }
+
+    async def _drain_count(self, expected: int, idle_s: float, cap_s: float) -> None:
+        """Wait until ``expected`` frames were counted, none came for ``idle_s``, or ``cap_s`` passed."""
+        start = last_change = time.monotonic()
+        last = -1
+        while self.counted < expected and time.monotonic() - start < cap_s:
+            if self.counted != last:
+                last, last_change = self.counted, time.monotonic()
+            elif time.monotonic() - last_change > idle_s:
+                break
+            await asyncio.sleep(0.05)
 
 
 def _ms(ns: float | None) -> float | None:
@@ -518,8 +526,8 @@ async def serve(client: LoadClient) -> None:
                 result = await client.fanout(**cmd)
             elif op == "closed_loop":
                 result = await client.closed_loop(**cmd)
-            elif op == "open_loop":
-                result = await client.open_loop(**cmd)
+            elif op == "saturate":
+                result = await client.saturate(**cmd)
             elif op == "close":
                 result = client.close_all()
             elif op == "alive":

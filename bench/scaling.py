@@ -2,8 +2,9 @@
 
 One run starts ``python -m ws4redis_tornado --processes K`` (K = 1 or 2; the children share the
 port with SO_REUSEPORT), opens N sockets, sends the "one message to N" series of the fan-out
-benchmark (messages 2 s apart, each meeting an idle server), then publishes at a fixed rate
-above what the servers can deliver (an open loop), and records the frames per second that arrive.
+benchmark (messages 2 s apart, each meeting an idle server), then keeps a window of messages
+undelivered so that no server process ever waits for work, and records the frames per second that
+arrive (see ``LoadClient.saturate``).
 
 Placement (a *layout*): one process runs on CPU 0 as in ``bench fanout``. Two processes need
 both cores, so they share CPU 1 with the load client, its publisher and the private Redis, which
@@ -32,12 +33,12 @@ QUIET_PCT = 15.0  # wait (at most 10 s) for CPU 0 to be this idle before a run s
 
 @dataclass(frozen=True)
 class Saturation:
-    """The open loop that saturates the servers: frames offered per second, for how long, and the drain."""
+    """The loop that keeps the servers busy: messages kept in flight, for how long, and the drain."""
 
-    offered: float = 1_500_000.0  # frames/s: messages/s x N, above what two processes deliver here
+    window: int = 32  # messages' worth of frames outstanding: enough that no process waits for work
     duration: float = 5.0
     drain_idle: float = 2.0  # stop waiting for late frames once none came for this long
-    drain_cap: float = 10.0
+    drain_cap: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -51,9 +52,9 @@ class Layout:
 
 
 LAYOUTS = {
-    "1": Layout("1 process", 1, str(procs.SERVER_CPU)),
-    "2-pinned": Layout("2 pinned", 2, "0,1", pinned=True),
-    "2-shared": Layout("2 shared", 2, "0,1"),
+    "1": Layout("1-process", 1, str(procs.SERVER_CPU)),
+    "2-pinned": Layout("2-pinned", 2, "0,1", pinned=True),
+    "2-shared": Layout("2-shared", 2, "0,1"),
 }
 
 
@@ -159,9 +160,9 @@ def run_layout(
         record["saturation"] = _phase(
             s,
             load_pids,
-            "open_loop",
+            "saturate",
             timeout=saturation.duration + saturation.drain_cap + 120,
-            rate=saturation.offered / conn["connected"],
+            window=saturation.window,
             duration=saturation.duration,
             drain_idle=saturation.drain_idle,
             drain_cap=saturation.drain_cap,
@@ -208,7 +209,7 @@ def busiest_share(record: Record) -> float | None:
 def _per_wall(section: str, key: str) -> Any:
     def get(record: Record) -> float | None:
         part = record.get(section) or {}
-        wall = part.get("window_s") or part.get("wall_s")
+        wall = part.get("duration_s") or part.get("wall_s")
         return part[key] * 100 / wall if wall and part.get(key) is not None else None
 
     return get
@@ -228,8 +229,8 @@ FIGURES = [
     Figure("1 msg -> N: completion max (ms)", _get("variant", "completion_max_ms"), 1),
     Figure("1 msg -> N: lost deliveries", _get("variant", "lost"), 0),
     Figure("1 msg -> N: server CPU per frame (us)", _get("variant", "server_cpu_us_per_frame"), 1),
-    Figure("saturated: offered frames/s", _get("saturation", "offered_frames_per_s"), 0),
     Figure("saturated: delivered frames/s", _get("saturation", "frames_per_s"), 0),
+    Figure("saturated: messages/s to all N", _get("saturation", "messages_per_s"), 1),
     Figure("saturated: server CPU (% of one core)", _per_wall("saturation", "server_cpu_s"), 0),
     Figure("saturated: server CPU per frame (us)", _get("saturation", "server_cpu_us_per_frame"), 2),
     Figure("saturated: frames lost or late (after the drain)", _get("saturation", "undelivered"), 0),
@@ -250,7 +251,7 @@ def render(results: dict[str, Any]) -> str:
         f"{', dirty' if project.get('dirty') else ''}). Cells: median (min-max) over "
         f"{results['repeats']} interleaved repeat(s); xR = ratio to '{layouts[0]}'.",
         f"1 msg -> N: {plan['variant_messages']} messages {plan['variant_interval']:g} s apart. "
-        f"Saturated: open loop, {sat['offered']:,.0f} frames/s offered (messages/s x N) for {sat['duration']:g} s;"
+        f"Saturated: {sat['window']} messages' worth of frames kept undelivered for {sat['duration']:g} s;"
         f" late frames waited for until none came for {sat['drain_idle']:g} s (at most {sat['drain_cap']:g} s).",
         "",
     ]
