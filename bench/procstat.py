@@ -130,32 +130,35 @@ def tcp_local_ports_to(pid: int, remote_port: int) -> set[int]:
     return ports
 
 
-def count_tcp_sockets(table: str, inodes: set[int], port: int, state: str) -> int:
-    """Sockets of a /proc/net/tcp ``table`` in ``inodes`` whose local port is ``port``, in ``state``.
+def matching_tcp_inodes(table: str, inodes: set[int], port: int, state: str) -> set[int]:
+    """The sockets of a /proc/net/tcp ``table`` in ``inodes`` with local port ``port``, in ``state``.
 
     Columns: ``sl local_address rem_address st ... inode``; addresses are ``HEXIP:HEXPORT``.
+    A set, because a table read while other processes open and close sockets can list a line twice.
     """
-    count = 0
+    found: set[int] = set()
     for line in table.splitlines()[1:]:
         cols = line.split()
         if cols[3] == state and int(cols[1].rsplit(":", 1)[1], 16) == port and int(cols[9]) in inodes:
-            count += 1
-    return count
+            found.add(int(cols[9]))
+    return found
 
 
 def tcp_sockets_on_port(pid: int, port: int, state: str) -> int:
     """How many of ``pid``'s sockets have local port ``port`` and are in ``state``.
 
     With ``TCP_ESTABLISHED`` on the server's port: the websockets this process serves; with
-    ``TCP_LISTEN``: whether it is accepting yet.
+    ``TCP_LISTEN``: whether it is accepting yet. The table is read twice and the matches joined,
+    since one read of a changing table can also skip a line.
     """
     inodes = _socket_inodes(pid)
-    total = 0
-    for table in ("tcp", "tcp6"):
-        path = Path(f"/proc/{pid}/net/{table}")
-        if path.exists():
-            total += count_tcp_sockets(path.read_text(), inodes, port, state)
-    return total
+    found: set[int] = set()
+    for _ in range(2):
+        for table in ("tcp", "tcp6"):
+            path = Path(f"/proc/{pid}/net/{table}")
+            if path.exists():
+                found |= matching_tcp_inodes(path.read_text(), inodes, port, state)
+    return len(found)
 
 
 def open_fds(pid: int) -> int:

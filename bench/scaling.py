@@ -215,6 +215,23 @@ def _per_wall(section: str, key: str) -> Any:
     return get
 
 
+def two_process_ceiling(record: Record) -> float | None:
+    """At most how many times one process' frames/s two can deliver when they share the cores with the load side.
+
+    One process has a core of its own and delivers 1/S frames per CPU-second; two processes share
+    both cores with the load client, publisher and Redis, which spend L per frame, so together
+    they deliver at most 2/(S+L): the ratio is 2S/(S+L), from one run's S and L.
+    """
+    sat = record.get("saturation") or {}
+    machine = sat.get("machine") or {}
+    delivered = sat.get("published", 0) * sat.get("subscribers", 0) - sat.get("undelivered", 0)
+    server = sat.get("server_cpu_us_per_frame")
+    if not delivered or not server or "load_pct" not in machine:
+        return None
+    load = machine["load_pct"] / 100 * machine["wall_s"] * 1e6 / delivered
+    return 2 * server / (server + load)
+
+
 def _kib(record: Record) -> float | None:
     value = record.get("rss_per_conn")
     return None if value is None else value / 1024
@@ -237,6 +254,7 @@ FIGURES = [
     Figure("saturated: load client CPU (% of one core)", _per_wall("saturation", "client_cpu_s"), 0),
     Figure("saturated: client + publisher + Redis CPU (% of one core)", _get("saturation", "machine", "load_pct"), 0),
     Figure("saturated: other load on the machine (% of one core)", _get("saturation", "machine", "other_pct"), 0),
+    Figure("saturated: 2-process ceiling 2S/(S+L), x one process", two_process_ceiling, 2),
     Figure("sockets open at the end", _get("alive_at_end"), 0),
 ]
 
