@@ -203,7 +203,7 @@ def cmd_scaling(args: argparse.Namespace) -> None:
         sys.exit(f"unknown layout(s) {unknown}; known: {', '.join(scaling.LAYOUTS)}")
     layouts = [scaling.LAYOUTS[name] for name in args.layouts.split(",")]
     plan = Plan()
-    saturation = scaling.Saturation(window=args.window, duration=args.duration)
+    saturation = scaling.Saturation(outstanding=args.outstanding, duration=args.duration)
     ns = _ints(args.n)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     RESULTS.mkdir(exist_ok=True)
@@ -328,10 +328,10 @@ def main() -> None:
         help=f"comma-separated subset of: {', '.join(scaling.LAYOUTS)} (default all)",
     )
     scale.add_argument(
-        "--window",
+        "--outstanding",
         type=int,
-        default=scaling.Saturation.window,
-        help="messages kept undelivered when saturating (default %(default)s)",
+        default=scaling.Saturation.outstanding,
+        help="frames kept on their way when saturating (default %(default)s)",
     )
     scale.add_argument(
         "--duration",

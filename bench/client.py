@@ -441,15 +441,15 @@ class LoadClient:
         }
 
     async def saturate(
-        self, window: int, duration: float, server_pid: int, drain_idle: float, drain_cap: float
+        self, outstanding: int, duration: float, server_pid: int, drain_idle: float, drain_cap: float
     ) -> dict[str, Any]:
-        """Keep ``window`` messages' worth of frames undelivered for ``duration`` s, so the server never idles.
+        """Keep about ``outstanding`` frames undelivered for ``duration`` s, so the server never idles.
 
-        Credit by count, not by message: a message is published whenever fewer than ``window`` x
-        subscribers frames are outstanding. The backlog stays bounded (an open loop above capacity
-        grows it without limit, and the server then spends seconds on one loop turn), and no frame
-        is parsed. The sockets only count frames from here on (see :class:`CountingSubscriber`), so
-        this is the last phase of a session.
+        Credit by count, not by message: a message is published whenever fewer than
+        ``outstanding`` frames (rounded down to whole messages) are on their way. The backlog stays
+        bounded (an open loop above capacity grows it without limit, and the server then spends
+        seconds on one loop turn), and no frame is parsed. The sockets only count frames from here
+        on (see :class:`CountingSubscriber`), so this is the last phase of a session.
         """
         await self.publish_round_trips()  # forget the earlier phases'
         subscribers = self.alive()
@@ -463,7 +463,7 @@ class LoadClient:
         start = time.monotonic()
         deadline = start + duration
         while time.monotonic() < deadline:
-            allowed = window + self.counted // subscribers
+            allowed = (self.counted + outstanding) // subscribers
             for seq in range(first + published, first + allowed):
                 self.publish(seq)
             published = max(published, allowed)
@@ -475,7 +475,7 @@ class LoadClient:
         await self._drain_count(expected, drain_idle, drain_cap)
         return {
             "subscribers": subscribers,
-            "window": window,
+            "outstanding": outstanding,
             "published": published,
             "duration_s": elapsed,
             "messages_per_s": in_window / subscribers / elapsed,
