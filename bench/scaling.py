@@ -2,9 +2,9 @@
 
 One run starts ``python -m ws4redis_tornado --processes K`` (K = 1 or 2; the children share the
 port with SO_REUSEPORT), opens N sockets, sends the "one message to N" series of the fan-out
-benchmark (messages 2 s apart, each meeting an idle server), then keeps a window of messages
-undelivered so that no server process ever waits for work, and records the frames per second that
-arrive (see ``LoadClient.saturate``).
+benchmark (messages 2 s apart, each meeting an idle server), then keeps a fixed number of
+frames on their way so that no server process ever waits for work, and records the frames per
+second that arrive (see ``LoadClient.saturate``).
 
 Placement (a *layout*): one process runs on CPU 0 as in ``bench fanout``. Two processes need
 both cores, so they share CPU 1 with the load client, its publisher and the private Redis, which
