@@ -35,9 +35,10 @@ QUIET_PCT = 15.0  # wait (at most 10 s) for CPU 0 to be this idle before a run s
 class Saturation:
     """The loop that keeps the servers busy: messages kept in flight, for how long, and the drain."""
 
-    # Frames kept on their way: 250 messages in flight at N=1,000, 25 at N=10,000. Fewer left the
-    # processes idle part of the time here (32 messages at N=1,000: one process at 84 % CPU).
-    outstanding: int = 250_000
+    # Frames kept on their way: 1,000 messages in flight at N=1,000, 100 at N=10,000. Fewer left
+    # the processes idle part of the time here (32 messages at N=1,000: one process at 84 % CPU;
+    # 25 at N=10,000: two processes at 91 % of one core between them).
+    outstanding: int = 1_000_000
     duration: float = 5.0
     drain_idle: float = 2.0  # stop waiting for late frames once none came for this long
     drain_cap: float = 5.0
