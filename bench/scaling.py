@@ -37,7 +37,7 @@ class Saturation:
 
     # Frames kept on their way: 1,000 messages in flight at N=1,000, 100 at N=10,000. Fewer left
     # the processes idle part of the time here (32 messages at N=1,000: one process at 84 % CPU;
-    # 25 at N=10,000: two processes at 91 % of one core between them).
+    # 25 at N=10,000: two processes used 91 % of one core between them, in a run with 52 % other load).
     outstanding: int = 1_000_000
     duration: float = 5.0
     drain_idle: float = 2.0  # stop waiting for late frames once none came for this long
