@@ -10,6 +10,11 @@ It also drives the publisher (a child process fed one sequence number per line),
 the closed-loop phase has to publish the moment a message has reached everyone, and asks it
 for the round trips of its publish calls after each phase (see ``roundtrips.py``).
 
+Sockets of a target with ``deflate`` offer permessage-deflate; a frame with RSV1 set is
+inflated (raw DEFLATE plus the ``00 00 ff ff`` the server stripped) with one decompressor per
+socket, made on its first compressed frame and reused. The client counts the bytes it reads
+after the upgrade, so every phase reports the wire bytes per delivered frame.
+
 Sockets that pass ``recover`` get every message behind a one-line JSON header
 (``{"channel":"broadcast","id":"..."}\n``) and one report frame when they open; the client
 skips both with one ``find`` per frame and counts the headers that carry a stream id.
@@ -24,6 +29,7 @@ import os
 import resource
 import sys
 import time
+import zlib
 from typing import Any
 
 from bench import payload, procstat, roundtrips
@@ -32,11 +38,11 @@ from bench.stats import percentile
 
 monotonic_ns = time.monotonic_ns
 
-# Sequence numbers and send timestamps are at fixed offsets of the payload (see publisher).
-SEQ_END = 8
-TS_START, TS_END = 9, 28
-# Every frame of a benchmark message starts with these two bytes: FIN + text, then the payload
-# length (100 < 126, so no extended length). The payload is ASCII, so 0x81 never occurs in it.
+# permessage-deflate (RFC 7692): the sender strips this empty stored block from each message.
+DEFLATE_TAIL = b"\x00\x00\xff\xff"
+DEFLATE_OFFER = b"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+# Every frame of a small benchmark message starts with these two bytes: FIN + text, then the
+# payload length (100 < 126, so no extended length). The payload is ASCII, so 0x81 never occurs in it.
 FRAME_HEAD = bytes((0x81, payload.SIZE))
 
 
@@ -67,7 +73,7 @@ class Tally:
 class Subscriber(asyncio.Protocol):
     """One websocket: handshake, then split frames and feed payloads to the client."""
 
-    __slots__ = ("buf", "client", "closed", "handshake", "request", "tail", "transport", "upgraded")
+    __slots__ = ("buf", "client", "closed", "handshake", "inflater", "request", "tail", "transport", "upgraded")
 
     def __init__(self, client: LoadClient, request: bytes) -> None:
         self.client = client
@@ -76,6 +82,7 @@ class Subscriber(asyncio.Protocol):
         self.tail = False  # CountingSubscriber: the last read ended with the first byte of a frame head
         self.upgraded = False
         self.closed = False
+        self.inflater: Any = None  # zlib decompressor, made on the first compressed frame
         self.transport: asyncio.Transport | None = None
         self.handshake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
@@ -90,6 +97,7 @@ class Subscriber(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self.upgraded:
+            self.client.wire_bytes += len(data)
             self._frames(data)
             return
         data = self.buf + data
@@ -104,8 +112,11 @@ class Subscriber(asyncio.Protocol):
             self.transport.close()  # type: ignore[union-attr]
             return
         self.upgraded = True
+        if b"permessage-deflate" in data[:end].lower():
+            self.client.deflate_sockets += 1
         self.handshake.set_result(None)
         if len(data) > end + 4:
+            self.client.wire_bytes += len(data) - end - 4
             self._frames(data[end + 4 :])
 
     def _frames(self, data: bytes) -> None:
@@ -133,7 +144,10 @@ class Subscriber(asyncio.Protocol):
                 break
             opcode = data[i] & 0x0F
             if opcode == 1 or opcode == 2:
-                deliver(data[i + head : end], now)
+                if data[i] & 0x40:  # RSV1: compressed with permessage-deflate
+                    deliver(self.inflate(data[i + head : end]), now)
+                else:
+                    deliver(data[i + head : end], now)
             elif opcode == 9:  # ping: answer with a masked pong (all-zero mask key)
                 payload = data[i + head : end]
                 self.transport.write(  # type: ignore[union-attr]
@@ -143,6 +157,19 @@ class Subscriber(asyncio.Protocol):
                 self.closed = True
             i = end
         self.buf = data[i:] if i < size else b""
+
+    def inflate(self, body: bytes) -> bytes:
+        """One compressed message's text; its decompressor is reused for this socket's next ones.
+
+        Reuse is right with or without ``server_no_context_takeover``: a message either refers
+        to the earlier ones of this socket (context takeover) or to nothing before it. A
+        stream that ended (a final block) gets a fresh decompressor.
+        """
+        inflater = self.inflater
+        if inflater is None or inflater.eof:
+            inflater = self.inflater = zlib.decompressobj(-15)
+        self.client.inflated += 1
+        return inflater.decompress(body + DEFLATE_TAIL)
 
 
 class CountingSubscriber(Subscriber):
@@ -168,8 +195,9 @@ class CountingSubscriber(Subscriber):
 class LoadClient:
     """Holds the sockets and the publisher, and runs the measured phases."""
 
-    def __init__(self, publisher_cmd: list[str]) -> None:
+    def __init__(self, publisher_cmd: list[str], payload_kind: str = payload.SMALL) -> None:
         self.publisher_cmd = publisher_cmd
+        self.layout = payload.LAYOUTS[payload_kind]  # where the sequence number and send time are
         self.publisher: asyncio.subprocess.Process | None = None
         self.subs: list[Subscriber] = []
         self.tally: Tally | None = None
@@ -179,7 +207,10 @@ class LoadClient:
         self.take_frame = self.deliver  # or take_envelope, for sockets that pass recover
         self.reports = 0  # recovery reports received (recover sockets: one per socket)
         self.unexpected = 0  # recover sockets: frames that were neither a message nor a report
-        self.counted = 0  # frames counted by CountingSubscribers (open loop)
+        self.wire_bytes = 0  # bytes read from the upgraded sockets (frames with their headers)
+        self.inflated = 0  # frames that arrived compressed
+        self.deflate_sockets = 0  # sockets whose server accepted permessage-deflate
+        self.counted = 0  # frames counted by CountingSubscribers (saturate)
 
     # -- publisher -----------------------------------------------------------------------
     async def start_publisher(self) -> None:
@@ -200,8 +231,11 @@ class LoadClient:
         return json.loads(line)
 
     # -- sockets ---------------------------------------------------------------------------
-    async def connect(self, n: int, port: int, path: str, inflight: int, recover: bool = False) -> dict[str, Any]:
+    async def connect(
+        self, n: int, port: int, path: str, inflight: int, recover: bool = False, deflate: bool = False
+    ) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
+        extensions = DEFLATE_OFFER if deflate else b""
         self.take_frame = self.take_envelope if recover else self.deliver
         sem = asyncio.Semaphore(inflight)
         failures: list[str] = []
@@ -211,8 +245,8 @@ class LoadClient:
             request = (
                 b"GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
                 b"Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-                b"Sec-WebSocket-Version: 13\r\nOrigin: http://127.0.0.1:%d\r\n\r\n"
-            ) % (path.encode(), port, key, port)
+                b"Sec-WebSocket-Version: 13\r\nOrigin: http://127.0.0.1:%d\r\n%s\r\n"
+            ) % (path.encode(), port, key, port, extensions)
             async with sem:
                 try:
                     _, proto = await loop.create_connection(lambda: Subscriber(self, request), "127.0.0.1", port)
@@ -233,6 +267,8 @@ class LoadClient:
             "client_cpu_s": _cpu() - cpu0,
             # Recover sockets: their reports may still be on the way for the last few sockets.
             "reports": self.reports,
+            "deflate_offered": deflate,
+            "deflate_sockets": self.deflate_sockets,
         }
 
     def close_all(self) -> dict[str, Any]:
@@ -267,13 +303,13 @@ class LoadClient:
         tally = self.tally
         if tally is None:
             return
-        index = int(payload[:SEQ_END]) - tally.first
+        index = int(payload[self.layout.seq]) - tally.first
         if not 0 <= index < tally.count:
             tally.stray += 1
             return
         sent = tally.sent_ns[index]
         if not sent:
-            sent = tally.sent_ns[index] = int(payload[TS_START:TS_END])
+            sent = tally.sent_ns[index] = int(payload[self.layout.sent_ns])
         tally.latencies.append(now - sent)
         tally.received[index] += 1
         tally.last_ns[index] = now
@@ -340,6 +376,7 @@ class LoadClient:
         expected = tally.subscribers * messages
         cpu0, srv0 = _cpu(), procstat.tree_cpu_seconds(server_pid)
         core0 = procstat.cpu_busy_seconds(SERVER_CPU)
+        wire0, inflated0 = self.wire_bytes, self.inflated
         start = time.monotonic()
         self.last_frame_ns = monotonic_ns()
         for k in range(messages):
@@ -374,7 +411,17 @@ class LoadClient:
             "foreign_cpu0_pct": max(0.0, foreign) * 100 / wall,
             "with_id": tally.with_id,
             "unexpected_frames": self.unexpected,
+            **self._wire(tally, wire0, inflated0),
             "publish": await self.publish_round_trips(),
+        }
+
+    def _wire(self, tally: Tally, wire0: int, inflated0: int) -> dict[str, Any]:
+        """Bytes on the wire per delivered frame, and how many frames came compressed."""
+        delivered = tally.delivered
+        return {
+            "wire_bytes": self.wire_bytes - wire0,
+            "wire_bytes_per_frame": (self.wire_bytes - wire0) / delivered if delivered else None,
+            "inflated_frames": self.inflated - inflated0,
         }
 
     async def closed_loop(self, window: int, duration: float, server_pid: int, stall_s: float) -> dict[str, Any]:
@@ -397,6 +444,7 @@ class LoadClient:
 
         cpu0, srv0 = _cpu(), procstat.tree_cpu_seconds(server_pid)
         core0 = procstat.cpu_busy_seconds(SERVER_CPU)
+        wire0, inflated0 = self.wire_bytes, self.inflated
         start = time.monotonic()
         self.on_complete = completed
         for _ in range(window):
@@ -437,6 +485,7 @@ class LoadClient:
             "latency_p99_ms": _ms(percentile(lat, 99)),
             "with_id": tally.with_id,
             "unexpected_frames": self.unexpected,
+            **self._wire(tally, wire0, inflated0),
             "publish": await self.publish_round_trips(),
         }
 
@@ -451,6 +500,8 @@ class LoadClient:
         seconds on one loop turn), and no frame is parsed. The sockets only count frames from here
         on (see :class:`CountingSubscriber`), so this is the last phase of a session.
         """
+        if self.layout != payload.LAYOUTS[payload.SMALL] or self.deflate_sockets:
+            raise ValueError("saturate counts 100-byte uncompressed frames: use the small payload, no deflate")
         await self.publish_round_trips()  # forget the earlier phases'
         subscribers = self.alive()
         for sub in self.subs:
@@ -547,11 +598,11 @@ async def serve(client: LoadClient) -> None:
 
 
 def main() -> None:
-    """Entry point: ``python -m bench.client PUBLISHER_CMD_JSON``."""
+    """Entry point: ``python -m bench.client PUBLISHER_CMD_JSON`` (payload kind in ``BENCH_PAYLOAD``)."""
     import uvloop
 
     publisher_cmd = json.loads(sys.argv[1])
-    uvloop.run(serve(LoadClient(publisher_cmd)))
+    uvloop.run(serve(LoadClient(publisher_cmd, payload.kind_from_env())))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 
-from bench import roundtrips
+from bench import payload, roundtrips
 from ws4redis_tornado.config import Config
 from ws4redis_tornado.connections import RedisTopology
 from ws4redis_tornado.publisher import publish
@@ -23,7 +23,10 @@ def main() -> None:
     client = RedisTopology(config).sync_command_client()
     channels = [channel]
     roundtrips.serve(
-        lambda message: publish(client, channels, message, config=config), sys.stdin.buffer, sys.stdout.buffer
+        lambda message: publish(client, channels, message, config=config),
+        sys.stdin.buffer,
+        sys.stdout.buffer,
+        payload.maker_from_env(),
     )
 
 

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -47,14 +48,8 @@ class PrivateRedis:
         self.conn.flushall()
 
     def clients_of(self, pid: int) -> int:
-        """Redis connections held by ``pid``: CLIENT LIST addr ports owned by its sockets."""
-        ports = procstat.tcp_local_ports_to(pid, self.port)
-        count = 0
-        for client in self.conn.client_list():
-            port = int(client["addr"].rsplit(":", 1)[1])
-            if port in ports:
-                count += 1
-        return count
+        """Redis connections held by ``pid``."""
+        return len(clients_of(pid, self.conn, self.port))
 
     def publish_rate(self, requests: int, pipeline: int) -> float:
         """PUBLISH requests/s measured by ``redis-benchmark`` (no subscribers attached).
@@ -81,3 +76,13 @@ class PrivateRedis:
         finally:
             self.server.stop()
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def clients_of(pid: int, conn: redis.Redis, port: int) -> list[dict[str, Any]]:
+    """The CLIENT LIST entries of the Redis on ``port`` that are connections of ``pid``.
+
+    Redis reports each client's ``addr`` (ip:port): the port is the local port of one of
+    ``pid``'s sockets, which /proc lists.
+    """
+    ports = procstat.tcp_local_ports_to(pid, port)
+    return [client for client in conn.client_list() if int(client["addr"].rsplit(":", 1)[1]) in ports]

@@ -5,7 +5,8 @@ targets get ``PUBLISH broadcast:<facility>``; Channels targets get ``group_send`
 their layer (see ``bench/targets/channels_project/publisher.py`` for why). The history targets
 publish through ws4redis_tornado's own ``publish`` (``bench/project_publisher.py``), and the
 recover target's sockets add ``&recover`` to the URL, so that every message reaches them with
-its channel label and stream id in a header line.
+its channel label and stream id in a header line. The deflate target's sockets offer
+permessage-deflate in their handshake. The floor target is ``bench/targets/floor.py``.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class Target:
     project: bool = False  # runs this project's ws4redis_tornado (working tree or --project-rev)
     needs_option: str | None = None  # a command line option that server must offer
     recover: bool = False  # sockets pass ``recover``: every frame is a header line, then the message
+    deflate: bool = False  # sockets offer permessage-deflate (the client inflates RSV1 frames)
 
     @property
     def ws_path(self) -> str:
@@ -109,6 +111,10 @@ def _project_publisher(history_size: int) -> Callable[[str], Argv]:
 def _lean_server(port: int, url: str) -> Argv:
     script = REPO / "bench" / "targets" / "lean_tornado.py"
     return [sys.executable, str(script), "--port", str(port), "--redis", url]
+
+
+def _floor_server(port: int, url: str) -> Argv:
+    return [sys.executable, "-m", "bench.targets.floor", "--port", str(port), "--redis", url]
 
 
 def _redis_publisher(url: str) -> Argv:
@@ -209,9 +215,24 @@ TARGETS: dict[str, Target] = {
             recover=True,
         ),
         Target(
+            "ws4redis_tornado_deflate",
+            "this project, sockets offering permessage-deflate (compare with --payload json1k)",
+            server=_project_server,
+            publisher=_redis_publisher,
+            env=_project_env,
+            project=True,
+            deflate=True,
+        ),
+        Target(
             "lean",
             "lean Tornado reference (bench/targets/lean_tornado.py)",
             server=_lean_server,
+            publisher=_redis_publisher,
+        ),
+        Target(
+            "floor",
+            "the floor: selectors, one send() per socket per message (bench/targets/floor.py)",
+            server=_floor_server,
             publisher=_redis_publisher,
         ),
         Target(
@@ -291,6 +312,6 @@ def project_processes(name: str, processes: int) -> Target:
     )
 
 
-DEFAULT = ["ws4redis_tornado", "lean"]
+DEFAULT = ["ws4redis_tornado", "lean", "floor"]
 PEERS = ["ws4redis06", "ws4redis06_drain", "channels_pubsub", "channels_core"]
 HISTORY = ["ws4redis_tornado_publish", "ws4redis_tornado_history", "ws4redis_tornado_recover"]

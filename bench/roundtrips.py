@@ -36,8 +36,16 @@ class RoundTrips:
         }
 
 
-def serve(publish: Callable[[bytes], object], lines: Iterable[bytes], out: IO[bytes]) -> None:
-    """Publish one stamped payload per sequence number in ``lines``; answer ``stats`` lines on ``out``."""
+def serve(
+    publish: Callable[[bytes], object],
+    lines: Iterable[bytes],
+    out: IO[bytes],
+    make: Callable[[int], bytes] = payload.make,
+) -> None:
+    """Publish one payload ``make(seq)`` per sequence number in ``lines``; answer ``stats`` lines on ``out``.
+
+    ``make`` stamps the send time, so it is called immediately before each publish.
+    """
     trips = RoundTrips()
     monotonic_ns = time.monotonic_ns
     for line in lines:
@@ -45,7 +53,7 @@ def serve(publish: Callable[[bytes], object], lines: Iterable[bytes], out: IO[by
             out.write(json.dumps(trips.take()).encode() + b"\n")
             out.flush()
             continue
-        message = payload.make(int(line))
+        message = make(int(line))
         start = monotonic_ns()
         publish(message)
         trips.ns.append(monotonic_ns() - start)

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import procstat, profile
+from bench.payload import ENV as PAYLOAD_ENV
+from bench.payload import SMALL
 from bench.procs import LOAD_CPU, SERVER_CPU, Managed, free_port, wait_port
 from bench.redis_server import PrivateRedis
 from bench.registry import REPO, Target
@@ -40,7 +42,9 @@ class Plan:
     s2_stall: float = 1.0
     inflight: int = 32
     settle: float = 0.5
+    quiesce_idle: float = 2.0  # S2 starts once no frame came for this long
     profile: str = ""  # "", "python" or "native": py-spy the server during S1
+    payload: str = SMALL  # see bench/payload.py
 
     @classmethod
     def quick(cls) -> Plan:
@@ -55,17 +59,32 @@ class Plan:
             s2_duration=2.0,
         )
 
+    @classmethod
+    def quick_compare(cls) -> Plan:
+        """``python -m bench quick``: S1 without the one-message variant, short S2 (~1.5 min in all)."""
+        return cls(
+            messages=40,
+            variant_min_n=1 << 30,
+            drain_cap=5.0,
+            warmup_cap=20.0,
+            quiesce_cap=5.0,
+            quiesce_idle=0.5,
+            s2_duration=4.0,
+            settle=0.3,
+        )
+
 
 class ClientProc:
     """The load client process, spoken to in JSON lines."""
 
-    def __init__(self, target: Target, redis_url: str, log: Path) -> None:
+    def __init__(self, target: Target, redis_url: str, log: Path, payload_kind: str) -> None:
         argv = [sys.executable, "-m", "bench.client", json.dumps(target.publisher(redis_url))]
         self.proc = Managed(
             argv,
             LOAD_CPU,
             cwd=REPO,
-            env=target.env(redis_url),
+            # The client and the publisher it starts read the payload kind from here.
+            env={**target.env(redis_url), PAYLOAD_ENV: payload_kind},
             log=log,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -99,8 +118,16 @@ class ClientProc:
 class Session:
     """Server + client for one run; use as a context manager."""
 
-    def __init__(self, target: Target, redis: PrivateRedis, log_dir: Path, cpus: int | str = SERVER_CPU) -> None:
+    def __init__(
+        self,
+        target: Target,
+        redis: PrivateRedis,
+        log_dir: Path,
+        payload_kind: str = SMALL,
+        cpus: int | str = SERVER_CPU,
+    ) -> None:
         self.target, self.redis, self.log_dir = target, redis, log_dir
+        self.payload_kind = payload_kind
         self.cpus = cpus  # where the server may run: one CPU, or a taskset list for several processes
         self.server: Managed | None = None
         self.client: ClientProc | None = None
@@ -118,7 +145,8 @@ class Session:
         )
         wait_port(self.port, self.server.proc, 60)
         self.pid = self.server.pid
-        self.client = ClientProc(self.target, self.redis.url, self.log_dir / f"{self.target.name}.client.log")
+        log = self.log_dir / f"{self.target.name}.client.log"
+        self.client = ClientProc(self.target, self.redis.url, log, self.payload_kind)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -139,6 +167,7 @@ class Session:
             path=self.target.ws_path,
             inflight=plan.inflight,
             recover=self.target.recover,
+            deflate=self.target.deflate,
         )
         if not conn["connected"]:
             raise RuntimeError(f"no websocket connected, e.g. {conn['failures_sample'][:1]}")
@@ -153,12 +182,14 @@ class Session:
 
     def quiesce(self, plan: Plan) -> dict[str, Any]:
         assert self.client is not None
-        return self.client.call("quiesce", timeout=plan.quiesce_cap + 30, idle_s=2.0, cap_s=plan.quiesce_cap)
+        return self.client.call(
+            "quiesce", timeout=plan.quiesce_cap + 30, idle_s=plan.quiesce_idle, cap_s=plan.quiesce_cap
+        )
 
 
 def run_fanout(target: Target, n: int, plan: Plan, redis: PrivateRedis, log_dir: Path) -> dict[str, Any]:
     """S1 (and the one-message variant for large N) on a fresh server."""
-    with Session(target, redis, log_dir) as s:
+    with Session(target, redis, log_dir, plan.payload) as s:
         assert s.client is not None
         time.sleep(plan.settle)
         rss0 = procstat.rss_bytes(s.pid)
@@ -214,7 +245,7 @@ def run_fanout(target: Target, n: int, plan: Plan, redis: PrivateRedis, log_dir:
 
 def run_throughput(target: Target, plan: Plan, redis: PrivateRedis, log_dir: Path) -> dict[str, Any]:
     """S2: closed loop with ``plan.s2_subscribers`` sockets on a fresh server."""
-    with Session(target, redis, log_dir) as s:
+    with Session(target, redis, log_dir, plan.payload) as s:
         assert s.client is not None
         conn = s.connect(plan.s2_subscribers, plan)
         s.quiesce(plan)

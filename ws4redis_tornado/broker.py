@@ -167,7 +167,12 @@ class Broker:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Connect to Redis and start reading; raise BrokerUnavailable naming the address if down."""
+        """Connect to Redis and start reading.
+
+        Raises:
+            BrokerUnavailable: Redis cannot be reached; the message names the address.
+            ConfigurationError: sharded pub/sub is on and a master of the cluster has no SSUBSCRIBE.
+        """
         if self._closed:
             raise BrokerClosed("the broker was closed")
         # One immediate retry survives a server restart.
@@ -179,9 +184,12 @@ class Broker:
             await self._subscribe_control()
             if self._sharded is not None:
                 await self._sharded.start()
-        except CONNECTION_ERRORS as exc:
+        except BaseException as exc:
+            # Also when a setting does not fit the Redis found (ConfigurationError): nothing stays open.
             await self._close_connections()
-            raise redis_commands.unavailable(exc, address=self.config.redis_address) from exc
+            if isinstance(exc, CONNECTION_ERRORS):
+                raise redis_commands.unavailable(exc, address=self.config.redis_address) from exc
+            raise
         self._connected = True
         self._reader = asyncio.create_task(self._read_forever(), name="ws4redis-broker-reader")
         self._writer = asyncio.create_task(self._write_forever(), name="ws4redis-broker-writer")

@@ -89,6 +89,14 @@ class Principal:
     request: object = None
 
 
+@functools.lru_cache(maxsize=128)
+def _parameters(subscription: Subscription) -> tuple[str, ...]:
+    # Every handshake asks; the few distinct subscriptions there are spell the same each time.
+    names = [f"{_SUBSCRIBE}{a.value}" for a in Audience if a in subscription.subscribe]
+    names += [f"{_PUBLISH}{a.value}" for a in Audience if a in subscription.publish]
+    return tuple(names)
+
+
 @dataclass(frozen=True, slots=True)
 class Subscription:
     """What a websocket asked for in its query string."""
@@ -100,9 +108,7 @@ class Subscription:
     @property
     def parameters(self) -> list[str]:
         """The ws4redis spelling (``subscribe-broadcast`` ...), as handed to ``allowed_channels``."""
-        names = [f"{_SUBSCRIBE}{a.value}" for a in Audience if a in self.subscribe]
-        names += [f"{_PUBLISH}{a.value}" for a in Audience if a in self.publish]
-        return names
+        return list(_parameters(self))
 
     def restricted_to(self, parameters: Iterable[str]) -> Subscription:
         """Return the subscription limited to ``parameters`` (what ``allowed_channels`` kept)."""

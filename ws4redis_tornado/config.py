@@ -20,12 +20,14 @@ from urllib.parse import urlsplit
 from .channels import validate_facility
 from .exceptions import ConfigurationError, InvalidFacility
 
-__all__ = ["Config", "Setting", "field_settings", "setting"]
+__all__ = ["DEFAULT_REDIS_CONNECT_TIMEOUT", "Config", "Setting", "field_settings", "redis_location", "setting"]
 
 _REDIS_SCHEMES = ("redis", "rediss", "unix")
 # An HTTP token (RFC 9110 section 5.6.2), what a Sec-WebSocket-Protocol value must be.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 MIB = 1024 * 1024
+DEFAULT_REDIS_CONNECT_TIMEOUT = 5.0
+"""Seconds a new connection to a Redis node may take when ``redis_options`` sets no ``socket_connect_timeout``."""
 _SETTING = "ws4redis_tornado.setting"  # the key of a field's metadata that holds its Setting
 
 
@@ -120,6 +122,11 @@ class Config:
             page (see :mod:`ws4redis_tornado.status`); 0 writes none.
         max_subscriptions: channels one socket may hold through the control protocol (see
             :mod:`ws4redis_tornado.control`); a group audience counts one per group.
+        compression: whether to agree to permessage-deflate when a client offers it (browsers
+            do); each message is then compressed once for every such socket (see
+            :mod:`ws4redis_tornado.deflate`).
+        compression_min_size: messages shorter than this many bytes go uncompressed, where
+            deflate saves little or nothing.
     """
 
     redis_url: str = "redis://localhost:6379/0"
@@ -299,6 +306,24 @@ class Config:
         ),
         check_id="django_bridge.E023",
     )
+    compression: bool = setting(
+        True,
+        name="WS4REDIS_COMPRESSION",
+        hint=(
+            "Set WS4REDIS_COMPRESSION to True to compress messages for clients that offer"
+            " permessage-deflate, or to False to send every message uncompressed."
+        ),
+        check_id="django_bridge.E029",
+    )
+    compression_min_size: int = setting(
+        128,
+        name="WS4REDIS_COMPRESSION_MIN_SIZE",
+        hint=(
+            "Set WS4REDIS_COMPRESSION_MIN_SIZE to the number of bytes below which a message is sent"
+            " uncompressed, such as 128."
+        ),
+        check_id="django_bridge.E030",
+    )
 
     def __post_init__(self) -> None:
         _check_redis_url(self.redis_url)
@@ -348,6 +373,9 @@ class Config:
         if not isinstance(self.health_detail, bool):
             _fail("health_detail", self.health_detail, "True or False")
         _check_int("max_subscriptions", self.max_subscriptions, minimum=1)
+        if not isinstance(self.compression, bool):
+            _fail("compression", self.compression, "True or False")
+        _check_int("compression_min_size", self.compression_min_size, minimum=0)
         self._check_metrics()
         _check_number("status_interval", self.status_interval, minimum=0)
         _check_int("history_size", self.history_size, minimum=0)
@@ -365,6 +393,18 @@ class Config:
 
         object.__setattr__(self, "presence", _facilities("presence", self.presence))
         _check_number("presence_interval", self.presence_interval, minimum=0.01)
+
+    @property
+    def redis_connect_timeout(self) -> float:
+        """Seconds a new connection to a Redis node may take to connect and answer its first command.
+
+        ``socket_connect_timeout`` in ``redis_options`` (``WS4REDIS_CONNECTION``) when given, else
+        :data:`DEFAULT_REDIS_CONNECT_TIMEOUT`. redis-py bounds the TCP connect with it; the sharded
+        pub/sub connections also bound the handshake after it, which a node that accepts connections
+        and never answers would otherwise hold forever.
+        """
+        given = self.redis_options.get("socket_connect_timeout")
+        return float(given) if given else DEFAULT_REDIS_CONNECT_TIMEOUT
 
     @property
     def history_seconds(self) -> int:
@@ -444,6 +484,24 @@ def _fail(
         problem=problem or f"is not valid: expected {expected}",
         related=related,
     )
+
+
+def redis_location(url: str) -> dict[str, Any]:
+    """The Config fields that reach the Redis ``url`` names: ``redis_url``, or a Cluster's startup nodes.
+
+    ``cluster://host:port,host:port`` names a Redis Cluster (the form :attr:`Config.redis_address`
+    shows); any other URL is ``redis_url``, validated by :class:`Config`.
+    """
+    scheme, separator, rest = url.partition("://")
+    if not separator or scheme != "cluster":
+        return {"redis_url": url}
+    nodes = []
+    for node in rest.rstrip("/").split(","):
+        host, colon, port = node.rpartition(":")
+        if not colon or not host or not port.isdigit():
+            _fail("redis_cluster_nodes", url, "cluster://host:port[,host:port...]")
+        nodes.append((host, int(port)))
+    return {"redis_cluster_nodes": tuple(nodes)}
 
 
 def _check_redis_url(url: object) -> None:

@@ -16,6 +16,7 @@ __all__ = [
     "FIN",
     "MASK_BIT",
     "PING_FRAME",
+    "RSV_BITS",
     "CloseCode",
     "Opcode",
     "close_code_is_valid",
@@ -43,6 +44,7 @@ class CloseCode(IntEnum):
     PROTOCOL_ERROR = 1002
     INVALID_PAYLOAD = 1007
     POLICY_VIOLATION = 1008
+    MESSAGE_TOO_BIG = 1009
     SERVICE_RESTART = 1012
     """Redis was lost: a client that asked for ids reconnects to recover what it missed meanwhile."""
     TRY_AGAIN_LATER = 1013
@@ -54,6 +56,9 @@ class CloseCode(IntEnum):
 
 FIN = 0x80
 """The first byte's bit that marks the last frame of a message."""
+
+RSV_BITS = 0x70
+"""The first byte's three bits reserved for extensions; permessage-deflate uses the first (0x40)."""
 
 MASK_BIT = 0x80
 """The second byte's bit that says the payload is masked, as every client's must be (section 5.1)."""

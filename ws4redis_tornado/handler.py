@@ -23,6 +23,7 @@ from .compat.tornado import reason_phrase, replace_response_headers, stream_of, 
 from .control import SUBPROTOCOL as CONTROL_SUBPROTOCOL
 from .control import offers_control
 from .control_session import ControlSession
+from .deflate import Agreement, negotiate
 from .exceptions import BrokerUnavailable, InvalidFacility, InvalidRecovery, PermissionDenied
 from .frames import PING_FRAME, CloseCode, encode_frame
 from .history import RECOVER_PARAMETER, channel_label, message_frame, order, parse_positions
@@ -88,6 +89,7 @@ class RedisWebSocketHandler(WebSocketHandler):
         "_broker_lost",
         "_bucket",
         "_control",
+        "_deflate_wbits",
         "_facility",
         "_gone",
         "_held",
@@ -157,6 +159,8 @@ class RedisWebSocketHandler(WebSocketHandler):
         # Frames waiting for the frame writer: one frame, or a list of them.
         self._pending: bytes | list[bytes] | None = None
         self._bucket: TokenBucket | None = None
+        # The window this server compresses with, if the socket agreed to permessage-deflate; else 0.
+        self._deflate_wbits = 0
         self._facility = ""
         self._peer = ""
         self._opened_at: float | None = None
@@ -201,10 +205,20 @@ class RedisWebSocketHandler(WebSocketHandler):
     def get_websocket_protocol(self) -> StrictProtocol | None:
         if self.request.headers.get("Sec-WebSocket-Version") != "13":
             return None
+        agreement = self._agree_compression()
         params = websocket_params(
-            max_message_size=self.max_message_size, compression_options=self.get_compression_options()
+            max_message_size=self.max_message_size, compression_options=None if agreement is None else {}
         )
-        return StrictProtocol(self, False, params)
+        return StrictProtocol(self, False, params, deflate=agreement)
+
+    def _agree_compression(self) -> Agreement | None:
+        """This server's terms for permessage-deflate, if the client offered it (see deflate.py)."""
+        if not self.config.compression or self.frame_writer.compressor is None:
+            return None
+        agreement = negotiate(self.request.headers.get("Sec-WebSocket-Extensions"))
+        if agreement is not None:
+            self._deflate_wbits = agreement.server_wbits
+        return agreement
 
     def select_subprotocol(self, subprotocols: list[str]) -> str | None:
         """Select the control protocol if offered, else the first offered subprotocol that
@@ -802,8 +816,9 @@ class RedisWebSocketHandler(WebSocketHandler):
     def send_frame(self, frame: bytes) -> None:
         """Queue a complete websocket frame; the frame writer sends the queue soon, in one write.
 
-        Frames are sent uncompressed, which permessage-deflate allows, so the same bytes serve
-        every socket. A socket with more than ``max_buffered_bytes`` queued is closed with 1008.
+        A socket that agreed to permessage-deflate gets the frame compressed when it is flushed,
+        once for all such sockets (see :mod:`ws4redis_tornado.deflate`). A socket with more than
+        ``max_buffered_bytes`` queued is closed with 1008.
         """
         pending = self._pending
         if pending is None:
@@ -824,6 +839,13 @@ class RedisWebSocketHandler(WebSocketHandler):
         connection = self.ws_connection
         if pending is None or connection is None or connection.is_closing():
             return 0
+        wbits = self._deflate_wbits
+        if wbits:
+            compress = self.frame_writer.compressor.compress  # type: ignore[union-attr]
+            if isinstance(pending, list):
+                pending = [compress(frame, wbits) for frame in pending]
+            else:
+                pending = compress(pending, wbits)
         data = b"".join(pending) if isinstance(pending, list) else pending
         try:
             if not write_now(connection.stream, data):

@@ -65,6 +65,12 @@ class ProcessCollector:
         yield counter("redis_messages", "Messages read from Redis for local sockets.", metrics.redis_messages)
         yield counter("frames_delivered", "Messages from Redis times the sockets they went to.", metrics.deliveries)
         yield counter("bytes_sent", "Bytes written to websockets.", metrics.bytes_sent)
+        compressor = app.frame_writer.compressor
+        yield counter(
+            "frames_compressed",
+            "Frames compressed for permessage-deflate: once per message, however many sockets.",
+            compressor.compressed if compressor is not None else 0,
+        )
         yield counter("client_publishes", "Messages sockets published.", metrics.client_publishes)
         yield counter("slow_consumer_closes", "Sockets closed for not reading (1008).", metrics.slow_consumer_closes)
         yield counter("rate_limit_closes", "Sockets closed for sending too fast (1008).", metrics.rate_limit_closes)

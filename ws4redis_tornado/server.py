@@ -26,6 +26,7 @@ from tornado.httpserver import HTTPServer
 from .broker import Broker
 from .channels import Audience, channel_key
 from .config import Config
+from .deflate import FrameCompressor
 from .handler import AllowedChannels, AllowedFacility, ProcessRequest, RedisWebSocketHandler
 from .heartbeat import Heartbeat
 from .keepalive import Pinger
@@ -144,7 +145,8 @@ class WebSocketApplication(tornado.web.Application):
         broker.revocations.watch(self.sockets)
         # Set by close_sockets(): a handshake finishing afterwards is closed at once.
         self.closing = False
-        self.frame_writer = FrameWriter(broker.metrics)
+        compressor = FrameCompressor(config.compression_min_size) if config.compression else None
+        self.frame_writer = FrameWriter(broker.metrics, compressor)
         options = {
             "broker": broker,
             "process_request": process_request,

@@ -42,8 +42,9 @@ from redis.crc import key_slot
 from redis.exceptions import ResponseError
 
 from .compat.redis import PubSubConnection
-from .config import Config
+from .config import Config, field_settings
 from .connections import RedisTopology
+from .exceptions import ConfigurationError
 from .redis_commands import CONNECTION_ERRORS
 
 __all__ = ["BrokerHooks", "ShardedSubscriptions", "SlotMap"]
@@ -53,7 +54,6 @@ logger = logging.getLogger(__name__)
 Address = tuple[str, int]
 
 _FIRST_RETRY_DELAY = 0.05
-_MAP_TIMEOUT = 5.0
 _SUBSCRIBE = "SSUBSCRIBE"
 _UNSUBSCRIBE = "SUNSUBSCRIBE"
 _REPLIES = {b"ssubscribe": _SUBSCRIBE, b"sunsubscribe": _UNSUBSCRIBE}
@@ -195,6 +195,7 @@ class ShardedSubscriptions:
     async def start(self) -> None:
         """Read the slot map; raise one of :data:`CONNECTION_ERRORS` when no node answers."""
         self._map = await self._read_map()
+        await self._refuse_without_sharded_pubsub(self._map.masters)
         self._writer = asyncio.create_task(self._write_forever(), name="ws4redis-sharded-writer")
 
     async def aclose(self) -> None:
@@ -340,8 +341,7 @@ class ShardedSubscriptions:
 
     async def _read_forever(self, node: _Node) -> None:
         try:
-            await node.connection.connect()
-            await self._check_master(node)
+            await self._connect(node)
             node.up = True
             self._delay = _FIRST_RETRY_DELAY
             self._wake.set()
@@ -363,13 +363,27 @@ class ShardedSubscriptions:
             logger.exception("unexpected error on the sharded pub/sub connection to %s", node.name)
             self._fail(node, exc)
 
+    async def _connect(self, node: _Node) -> None:
+        """Connect to ``node`` and check that it is a master, within ``Config.redis_connect_timeout``.
+
+        redis-py bounds the TCP connect only: a node that accepts connections and never answers
+        (stopped, or swapping) would hold its channels here forever, even after its replica took over.
+        """
+        timeout = self.config.redis_connect_timeout
+        try:
+            async with asyncio.timeout(timeout):
+                await node.connection.connect()
+                await self._check_master(node)
+        except TimeoutError as exc:
+            raise ConnectionError(f"{node.name} did not answer within {timeout}s of connecting") from exc
+
     async def _check_master(self, node: _Node) -> None:
         """Fail unless ``node`` is a master: a replica takes SSUBSCRIBE too, so a stale map would go unnoticed.
 
         A slot map read from a node that has not heard of a failover yet names the demoted master.
         """
         await node.connection.send_command("ROLE")
-        role = await node.connection.read_response(timeout=_MAP_TIMEOUT)
+        role = await node.connection.read_response()
         if not role or role[0] != b"master":
             raise ConnectionError(f"{node.name} is not a master (ROLE: {role[0] if role else role!r})")
 
@@ -479,7 +493,7 @@ class ShardedSubscriptions:
         for address in self._map_sources():
             connection = self._topology.node_pubsub_connection(*address)
             try:
-                async with asyncio.timeout(_MAP_TIMEOUT):
+                async with asyncio.timeout(self.config.redis_connect_timeout):
                     await connection.connect()
                     await connection.send_command("CLUSTER", "SLOTS")
                     reply = await connection.read_response()
@@ -489,6 +503,47 @@ class ShardedSubscriptions:
             finally:
                 await connection.disconnect()
         raise ConnectionError(f"no node of the cluster answered CLUSTER SLOTS ({'; '.join(errors)})")
+
+    async def _refuse_without_sharded_pubsub(self, masters: Sequence[Address]) -> None:
+        """Raise ConfigurationError if a master has no SSUBSCRIBE (Redis before 7.0), naming the setting.
+
+        Checked at start, so that the server does not start rather than fail each socket's
+        subscription later. A master that does not answer now is not checked: the server starts
+        without it, as it does without the check.
+        """
+        versions = await asyncio.gather(*map(self._lacking_version, masters))
+        for address, version in zip(masters, versions, strict=True):
+            if version is None:
+                continue
+            name = field_settings()["redis_sharded_pubsub"].name
+            raise ConfigurationError(
+                f"setting 'redis_sharded_pubsub' ({name}) is True, but the Redis at {address[0]}:{address[1]}"
+                f" is {version}, which has no SSUBSCRIBE: sharded pub/sub needs Redis 7.0 or later;"
+                f" upgrade the cluster or set {name} to False",
+                field="redis_sharded_pubsub",
+                value=True,
+                problem=f"needs Redis 7.0 or later; {address[0]}:{address[1]} is {version}",
+            )
+
+    async def _lacking_version(self, address: Address) -> str | None:
+        """The version of the Redis at ``address`` if it has no SSUBSCRIBE; None if it has, or does not answer."""
+        connection = self._topology.node_pubsub_connection(*address)
+        try:
+            async with asyncio.timeout(self.config.redis_connect_timeout):
+                await connection.connect()
+                await connection.send_packed_command(
+                    connection.pack_commands([("COMMAND", "INFO", _SUBSCRIBE), ("INFO", "server")])
+                )
+                command, info = await connection.read_response(), await connection.read_response()
+        except (TimeoutError, *CONNECTION_ERRORS) as exc:
+            logger.debug("could not ask %s:%d whether it has SSUBSCRIBE: %s", *address, exc)
+            return None
+        finally:
+            await connection.disconnect()
+        if command and command[0]:
+            return None
+        found = next((line for line in info.decode().splitlines() if line.startswith("redis_version:")), "")
+        return f"Redis {found.partition(':')[2].strip() or 'of an unknown version'}"
 
     def _map_sources(self) -> list[Address]:
         """Nodes to ask for the slot map: hinted, connected, the known masters, then the startup nodes."""

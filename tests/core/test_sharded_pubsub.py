@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import itertools
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aredis
@@ -357,14 +357,6 @@ class Listener:
 
 
 # -- following the cluster: failover and slot migration --------------------------------------------
-
-
-@pytest.fixture
-def replicated_cluster() -> Iterator[ClusterSetup]:
-    """Three masters with one replica each, of this test's own, quick to fail over."""
-    setup = ClusterSetup(masters=3, replicas=1, node_timeout_ms=1000).start()
-    yield setup
-    setup.stop()
 
 
 def move_slot(cluster: ClusterSetup, slot: int, source: RedisProcess, target: RedisProcess) -> None:

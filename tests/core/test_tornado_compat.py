@@ -54,6 +54,11 @@ def test_require_raises_an_import_error_naming_what_is_missing_and_the_tornado_i
     [
         ("del tornado.websocket.WebSocketProtocol13._read_bytes", "WebSocketProtocol13._read_bytes()"),
         ("del tornado.websocket._WebSocketParams", "tornado.websocket._WebSocketParams"),
+        ("del tornado.websocket._DecompressTooLargeError", "tornado.websocket._DecompressTooLargeError"),
+        (
+            "del tornado.websocket.WebSocketProtocol13._parse_extensions_header",
+            "WebSocketProtocol13._parse_extensions_header()",
+        ),
     ],
 )
 def test_importing_the_package_fails_clearly_on_a_tornado_without_a_private_name(removal, named):

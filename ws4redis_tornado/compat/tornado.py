@@ -1,12 +1,14 @@
 """Tornado's private names that ws4redis-tornado relies on, in one place, checked at import.
 
 Tornado has no public way to do a few things this project needs: build a websocket protocol
-without Tornado's per-socket ping task, hold client frames to RFC 6455, write a ready-made frame
-without ``IOStream.write``'s per-call bookkeeping, drop a finished handshake's headers, read a
-response's size for the request log, route the WSGI container's log line, or tell that a client
-hung up during a handshake. Each of those reaches into Tornado's private names, and does it here;
-:class:`~ws4redis_tornado.protocol.StrictProtocol`, which has to override private hooks as a
-subclass, takes its base class from here, where those hooks are listed.
+without Tornado's per-socket ping task, hold client frames to RFC 6455, answer permessage-deflate
+on the server's own terms and inflate a client's message with the right close code on failure,
+write a ready-made frame without ``IOStream.write``'s per-call bookkeeping, drop a finished
+handshake's headers, read a response's size for the request log, route the WSGI container's log
+line, or tell that a client hung up during a handshake. Each of those reaches into Tornado's
+private names, and does it here; :class:`~ws4redis_tornado.protocol.StrictProtocol`, which has
+to override private hooks as a subclass, takes its base class from here, where those hooks are
+listed.
 
 Importing this module checks that the installed Tornado still has every name listed, and raises
 ImportError naming what is missing: a Tornado that changed fails at import instead of with an
@@ -33,6 +35,7 @@ __all__ = [
     "PROTOCOL_HOOKS",
     "PROTOCOL_STATE",
     "TESTED_TORNADO",
+    "DecompressTooLargeError",
     "LoggedWSGIContainer",
     "WebSocketProtocol13",
     "missing_attributes",
@@ -51,16 +54,26 @@ __all__ = [
 TESTED_TORNADO = "6.5.2 to 6.6"
 """The Tornado releases this module was written for and the test suite runs against."""
 
-PROTOCOL_HOOKS = ("_receive_frame", "_read_bytes", "_handle_message")
+PROTOCOL_HOOKS = ("_receive_frame", "_read_bytes", "_handle_message", "_parse_extensions_header")
 """``WebSocketProtocol13``'s private methods that StrictProtocol overrides."""
 
-PROTOCOL_STATE = ("_frame_compressed", "_message_bytes_in", "client_terminated", "server_terminated", "stream")
+PROTOCOL_STATE = (
+    "_decompressor",
+    "_frame_compressed",
+    "_message_bytes_in",
+    "client_terminated",
+    "server_terminated",
+    "stream",
+)
 """``WebSocketProtocol13``'s private (or undocumented) attributes that StrictProtocol reads or sets."""
 
 _PROTOCOL_HELPERS = ("_run_callback",)
 
 
 # -- what this project uses ---------------------------------------------------------------------
+
+DecompressTooLargeError: type[Exception] = getattr(tornado.websocket, "_DecompressTooLargeError", Exception)
+"""What Tornado's inflater raises when a compressed message inflates past ``max_message_size``."""
 
 
 def websocket_params(*, max_message_size: int, compression_options: dict[str, Any] | None) -> Any:
@@ -180,6 +193,8 @@ def missing_in_tornado() -> list[str]:
         missing.append("tornado.websocket._WebSocketParams")
     else:
         missing += missing_parameters(params, ("ping_interval", "max_message_size", "compression_options"))
+    if not hasattr(tornado.websocket, "_DecompressTooLargeError"):
+        missing.append("tornado.websocket._DecompressTooLargeError")
     missing += missing_parameters(WebSocketProtocol13, ("handler", "mask_outgoing", "params"))
     missing += missing_methods(WebSocketProtocol13, (*PROTOCOL_HOOKS, *_PROTOCOL_HELPERS, "close"))
     missing += missing_attributes(WebSocketProtocol13, PROTOCOL_STATE)

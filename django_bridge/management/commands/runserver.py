@@ -32,7 +32,7 @@ from tornado.netutil import bind_sockets
 from django_bridge import conf, embedded
 from django_bridge.server import log_like_runserver, make_app
 from ws4redis_tornado.embedded import RedisServer
-from ws4redis_tornado.exceptions import BrokerUnavailable
+from ws4redis_tornado.exceptions import BrokerUnavailable, ConfigurationError
 from ws4redis_tornado.lifecycle import Lifecycle
 from ws4redis_tornado.supervisor import exit_now
 
@@ -129,7 +129,7 @@ class Command(RunserverCommand):
             finished = asyncio.run(self._serve(options))
         except BrokerUnavailable as exc:
             self._fail(f"{str(exc).rstrip('.')}. {_redis_hint()}")
-        except ImproperlyConfigured as exc:
+        except (ImproperlyConfigured, ConfigurationError) as exc:
             self._fail(f"{exc}")
         except OSError as exc:
             self._fail(_bind_error(exc))
