@@ -279,6 +279,7 @@ def cmd_scaling(args: argparse.Namespace) -> None:
     layouts = [scaling.LAYOUTS[name] for name in args.layouts.split(",")]
     plan = Plan()
     saturation = scaling.Saturation(outstanding=args.outstanding, duration=args.duration)
+    tries = 1 + args.noisy_retries
     ns = _ints(args.n)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     RESULTS.mkdir(exist_ok=True)
@@ -304,7 +305,7 @@ def cmd_scaling(args: argparse.Namespace) -> None:
             for n in ns:
                 for layout in layouts:  # interleaved: 1, 2, ..., 1, 2, ...
                     started = time.monotonic()
-                    results["runs"].append(scaling.measure(layout, n, plan, saturation, redis, log_dir))
+                    results["runs"].append(scaling.measure(layout, n, plan, saturation, redis, log_dir, tries=tries))
                     _save(out, results)
                     took = time.monotonic() - started
                     print(f"[done] {layout.name} N={n} repeat {rep + 1}/{args.repeats} in {took:.1f}s", flush=True)
@@ -461,6 +462,12 @@ def main() -> None:
     scale.add_argument(
         "--project-rev",
         help="measure ws4redis_tornado as of this git revision (exported), not the working tree",
+    )
+    scale.add_argument(
+        "--noisy-retries",
+        type=int,
+        default=1,
+        help="repeat a run with more than 25%% of a core of other load this many times (default 1)",
     )
     scale.set_defaults(func=cmd_scaling)
 

@@ -29,6 +29,7 @@ from bench.report import Figure, Record, table
 from bench.runner import Plan, Session
 
 QUIET_PCT = 15.0  # wait (at most 10 s) for CPU 0 to be this idle before a run starts
+NOISY_PCT = 25.0  # other load (% of one core) above which a run is repeated, with --noisy-retries
 
 
 @dataclass(frozen=True)
@@ -174,18 +175,36 @@ def run_layout(
         return record
 
 
+def other_load(record: dict[str, Any]) -> float:
+    """The most other load (in % of one core) seen in any measured phase of a run."""
+    phases = (record.get(k) or {} for k in ("variant", "saturation"))
+    return max(((p.get("machine") or {}).get("other_pct", 0.0) for p in phases), default=0.0)
+
+
 def measure(
-    layout: Layout, n: int, plan: Plan, saturation: Saturation, redis: PrivateRedis, log_dir: Path
+    layout: Layout, n: int, plan: Plan, saturation: Saturation, redis: PrivateRedis, log_dir: Path, *, tries: int = 1
 ) -> dict[str, Any]:
-    """``run_layout`` after waiting (bounded) for CPU 0 to be quiet; a failure is recorded, not raised."""
-    idle = procs.wait_quiet(procs.SERVER_CPU, QUIET_PCT, timeout=10)
-    try:
-        record = run_layout(layout, n, plan, saturation, redis, log_dir)
-    except Exception as exc:  # one failed run must not sink the others
-        print(f"[fail] {layout.name} N={n}: {exc!r}", flush=True)
-        return {"target": layout.name, "n": n, "error": repr(exc)}
-    record["cpu0_busy_before_pct"] = idle
-    return record
+    """``run_layout``, repeated while other work loaded the machine; a failure is recorded, not raised.
+
+    Each attempt waits (at most 10 s) for CPU 0 to be quiet first. Keeps the attempt with the
+    least other load; the record says which attempt it was.
+    """
+    best: dict[str, Any] | None = None
+    for attempt in range(1, tries + 1):
+        idle = procs.wait_quiet(procs.SERVER_CPU, QUIET_PCT, timeout=10)
+        try:
+            record = run_layout(layout, n, plan, saturation, redis, log_dir)
+        except Exception as exc:  # one failed run must not sink the others
+            print(f"[fail] {layout.name} N={n}: {exc!r}", flush=True)
+            return best or {"target": layout.name, "n": n, "error": repr(exc)}
+        record.update(cpu0_busy_before_pct=idle, attempt=attempt)
+        if best is None or other_load(record) < other_load(best):
+            best = record
+        if other_load(record) <= NOISY_PCT:
+            break
+        print(f"[noisy] {layout.name} N={n}: {other_load(record):.0f}% of a core of other load", flush=True)
+    assert best is not None
+    return best
 
 
 # -- report -----------------------------------------------------------------------------------
@@ -259,6 +278,7 @@ FIGURES = [
     Figure("saturated: other load on the machine (% of one core)", _get("saturation", "machine", "other_pct"), 0),
     Figure("saturated: 2-process ceiling 2S/(S+L), x one process", two_process_ceiling, 2),
     Figure("sockets open at the end", _get("alive_at_end"), 0),
+    Figure("attempts (other load above 25 % repeats a run)", _get("attempt"), 0),
 ]
 
 

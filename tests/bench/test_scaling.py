@@ -151,3 +151,9 @@ def test_the_report_puts_layouts_side_by_side_with_the_ratio_to_one_process() ->
     assert "| sockets on the busiest process (% of N) | 100.0 | 51.0 x0.51 |" in text
     assert "2-shared N=1000: 490/510" in text
     assert "- failed run: 2-shared N=1000: TimeoutError()" in text
+
+
+def test_a_run_counts_as_noisy_by_its_most_loaded_phase() -> None:
+    record = {"variant": {"machine": {"other_pct": 30.0}}, "saturation": {"machine": {"other_pct": 5.0}}}
+    assert scaling.other_load(record) == 30.0
+    assert scaling.other_load({"target": "x"}) == 0.0
