@@ -278,7 +278,7 @@ FIGURES = [
     Figure("saturated: other load on the machine (% of one core)", _get("saturation", "machine", "other_pct"), 0),
     Figure("saturated: 2-process ceiling 2S/(S+L), x one process", two_process_ceiling, 2),
     Figure("sockets open at the end", _get("alive_at_end"), 0),
-    Figure("attempts (other load above 25 % repeats a run)", _get("attempt"), 0),
+    Figure("attempt kept (a run with > 25 % other load is repeated)", _get("attempt"), 0),
 ]
 
 
