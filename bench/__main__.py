@@ -17,7 +17,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from bench import haproxy_cost, payload, procs, receive_path, redis_rate, socket_memory, testing_speed, venvs
+from bench import haproxy_cost, payload, procs, receive_path, redis_rate, scaling, socket_memory, testing_speed, venvs
 from bench.redis_server import PrivateRedis
 from bench.registry import DEFAULT, HISTORY, PEERS, REPO, TARGETS, add_baseline, use_project_snapshot
 from bench.report import render
@@ -269,8 +269,59 @@ def cmd_quick(args: argparse.Namespace) -> None:
     print(f"\nwall time {results['wall_s']:.0f} s; raw results: {out}")
 
 
+def cmd_scaling(args: argparse.Namespace) -> None:
+    signal.signal(signal.SIGTERM, _terminate)
+    limit = procs.raise_nofile()
+    procs.pin_self(procs.LOAD_CPU)
+    unknown = [name for name in args.layouts.split(",") if name not in scaling.LAYOUTS]
+    if unknown:
+        sys.exit(f"unknown layout(s) {unknown}; known: {', '.join(scaling.LAYOUTS)}")
+    layouts = [scaling.LAYOUTS[name] for name in args.layouts.split(",")]
+    plan = Plan()
+    saturation = scaling.Saturation(outstanding=args.outstanding, duration=args.duration)
+    tries = 1 + args.noisy_retries
+    ns = _ints(args.n)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    RESULTS.mkdir(exist_ok=True)
+    project = _project_source(args.project_rev, stamp)
+    log_dir = RESULTS / f"logs-{stamp}"
+    log_dir.mkdir()
+    print(f"[plan] layouts={[x.name for x in layouts]} N={ns} repeats={args.repeats} nofile={limit} logs={log_dir}")
+    results: dict[str, Any] = {
+        "command": " ".join(sys.argv),
+        "started": stamp,
+        "project": project,
+        "layouts": [x.name for x in layouts],
+        "ns": ns,
+        "repeats": args.repeats,
+        "plan": dataclasses.asdict(plan),
+        "saturation": dataclasses.asdict(saturation),
+        "runs": [],
+    }
+    out = RESULTS / f"scaling-{stamp}.json"
+    redis = PrivateRedis(log_dir)
+    try:
+        for rep in range(args.repeats):
+            for n in ns:
+                for layout in layouts:  # interleaved: 1, 2, ..., 1, 2, ...
+                    started = time.monotonic()
+                    results["runs"].append(scaling.measure(layout, n, plan, saturation, redis, log_dir, tries=tries))
+                    _save(out, results)
+                    took = time.monotonic() - started
+                    print(f"[done] {layout.name} N={n} repeat {rep + 1}/{args.repeats} in {took:.1f}s", flush=True)
+    finally:
+        redis.stop()
+        _save(out, results)
+    report = scaling.render(results)
+    out.with_suffix(".md").write_text(report + "\n")
+    print()
+    print(report)
+    print(f"\nraw results: {out}")
+
+
 def cmd_report(args: argparse.Namespace) -> None:
-    print(render(json.loads(Path(args.results).read_text())))
+    results = json.loads(Path(args.results).read_text())
+    print(scaling.render(results) if "layouts" in results else render(results))
 
 
 def cmd_publish_rate(args: argparse.Namespace) -> None:
@@ -415,6 +466,38 @@ def main() -> None:
     quick.add_argument("--baseline-rev", required=True, help="git revision to compare the working tree with")
     quick.add_argument("--payload", choices=payload.KINDS, default=payload.SMALL, help="message kind (default small)")
     quick.set_defaults(func=cmd_quick)
+
+    scale = sub.add_parser("scaling", help="this project with 1 and with 2 server processes, side by side")
+    scale.add_argument("--n", default="5000,10000", help="comma-separated socket counts (default 5000,10000)")
+    scale.add_argument("--repeats", type=int, default=3, help="interleaved repeats per figure (default 3)")
+    scale.add_argument(
+        "--layouts",
+        default="1,2-pinned,2-shared",
+        help=f"comma-separated subset of: {', '.join(scaling.LAYOUTS)} (default all)",
+    )
+    scale.add_argument(
+        "--outstanding",
+        type=int,
+        default=scaling.Saturation.outstanding,
+        help="frames kept on their way when saturating (default %(default)s)",
+    )
+    scale.add_argument(
+        "--duration",
+        type=float,
+        default=scaling.Saturation.duration,
+        help="seconds of saturation (default %(default)g)",
+    )
+    scale.add_argument(
+        "--project-rev",
+        help="measure ws4redis_tornado as of this git revision (exported), not the working tree",
+    )
+    scale.add_argument(
+        "--noisy-retries",
+        type=int,
+        default=1,
+        help="repeat a run with more than 25%% of a core of other load this many times (default 1)",
+    )
+    scale.set_defaults(func=cmd_scaling)
 
     rep = sub.add_parser("report", help="re-render a saved results JSON")
     rep.add_argument("results")

@@ -41,6 +41,9 @@ monotonic_ns = time.monotonic_ns
 # permessage-deflate (RFC 7692): the sender strips this empty stored block from each message.
 DEFLATE_TAIL = b"\x00\x00\xff\xff"
 DEFLATE_OFFER = b"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+# Every frame of a small benchmark message starts with these two bytes: FIN + text, then the
+# payload length (100 < 126, so no extended length). The payload is ASCII, so 0x81 never occurs in it.
+FRAME_HEAD = bytes((0x81, payload.SIZE))
 
 
 def _cpu() -> float:
@@ -70,12 +73,13 @@ class Tally:
 class Subscriber(asyncio.Protocol):
     """One websocket: handshake, then split frames and feed payloads to the client."""
 
-    __slots__ = ("buf", "client", "closed", "handshake", "inflater", "request", "transport", "upgraded")
+    __slots__ = ("buf", "client", "closed", "handshake", "inflater", "request", "tail", "transport", "upgraded")
 
     def __init__(self, client: LoadClient, request: bytes) -> None:
         self.client = client
         self.request = request
         self.buf = b""
+        self.tail = False  # CountingSubscriber: the last read ended with the first byte of a frame head
         self.upgraded = False
         self.closed = False
         self.inflater: Any = None  # zlib decompressor, made on the first compressed frame
@@ -168,6 +172,26 @@ class Subscriber(asyncio.Protocol):
         return inflater.decompress(body + DEFLATE_TAIL)
 
 
+class CountingSubscriber(Subscriber):
+    """A subscriber that only counts the benchmark's frames: one ``bytes.count`` per read.
+
+    Parsing costs the client about as much CPU per frame as the server spends sending it, which
+    caps what a load client sharing the cores can measure. Counting frame heads in C costs one
+    callback per read however many frames it carries. An upgraded :class:`Subscriber` becomes one
+    by ``__class__`` assignment (same slots) and ``set_protocol``, and stays one: a switch back
+    could land mid-frame.
+    """
+
+    __slots__ = ()
+
+    def data_received(self, data: bytes) -> None:
+        count = data.count(FRAME_HEAD)
+        if self.tail and data[:1] == FRAME_HEAD[1:]:
+            count += 1  # a frame head split over two reads
+        self.tail = data[-1] == FRAME_HEAD[0]
+        self.client.counted += count
+
+
 class LoadClient:
     """Holds the sockets and the publisher, and runs the measured phases."""
 
@@ -186,6 +210,7 @@ class LoadClient:
         self.wire_bytes = 0  # bytes read from the upgraded sockets (frames with their headers)
         self.inflated = 0  # frames that arrived compressed
         self.deflate_sockets = 0  # sockets whose server accepted permessage-deflate
+        self.counted = 0  # frames counted by CountingSubscribers (saturate)
 
     # -- publisher -----------------------------------------------------------------------
     async def start_publisher(self) -> None:
@@ -349,7 +374,7 @@ class LoadClient:
         await self.publish_round_trips()  # forget the earlier phases' (e.g. the warm-up probes)
         tally = self._new_tally(messages)
         expected = tally.subscribers * messages
-        cpu0, srv0 = _cpu(), procstat.cpu_seconds(server_pid)
+        cpu0, srv0 = _cpu(), procstat.tree_cpu_seconds(server_pid)
         core0 = procstat.cpu_busy_seconds(SERVER_CPU)
         wire0, inflated0 = self.wire_bytes, self.inflated
         start = time.monotonic()
@@ -360,7 +385,7 @@ class LoadClient:
             if k < messages - 1 and delay > 0:
                 await asyncio.sleep(delay)
         await self._drain(tally, expected, idle_s=5.0, cap_s=drain_cap)
-        srv_cpu = procstat.cpu_seconds(server_pid) - srv0
+        srv_cpu = procstat.tree_cpu_seconds(server_pid) - srv0
         wall = time.monotonic() - start
         foreign = procstat.cpu_busy_seconds(SERVER_CPU) - core0 - srv_cpu
         self.tally = None
@@ -417,7 +442,7 @@ class LoadClient:
             state["last_done"] = time.monotonic()
             publish_next()
 
-        cpu0, srv0 = _cpu(), procstat.cpu_seconds(server_pid)
+        cpu0, srv0 = _cpu(), procstat.tree_cpu_seconds(server_pid)
         core0 = procstat.cpu_busy_seconds(SERVER_CPU)
         wire0, inflated0 = self.wire_bytes, self.inflated
         start = time.monotonic()
@@ -433,7 +458,7 @@ class LoadClient:
                 publish_next()
         elapsed = time.monotonic() - start
         done, delivered = state["done"], tally.delivered
-        srv_cpu = procstat.cpu_seconds(server_pid) - srv0
+        srv_cpu = procstat.tree_cpu_seconds(server_pid) - srv0
         foreign = procstat.cpu_busy_seconds(SERVER_CPU) - core0 - srv_cpu
         client_cpu = _cpu() - cpu0
         self.on_complete = None
@@ -450,6 +475,8 @@ class LoadClient:
             "messages_per_s": done / elapsed,
             "frames_per_s": delivered / elapsed,
             "stalls": state["stalls"],
+            # Frames of the published messages still missing after the drain: lost, or later than 5 s.
+            "undelivered": published * tally.subscribers - tally.delivered,
             "server_cpu_s": srv_cpu,
             "server_cpu_us_per_frame": srv_cpu * 1e6 / delivered if delivered else None,
             "client_cpu_s": client_cpu,
@@ -461,6 +488,67 @@ class LoadClient:
             **self._wire(tally, wire0, inflated0),
             "publish": await self.publish_round_trips(),
         }
+
+    async def saturate(
+        self, outstanding: int, duration: float, server_pid: int, drain_idle: float, drain_cap: float
+    ) -> dict[str, Any]:
+        """Keep about ``outstanding`` frames undelivered for ``duration`` s, so the server never idles.
+
+        Credit by count, not by message: a message is published whenever fewer than
+        ``outstanding`` frames (rounded down to whole messages) are on their way. The backlog stays
+        bounded (an open loop above capacity grows it without limit, and the server then spends
+        seconds on one loop turn), and no frame is parsed. The sockets only count frames from here
+        on (see :class:`CountingSubscriber`), so this is the last phase of a session.
+        """
+        if self.layout != payload.LAYOUTS[payload.SMALL] or self.deflate_sockets:
+            raise ValueError("saturate counts 100-byte uncompressed frames: use the small payload, no deflate")
+        await self.publish_round_trips()  # forget the earlier phases'
+        subscribers = self.alive()
+        for sub in self.subs:
+            sub.__class__ = CountingSubscriber
+            if sub.transport is not None:
+                sub.transport.set_protocol(sub)  # uvloop caches the bound data_received: refresh it
+        first, published = self.next_seq, 0
+        self.counted = 0
+        cpu0, srv0 = _cpu(), procstat.tree_cpu_seconds(server_pid)
+        start = time.monotonic()
+        deadline = start + duration
+        while time.monotonic() < deadline:
+            allowed = (self.counted + outstanding) // subscribers
+            for seq in range(first + published, first + allowed):
+                self.publish(seq)
+            published = max(published, allowed)
+            await asyncio.sleep(0.001)  # poll: the reads in between are what gives credit
+        elapsed = time.monotonic() - start
+        in_window, srv_cpu, client_cpu = self.counted, procstat.tree_cpu_seconds(server_pid) - srv0, _cpu() - cpu0
+        self.next_seq += published
+        expected = published * subscribers
+        await self._drain_count(expected, drain_idle, drain_cap)
+        return {
+            "subscribers": subscribers,
+            "outstanding": outstanding,
+            "published": published,
+            "duration_s": elapsed,
+            "messages_per_s": in_window / subscribers / elapsed,
+            "frames_per_s": in_window / elapsed,
+            "delivered_in_window": in_window,
+            "undelivered": expected - self.counted,
+            "server_cpu_s": srv_cpu,
+            "server_cpu_us_per_frame": srv_cpu * 1e6 / in_window if in_window else None,
+            "client_cpu_s": client_cpu,
+            "publish": await self.publish_round_trips(),
+        }
+
+    async def _drain_count(self, expected: int, idle_s: float, cap_s: float) -> None:
+        """Wait until ``expected`` frames were counted, none came for ``idle_s``, or ``cap_s`` passed."""
+        start = last_change = time.monotonic()
+        last = -1
+        while self.counted < expected and time.monotonic() - start < cap_s:
+            if self.counted != last:
+                last, last_change = self.counted, time.monotonic()
+            elif time.monotonic() - last_change > idle_s:
+                break
+            await asyncio.sleep(0.05)
 
 
 def _ms(ns: float | None) -> float | None:
@@ -489,6 +577,8 @@ async def serve(client: LoadClient) -> None:
                 result = await client.fanout(**cmd)
             elif op == "closed_loop":
                 result = await client.closed_loop(**cmd)
+            elif op == "saturate":
+                result = await client.saturate(**cmd)
             elif op == "close":
                 result = client.close_all()
             elif op == "alive":

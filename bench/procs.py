@@ -43,6 +43,16 @@ def pin_self(cpu: int = LOAD_CPU) -> None:
     os.sched_setaffinity(0, {cpu})
 
 
+def pin_process(pid: int, cpu: int) -> None:
+    """Pin every thread of ``pid`` to ``cpu``; threads it starts later inherit the pinning.
+
+    ``sched_setaffinity`` acts on one thread, so each task of the process is pinned in turn.
+    """
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(ProcessLookupError):
+            os.sched_setaffinity(int(task.name), {cpu})
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -77,12 +87,12 @@ def wait_quiet(cpu: int, busy_pct: float, timeout: float) -> float:
 
 
 class Managed:
-    """A child process pinned to one CPU, stopped for sure on ``stop()``."""
+    """A child process pinned to one CPU (or a ``taskset`` list such as ``"0,1"``), stopped for sure on ``stop()``."""
 
     def __init__(
         self,
         argv: Sequence[str],
-        cpu: int,
+        cpu: int | str,
         *,
         cwd: str | Path | None = None,
         env: dict[str, str] | None = None,

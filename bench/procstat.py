@@ -7,9 +7,14 @@ nothing and works the same for every target (Tornado, uWSGI, daphne), whatever i
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+# Socket states in /proc/net/tcp (the kernel's TCP_* numbers, in hex).
+TCP_ESTABLISHED = "01"
+TCP_LISTEN = "0A"
 
 
 def cpu_seconds(pid: int) -> float:
@@ -21,6 +26,67 @@ def cpu_seconds(pid: int) -> float:
     fields = raw[raw.rindex(")") + 2 :].split()
     # fields[0] is field 3 (state); utime and stime are fields 14 and 15.
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def parent_pids() -> dict[int, int]:
+    """Every live process' parent, from /proc/<pid>/stat (field 4, after the comm's ``)``)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:  # exited while we iterate
+            continue
+        parents[int(entry.name)] = int(raw[raw.rindex(")") + 2 :].split()[1])
+    return parents
+
+
+def descendants(pid: int, parents: Mapping[int, int]) -> list[int]:
+    """The children of ``pid``, their children and so on, in ascending pid order.
+
+    The kernel here has no /proc/<pid>/task/<tid>/children, so the tree is rebuilt from the
+    parent of every process.
+    """
+    found: list[int] = []
+    frontier = [pid]
+    while frontier:
+        parent = frontier.pop()
+        kids = [child for child, ppid in parents.items() if ppid == parent]
+        found += kids
+        frontier += kids
+    return sorted(found)
+
+
+def tree_pids(pid: int) -> list[int]:
+    """``pid`` followed by all its descendants: a supervisor and the processes it forked."""
+    return [pid, *descendants(pid, parent_pids())]
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """utime + stime summed over ``pid`` and its live descendants.
+
+    A server with several processes spends its CPU in its children; a process that has
+    exited is no longer counted (its parent's cutime would count it only once reaped).
+    """
+    total = 0.0
+    for member in tree_pids(pid):
+        try:
+            total += cpu_seconds(member)
+        except (OSError, ValueError):  # exited between the listing and the read
+            continue
+    return total
+
+
+def tree_rss_bytes(pid: int) -> int:
+    """VmRSS summed over ``pid`` and its live descendants (pages shared after fork count twice)."""
+    total = 0
+    for member in tree_pids(pid):
+        try:
+            total += rss_bytes(member)
+        except (OSError, RuntimeError):
+            continue
+    return total
 
 
 def rss_bytes(pid: int) -> int:
@@ -62,6 +128,37 @@ def tcp_local_ports_to(pid: int, remote_port: int) -> set[int]:
             if inode in inodes and int(remote.rsplit(":", 1)[1], 16) == remote_port:
                 ports.add(int(local.rsplit(":", 1)[1], 16))
     return ports
+
+
+def matching_tcp_inodes(table: str, inodes: set[int], port: int, state: str) -> set[int]:
+    """The sockets of a /proc/net/tcp ``table`` in ``inodes`` with local port ``port``, in ``state``.
+
+    Columns: ``sl local_address rem_address st ... inode``; addresses are ``HEXIP:HEXPORT``.
+    A set, because a table read while other processes open and close sockets can list a line twice.
+    """
+    found: set[int] = set()
+    for line in table.splitlines()[1:]:
+        cols = line.split()
+        if cols[3] == state and int(cols[1].rsplit(":", 1)[1], 16) == port and int(cols[9]) in inodes:
+            found.add(int(cols[9]))
+    return found
+
+
+def tcp_sockets_on_port(pid: int, port: int, state: str) -> int:
+    """How many of ``pid``'s sockets have local port ``port`` and are in ``state``.
+
+    With ``TCP_ESTABLISHED`` on the server's port: the websockets this process serves; with
+    ``TCP_LISTEN``: whether it is accepting yet. The table is read twice and the matches joined,
+    since one read of a changing table can also skip a line.
+    """
+    inodes = _socket_inodes(pid)
+    found: set[int] = set()
+    for _ in range(2):
+        for table in ("tcp", "tcp6"):
+            path = Path(f"/proc/{pid}/net/{table}")
+            if path.exists():
+                found |= matching_tcp_inodes(path.read_text(), inodes, port, state)
+    return len(found)
 
 
 def open_fds(pid: int) -> int:

@@ -295,6 +295,23 @@ def add_baseline(snapshot: Path, rev: str) -> str:
     return "baseline"
 
 
+def project_processes(name: str, processes: int) -> Target:
+    """This project served by ``processes`` processes on one port (``--processes``, SO_REUSEPORT)."""
+
+    def server(port: int, url: str) -> Argv:
+        return [*_project_server(port, url), "--processes", str(processes)]
+
+    return Target(
+        name,
+        f"this project: python -m ws4redis_tornado --processes {processes}",
+        server=server,
+        publisher=_redis_publisher,
+        env=_project_env,
+        project=True,
+        needs_option="--processes",
+    )
+
+
 DEFAULT = ["ws4redis_tornado", "lean", "floor"]
 PEERS = ["ws4redis06", "ws4redis06_drain", "channels_pubsub", "channels_core"]
 HISTORY = ["ws4redis_tornado_publish", "ws4redis_tornado_history", "ws4redis_tornado_recover"]

@@ -118,9 +118,17 @@ class ClientProc:
 class Session:
     """Server + client for one run; use as a context manager."""
 
-    def __init__(self, target: Target, redis: PrivateRedis, log_dir: Path, payload_kind: str = SMALL) -> None:
+    def __init__(
+        self,
+        target: Target,
+        redis: PrivateRedis,
+        log_dir: Path,
+        payload_kind: str = SMALL,
+        cpus: int | str = SERVER_CPU,
+    ) -> None:
         self.target, self.redis, self.log_dir = target, redis, log_dir
         self.payload_kind = payload_kind
+        self.cpus = cpus  # where the server may run: one CPU, or a taskset list for several processes
         self.server: Managed | None = None
         self.client: ClientProc | None = None
 
@@ -129,7 +137,7 @@ class Session:
         self.port = free_port()
         self.server = Managed(
             self.target.server(self.port, self.redis.url),
-            SERVER_CPU,
+            self.cpus,
             cwd=REPO,
             env=self.target.env(self.redis.url),
             log=self.log_dir / f"{self.target.name}.server.log",

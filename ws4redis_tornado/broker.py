@@ -34,7 +34,7 @@ from .messages import RESERVED_PREFIX, RedisMessage, decode_payload, encode_fram
 from .metrics import Metrics
 from .presence import Presence, PresenceEvent, PresenceTracker
 from .publisher import apublish_payload, aread_presence
-from .redis_commands import CONNECTION_ERRORS, PRESENCE_MARKER
+from .redis_commands import CONNECTION_ERRORS, PRESENCE_MARKER, READ_BATCH
 from .revocation import Revocations, control_channel
 from .sharded import BrokerHooks, ShardedSubscriptions
 
@@ -516,6 +516,7 @@ class Broker:
 
     async def _read_forever(self) -> None:
         delay = _FIRST_RETRY_DELAY
+        unyielded = 0
         while True:
             try:
                 if not self._connected:
@@ -535,6 +536,10 @@ class Broker:
                 continue
             if response is not None:
                 self._dispatch(response)
+                unyielded += 1
+                if unyielded == READ_BATCH:
+                    unyielded = 0
+                    await asyncio.sleep(0)
 
     async def _read(self) -> Any:
         """Read one reply; ping when the connection was quiet, and fail if a ping went unanswered."""

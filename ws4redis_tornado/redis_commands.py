@@ -31,6 +31,7 @@ from .history import ID_MARKER, history_key
 
 __all__ = [
     "CONNECTION_ERRORS",
+    "READ_BATCH",
     "afetch",
     "apublish",
     "aread_after",
@@ -55,6 +56,14 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
 )
 """The errors that mean Redis cannot serve right now; see :func:`unavailable`."""
+
+READ_BATCH = 64
+"""Pub/sub messages a reader hands on before it lets the IOLoop run.
+
+redis-py returns a reply it has already read without suspending, so under a flood one loop turn
+would otherwise take all of Redis' backlog, and meanwhile nothing would be written to a socket,
+accepted, or stopped. The broker's reader and each sharded master's reader count to it.
+"""
 
 Command = tuple[Any, ...]
 

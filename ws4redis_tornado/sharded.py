@@ -45,7 +45,7 @@ from .compat.redis import PubSubConnection
 from .config import Config, field_settings
 from .connections import RedisTopology
 from .exceptions import ConfigurationError
-from .redis_commands import CONNECTION_ERRORS
+from .redis_commands import CONNECTION_ERRORS, READ_BATCH
 
 __all__ = ["BrokerHooks", "ShardedSubscriptions", "SlotMap"]
 
@@ -353,8 +353,13 @@ class ShardedSubscriptions:
                     len(node.keys),
                     extra=_event("redis_up", address=node.name, channels=len(node.keys), reconnected=True),
                 )
+            unyielded = 0
             while True:
                 self._take(node, await self._read(node))
+                unyielded += 1
+                if unyielded == READ_BATCH:
+                    unyielded = 0
+                    await asyncio.sleep(0)
         except asyncio.CancelledError:
             raise
         except CONNECTION_ERRORS as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 
 import pytest
@@ -171,3 +172,46 @@ async def test_an_unconfirmed_subscription_is_refused_and_forgotten(hangable_red
             assert await numsub(client, channel) == 0
             assert await client.publish(channel, "nobody listens") == 0
     assert listener.received == []
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.count = 0
+
+    def on_broker_message(self, delivery: Delivery) -> None:
+        self.count += 1
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_flood_from_redis_leaves_the_ioloop_running(broker, client, prefix):
+    """A reply redis-py has already read comes back without suspending: without a pause every
+    READ_BATCH messages, one loop turn would dispatch the whole backlog while nothing else ran."""
+    channel = f"{prefix}:broadcast:flood"
+    listeners = [Counter() for _ in range(2000)]
+    for listener in listeners:
+        await broker.subscribe(listener, [channel])
+    messages = 3000
+    gaps: list[float] = []
+    loop = asyncio.get_running_loop()
+
+    async def probe() -> None:
+        last = loop.time()
+        while True:
+            await asyncio.sleep(0.001)
+            now = loop.time()
+            gaps.append(now - last)
+            last = now
+
+    prober = asyncio.create_task(probe())
+    started = loop.time()
+    async with client.pipeline(transaction=False) as pipe:
+        for number in range(messages):
+            pipe.publish(channel, f"m{number:05d}")
+        await pipe.execute()
+    await wait_until(lambda: listeners[-1].count == messages, timeout=50_000 * MS, what="the flood dispatched")
+    took = loop.time() - started
+    prober.cancel()
+    assert all(listener.count == messages for listener in listeners)
+    # With the pause, the longest stretch without the probe running is one batch's dispatch,
+    # a small part of the whole; without it, it was most of it.
+    assert max(gaps) < took / 4, (max(gaps), took)
