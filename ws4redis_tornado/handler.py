@@ -44,7 +44,7 @@ from .protocol import StrictProtocol
 from .ratelimit import TokenBucket
 from .recovery import Recovery
 from .subscriber import Handshake, RedisSubscriber
-from .writes import FrameWriter, write_now
+from .writes import FrameWriter, WriteBatch, direct_socket, write_rest
 
 __all__ = ["AllowedChannels", "AllowedFacility", "ProcessRequest", "RedisWebSocketHandler"]
 
@@ -850,8 +850,12 @@ class RedisWebSocketHandler(WebSocketHandler):
         else:
             self._pending = [pending, frame]
 
-    def flush_frames(self) -> int:
-        """Write the queued frames (called by the :class:`FrameWriter`); return the bytes written."""
+    def take_frames(self, batch: WriteBatch) -> int:
+        """Hand the queued frames to the frame writer's ``batch`` (see writes.py); return their bytes.
+
+        When the stream cannot take a direct ``send()`` (it has data queued, or is TLS), they are
+        written through it at once instead.
+        """
         pending, self._pending = self._pending, None
         connection = self.ws_connection
         if pending is None or connection is None or connection.is_closing():
@@ -864,12 +868,26 @@ class RedisWebSocketHandler(WebSocketHandler):
             else:
                 pending = compress(pending, wbits)
         data = b"".join(pending) if isinstance(pending, list) else pending
+        sock = direct_socket(connection.stream)
+        if sock is None:
+            self.write_rest(data, 0)
+        else:
+            batch.owners.append(self)
+            batch.sockets.append(sock)
+            batch.datas.append(data)
+        return len(data)
+
+    def write_rest(self, data: bytes, sent: int) -> None:
+        """Write what a direct ``send()`` left of ``data`` through the stream, bounded by
+        ``max_buffered_bytes``."""
+        connection = self.ws_connection
+        if connection is None:
+            return
         try:
-            if not write_now(connection.stream, data):
+            if not write_rest(connection.stream, data, sent):
                 self._close_slow_consumer()
         except StreamClosedError:
-            return 0
-        return len(data)
+            pass
 
     def _close_slow_consumer(self) -> None:
         assert self.ws_connection is not None

@@ -18,6 +18,7 @@ AttributeError on a live socket. Written for, and tested with, Tornado 6.5.2 to 
 from __future__ import annotations
 
 import inspect
+import socket
 import types
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -39,6 +40,7 @@ __all__ = [
     "DecompressTooLargeError",
     "LoggedWSGIContainer",
     "WebSocketProtocol13",
+    "direct_socket",
     "empty_headers",
     "forget_request_on_connection",
     "missing_attributes",
@@ -52,6 +54,7 @@ __all__ = [
     "stream_of",
     "websocket_params",
     "write_now",
+    "write_rest",
 ]
 
 TESTED_TORNADO = "6.5.2 to 6.6"
@@ -105,29 +108,47 @@ def _new_params(max_message_size: int, compression_options: dict[str, Any] | Non
     )
 
 
-def write_now(stream: IOStream, data: bytes) -> bool:
-    """Write ``data``: straight to the socket when nothing is queued, else through the stream.
+def direct_socket(stream: IOStream) -> socket.socket | None:
+    """The socket to ``send()`` to directly, or None when the stream must write instead.
 
-    The direct ``send()`` skips the Future and bookkeeping ``IOStream.write`` does per call.
-    Returns False when the stream's buffer bound was hit (the caller closes the socket).
-    Raises tornado.iostream.StreamClosedError when the stream is closed.
+    A direct ``send()`` skips the Future and bookkeeping ``IOStream.write`` does per call. It is
+    only right while the stream has nothing queued (the new bytes would overtake it) and is not
+    TLS; None also when the stream has no socket left.
     """
-    if not stream._write_buffer and not isinstance(stream, SSLIOStream) and stream.socket is not None:
-        try:
-            sent = stream.socket.send(data)
-        except BlockingIOError:
-            sent = 0
-        except OSError:
-            # Let the stream see the error and close itself the usual way.
-            sent = 0
-        if sent == len(data):
-            return True
-        data = memoryview(data)[sent:]
+    if stream._write_buffer or isinstance(stream, SSLIOStream):
+        return None
+    return stream.socket
+
+
+def write_rest(stream: IOStream, data: bytes, sent: int = 0) -> bool:
+    """Write what a direct ``send()`` left of ``data`` (from byte ``sent`` on) through the stream.
+
+    Returns False when the stream's buffer bound was hit (the caller closes the socket). Raises
+    tornado.iostream.StreamClosedError when the stream is closed.
+    """
     try:
-        stream.write(data)
+        stream.write(memoryview(data)[sent:] if sent else data)
     except StreamBufferFullError:
         return False
     return True
+
+
+def write_now(stream: IOStream, data: bytes) -> bool:
+    """Write ``data``: straight to the socket when nothing is queued, else through the stream.
+
+    Returns what :func:`write_rest` returns; raises as it does.
+    """
+    sock = direct_socket(stream)
+    sent = 0
+    if sock is not None:
+        try:
+            sent = sock.send(data)
+        except OSError:
+            # Full (BlockingIOError), or an error the stream sees and closes itself on when it writes.
+            sent = 0
+        if sent == len(data):
+            return True
+    return write_rest(stream, data, sent)
 
 
 def stream_of(request: HTTPServerRequest) -> IOStream | None:
