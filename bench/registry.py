@@ -109,8 +109,7 @@ def _project_publisher(history_size: int) -> Callable[[str], Argv]:
 
 
 def _lean_server(port: int, url: str) -> Argv:
-    script = REPO / "bench" / "targets" / "lean_tornado.py"
-    return [sys.executable, str(script), "--port", str(port), "--redis", url]
+    return [sys.executable, "-m", "bench.targets.lean_tornado", "--port", str(port), "--redis", url]
 
 
 def _floor_server(port: int, url: str) -> Argv:

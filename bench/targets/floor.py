@@ -25,10 +25,11 @@ import hashlib
 import selectors
 import signal
 import socket
-import struct
 import sys
 from collections.abc import Callable
 from urllib.parse import urlsplit
+
+from bench.targets.wsframe import encode_text_frame
 
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 CHANNEL = "broadcast:bench"
@@ -39,16 +40,6 @@ Push = list[bytes | int]
 
 class RespError(ValueError):
     """The Redis connection sent something this reader does not handle."""
-
-
-def encode_text_frame(payload: bytes) -> bytes:
-    """A final, unmasked text frame (server-to-client frames are never masked)."""
-    size = len(payload)
-    if size < 126:
-        return bytes((0x81, size)) + payload
-    if size < 1 << 16:
-        return b"\x81\x7e" + struct.pack("!H", size) + payload
-    return b"\x81\x7f" + struct.pack("!Q", size) + payload
 
 
 def accept_key(key: bytes) -> bytes:

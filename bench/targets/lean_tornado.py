@@ -13,22 +13,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import struct
 
 import redis.asyncio as aioredis
 import tornado.web
 import tornado.websocket
 from tornado.iostream import StreamClosedError
 
-
-def encode_text_frame(payload: bytes) -> bytes:
-    """A final, unmasked text frame (server-to-client frames are never masked)."""
-    size = len(payload)
-    if size < 126:
-        return bytes((0x81, size)) + payload
-    if size < 1 << 16:
-        return b"\x81\x7e" + struct.pack("!H", size) + payload
-    return b"\x81\x7f" + struct.pack("!Q", size) + payload
+from bench.targets.wsframe import encode_text_frame
 
 
 class Hub:
