@@ -180,7 +180,7 @@ class Broker:
         self._pubsub = self._topology.pubsub_connection()
         try:
             await self._commands.ping()
-            await self._pubsub.connect()
+            await self._connect_pubsub()
             await self._subscribe_control()
             if self._sharded is not None:
                 await self._sharded.start()
@@ -590,12 +590,29 @@ class Broker:
             except Exception:
                 logger.exception("listener %r failed to take the loss of the redis connection", listener)
 
+    async def _connect_pubsub(self) -> None:
+        """Connect the pub/sub connection within ``Config.redis_connect_timeout``.
+
+        redis-py bounds the TCP connect only; the commands it sends on connecting (the client name,
+        a password, the database) wait for their answers without a timeout on a pub/sub
+        connection. A peer that accepts and never answers (a proxy whose Redis is gone) would hold
+        the reconnection there for good, even after Redis is back behind it.
+        """
+        assert self._pubsub is not None
+        timeout = self.config.redis_connect_timeout
+        try:
+            async with asyncio.timeout(timeout):
+                await self._pubsub.connect()
+        except TimeoutError as exc:
+            address = self.config.redis_address
+            raise ConnectionError(f"redis at {address} did not answer within {timeout}s of connecting") from exc
+
     async def _reconnect(self) -> None:
         async with self._lock:
             # A fresh connection each time: Sentinel names the current master, a Cluster the
             # next node.
             self._pubsub = self._topology.pubsub_connection()
-            await self._pubsub.connect()
+            await self._connect_pubsub()
             self._outbox.clear()
             # With sharded pub/sub the channels are on their own connections: the control channel only.
             keys: list[bytes] = []
