@@ -21,12 +21,14 @@ from tornado.websocket import WebSocketHandler
 from .broker import Broker, Delivery
 from .channels import Principal, Subscription, parse_subscription, validate_facility
 from .compat.tornado import (
+    direct_socket,
     empty_headers,
     forget_request_on_connection,
     reason_phrase,
     replace_response_headers,
     stream_of,
     websocket_params,
+    write_rest,
 )
 from .control import SUBPROTOCOL as CONTROL_SUBPROTOCOL
 from .control import offers_control
@@ -44,7 +46,7 @@ from .protocol import StrictProtocol
 from .ratelimit import TokenBucket
 from .recovery import Recovery
 from .subscriber import Handshake, RedisSubscriber
-from .writes import FrameWriter, WriteBatch, direct_socket, write_rest
+from .writes import FrameWriter, WriteBatch
 
 __all__ = ["AllowedChannels", "AllowedFacility", "ProcessRequest", "RedisWebSocketHandler"]
 

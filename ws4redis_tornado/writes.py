@@ -9,8 +9,8 @@ calls one after the other, with no interpreter work between them: measured again
 each socket's own method, 6-13 % less CPU per frame ("Round two" in bench/README.md), most of a
 frame's cost being the ``send()`` itself. A socket whose
 kernel buffer is full falls back to Tornado's ``IOStream`` buffering, bounded by
-``max_buffered_bytes`` (see :func:`write_now`, which lives with the other Tornado internals in
-:mod:`ws4redis_tornado.compat.tornado`).
+``max_buffered_bytes`` (see ``direct_socket`` and ``write_rest``, which live with the other
+Tornado internals in :mod:`ws4redis_tornado.compat.tornado`).
 
 The writer also owns the process's :class:`~ws4redis_tornado.deflate.FrameCompressor`: a frame
 going to sockets that agreed to permessage-deflate is compressed once during a flush, and the
@@ -24,11 +24,10 @@ import logging
 import socket
 from typing import Protocol
 
-from .compat.tornado import direct_socket, write_now, write_rest
 from .deflate import FrameCompressor
 from .metrics import Metrics
 
-__all__ = ["FrameWriter", "WriteBatch", "direct_socket", "write_now", "write_rest"]
+__all__ = ["FrameWriter", "WriteBatch"]
 
 logger = logging.getLogger(__name__)
 

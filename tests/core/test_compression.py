@@ -260,10 +260,13 @@ async def test_the_window_a_client_asked_for_is_kept(app, http_server, http_port
 
 
 @pytest.mark.gen_test
-async def test_the_persisted_message_is_compressed_too(ws_url, publisher, prefix):
+async def test_the_persisted_message_is_compressed_too(app, http_server, http_port, publisher, prefix):
     await publisher.set(f"{prefix}:broadcast:kept", MESSAGE)
-    async with websockets.connect(ws_url("kept", "subscribe-broadcast")) as ws:
-        assert await recv(ws) == MESSAGE
+    reader, writer, _ = await open_raw(http_port, "/ws/kept?subscribe-broadcast")
+    first, payload = await read_raw_frame(reader)
+    assert first == 0x80 | RSV1 | 0x1
+    assert inflate(payload) == MESSAGE.encode()
+    writer.close()
 
 
 @pytest.mark.gen_test

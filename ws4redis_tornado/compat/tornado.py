@@ -53,7 +53,6 @@ __all__ = [
     "response_header",
     "stream_of",
     "websocket_params",
-    "write_now",
     "write_rest",
 ]
 
@@ -131,24 +130,6 @@ def write_rest(stream: IOStream, data: bytes, sent: int = 0) -> bool:
     except StreamBufferFullError:
         return False
     return True
-
-
-def write_now(stream: IOStream, data: bytes) -> bool:
-    """Write ``data``: straight to the socket when nothing is queued, else through the stream.
-
-    Returns what :func:`write_rest` returns; raises as it does.
-    """
-    sock = direct_socket(stream)
-    sent = 0
-    if sock is not None:
-        try:
-            sent = sock.send(data)
-        except OSError:
-            # Full (BlockingIOError), or an error the stream sees and closes itself on when it writes.
-            sent = 0
-        if sent == len(data):
-            return True
-    return write_rest(stream, data, sent)
 
 
 def stream_of(request: HTTPServerRequest) -> IOStream | None:
